@@ -1,0 +1,10 @@
+// Declarations shared by the binding translation units of pyveda._core.
+#pragma once
+
+#include <nanobind/nanobind.h>
+
+namespace veda::bindings {
+
+void init_metrics(nanobind::module_& m);
+
+}  // namespace veda::bindings

@@ -1,0 +1,293 @@
+// Bindings for the metric registry: counters, gauges, histograms and families.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/pair.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/string_view.h>
+#include <nanobind/stl/vector.h>
+
+#include "bindings.hpp"
+#include "veda/metrics.hpp"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace veda::bindings {
+namespace {
+
+using Labels = std::vector<std::string>;
+using LabelPairs = std::vector<std::pair<std::string, std::string>>;
+
+// What a Python metric object holds: its family, and the series it records
+// into (null for a labelled family, whose series come from labels()).
+template <class M>
+struct SeriesRef {
+  std::shared_ptr<Family<M>> family;
+  std::shared_ptr<M> series;
+  // Python objects already returned by labels(), keyed by the call's
+  // positional-argument tuple, so a repeated labels(...) is one dict lookup.
+  // Holds only child refs, whose own caches stay empty: no reference cycles.
+  nb::dict children;
+
+  M& get() const { return series ? *series : family->unlabelled(); }
+};
+
+// Accepts int, float and anything with __float__, in one conversion pass
+// (nanobind's double caster would retry ints in a slower second pass).
+double as_double(nb::handle value, const char* what) {
+  const double v = PyFloat_AsDouble(value.ptr());
+  if (v == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw nb::type_error((std::string(what) + " must be a number (int or float), got " +
+                          nb::type_name(value.type()).c_str())
+                             .c_str());
+  }
+  return v;
+}
+
+PyObject* by_name_marker() {
+  // A bare object(): hashable, equal only to itself, kept for the process's life.
+  static PyObject* marker = PyObject_CallObject(reinterpret_cast<PyObject*>(&PyBaseObject_Type), nullptr);
+  return marker;
+}
+
+std::string label_text(PyObject* value) {
+  nb::str text = nb::str(nb::handle(value));
+  return text.c_str();
+}
+
+// labels(*values) / labels(**values), as a METH_FASTCALL method so the cached
+// path costs one dict lookup: nanobind's *args/**kwargs dispatch would build a
+// tuple and a dict per call. Values are converted with str(), as in
+// prometheus_client; the core checks their number and names.
+template <class M>
+PyObject* labels_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) noexcept {
+  try {
+    auto& ref = *nb::inst_ptr<SeriesRef<M>>(self);
+    const Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;
+    if (nkw != 0 && nargs != 0) {
+      throw nb::value_error(("'" + ref.family->info().name +
+                             "': pass label values by position or by name, not both")
+                                .c_str());
+    }
+    // Key: the value itself for one positional label, else a tuple / frozenset of the arguments.
+    nb::object key;
+    if (nkw == 0 && nargs == 1) {
+      key = nb::borrow(args[0]);
+    } else if (nkw == 0) {
+      key = nb::steal(PyTuple_New(nargs));
+      for (Py_ssize_t i = 0; i < nargs; ++i) {
+        Py_INCREF(args[i]);
+        PyTuple_SetItem(key.ptr(), i, args[i]);
+      }
+    } else {
+      // (marker, names, *values): the private marker keeps these keys apart
+      // from positional tuples; argument order matters, both orders hit the same series.
+      key = nb::steal(PyTuple_New(nkw + 2));
+      PyObject* parts[] = {by_name_marker(), kwnames};
+      for (Py_ssize_t i = 0; i < 2; ++i) {
+        Py_INCREF(parts[i]);
+        PyTuple_SetItem(key.ptr(), i, parts[i]);
+      }
+      for (Py_ssize_t i = 0; i < nkw; ++i) {
+        Py_INCREF(args[i]);
+        PyTuple_SetItem(key.ptr(), i + 2, args[i]);
+      }
+    }
+    if (PyObject* hit = PyDict_GetItemWithError(ref.children.ptr(), key.ptr())) {
+      Py_INCREF(hit);
+      return hit;
+    }
+    if (PyErr_Occurred()) throw nb::python_error();
+    std::shared_ptr<M> series;
+    if (nkw != 0) {
+      std::vector<std::pair<std::string, std::string>> pairs;
+      for (Py_ssize_t i = 0; i < nkw; ++i) {
+        pairs.emplace_back(label_text(PyTuple_GetItem(kwnames, i)), label_text(args[i]));
+      }
+      series = ref.family->labels(pairs);
+    } else {
+      std::vector<std::string> values;
+      for (Py_ssize_t i = 0; i < nargs; ++i) values.push_back(label_text(args[i]));
+      series = ref.family->labels(values);
+    }
+    nb::object child = nb::cast(SeriesRef<M>{ref.family, std::move(series), {}});
+    ref.children[key] = child;
+    return child.release().ptr();
+  } catch (nb::python_error& e) {
+    e.restore();
+  } catch (const std::invalid_argument& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const std::length_error& e) {
+    PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const nb::builtin_exception& e) {
+    PyErr_SetString(e.type() == nb::exception_type::type_error ? PyExc_TypeError : PyExc_ValueError, e.what());
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+template <class M>
+struct LabelsMethod {
+  static inline PyMethodDef defs[] = {
+      {"labels", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&labels_impl<M>)),
+       METH_FASTCALL | METH_KEYWORDS,
+       "labels(*values, **named_values)\n--\n\n"
+       "The series for these label values, by position (label-name order) or by name.\n"
+       "Values are converted with str(). A series is created on first use and remembered."},
+      {nullptr, nullptr, 0, nullptr}};
+  static inline PyType_Slot slots[] = {{Py_tp_methods, defs}, {0, nullptr}};
+};
+
+template <class M>
+nb::class_<SeriesRef<M>> bind_series(nb::module_& m, const char* name, const char* doc) {
+  using R = SeriesRef<M>;
+  using F = Family<M>;
+  return nb::class_<R>(m, name, doc, nb::type_slots(LabelsMethod<M>::slots))
+      .def(
+          "__init__",
+          [](R* self, std::shared_ptr<F> family) {
+            std::shared_ptr<M> series = family->info().label_names.empty() ? family->labels(Labels{}) : nullptr;
+            new (self) R{std::move(family), std::move(series), {}};
+          },
+          "family"_a, "Binds to a family: its only series, or none if it has label names.")
+      .def(
+          "remove",
+          [](R& r, nb::args args) {
+            std::vector<std::string> values;
+            for (nb::handle value : args) values.emplace_back(nb::str(value).c_str());
+            if (r.family->remove(values)) r.children.clear();
+          },
+          "values"_a, nb::sig("def remove(self, *values: object) -> None"),
+          "Stops exporting the series with these label values (handles keep working).")
+      .def(
+          "clear",
+          [](R& r) {
+            r.family->clear();
+            r.children.clear();
+          },
+          "Removes every labelled series.")
+      .def_prop_ro("_family", [](const R& r) { return r.family; });
+}
+
+template <class M>
+void bind_family(nb::module_& m, const char* name, const char* doc) {
+  using F = Family<M>;
+  using R = SeriesRef<M>;
+  nb::class_<F>(m, name, doc)
+      .def(
+          "labels", [](std::shared_ptr<F> f, const Labels& values) { return R{f, f->labels(values)}; },
+          "values"_a, "The series for these label values (in label-name order), created on first use.")
+      .def(
+          "labels_by_name",
+          [](std::shared_ptr<F> f, const LabelPairs& pairs) { return R{f, f->labels(pairs)}; }, "pairs"_a,
+          "The series for (name, value) pairs given in any order.")
+      .def("remove", &F::remove, "values"_a, "Stops exporting one series; False if it did not exist.")
+      .def("clear", &F::clear, "Removes every labelled series.")
+      .def("__len__", &F::size)
+      .def_prop_ro("name", [](const F& f) { return f.info().name; })
+      .def_prop_ro("help", [](const F& f) { return f.info().help; })
+      .def_prop_ro("label_names", [](const F& f) { return f.info().label_names; })
+      .def_prop_ro("max_series", &F::max_series);
+}
+
+}  // namespace
+
+void init_metrics(nb::module_& m) {
+  using CounterRef = SeriesRef<Counter>;
+  using GaugeRef = SeriesRef<Gauge>;
+  using HistogramRef = SeriesRef<Histogram>;
+
+  bind_series<Counter>(m, "Counter", "A counter series: a total that only goes up.")
+      .def(
+          "inc", [](const CounterRef& r, nb::handle amount) { r.get().inc_checked(as_double(amount, "amount")); },
+          "amount"_a = 1.0, nb::sig("def inc(self, amount: float = 1.0) -> None"),
+          "Adds amount (a finite number >= 0, default 1). Raises ValueError otherwise.")
+      .def(
+          "get", [](const CounterRef& r) { return r.get().get(); }, "The total since creation or the last reset().")
+      .def(
+          "reset", [](const CounterRef& r) { r.get().reset(); }, "Starts again from zero.")
+      .def_prop_ro("created_unix_nano", [](const CounterRef& r) { return r.get().created_unix_nano(); });
+
+  bind_series<Gauge>(m, "Gauge", "A gauge series: a value that goes up and down.")
+      .def(
+          "set", [](const GaugeRef& r, nb::handle value) { r.get().set(as_double(value, "value")); }, "value"_a,
+          nb::sig("def set(self, value: float) -> None"), "Sets the gauge to value.")
+      .def(
+          "inc", [](const GaugeRef& r, nb::handle amount) { r.get().inc(as_double(amount, "amount")); },
+          "amount"_a = 1.0, nb::sig("def inc(self, amount: float = 1.0) -> None"), "Adds amount.")
+      .def(
+          "dec", [](const GaugeRef& r, nb::handle amount) { r.get().dec(as_double(amount, "amount")); },
+          "amount"_a = 1.0, nb::sig("def dec(self, amount: float = 1.0) -> None"), "Subtracts amount.")
+      .def(
+          "set_to_current_time", [](const GaugeRef& r) { r.get().set_to_current_time(); },
+          "Sets the gauge to the current Unix time in seconds.")
+      .def(
+          "get", [](const GaugeRef& r) { return r.get().get(); }, "The current value.")
+      .def_prop_ro("created_unix_nano", [](const GaugeRef& r) { return r.get().created_unix_nano(); });
+
+  nb::class_<HistogramSnapshot>(m, "HistogramSnapshot",
+                                "A copy of a histogram in OpenTelemetry exponential-histogram layout.")
+      .def_ro("scale", &HistogramSnapshot::scale)
+      .def_ro("zero_count", &HistogramSnapshot::zero_count)
+      .def_ro("zero_threshold", &HistogramSnapshot::zero_threshold)
+      .def_ro("offset", &HistogramSnapshot::offset)
+      .def_ro("counts", &HistogramSnapshot::counts)
+      .def_ro("count", &HistogramSnapshot::count)
+      .def_ro("sum", &HistogramSnapshot::sum)
+      .def_ro("min", &HistogramSnapshot::min)
+      .def_ro("max", &HistogramSnapshot::max)
+      .def_ro("start_unix_nano", &HistogramSnapshot::start_unix_nano)
+      .def("percentile", &HistogramSnapshot::percentile, "p"_a, "Estimated value at percentile p in [0, 100].")
+      .def("mean", &HistogramSnapshot::mean)
+      .def("bucket_lower", &HistogramSnapshot::bucket_lower, "index"_a, "base**index, the bucket's exclusive lower bound.");
+
+  bind_series<Histogram>(m, "Histogram", "A histogram series: a base-2 exponential sketch.")
+      .def(
+          "observe", [](const HistogramRef& r, nb::handle value) { r.get().observe_checked(as_double(value, "value")); },
+          "value"_a, nb::sig("def observe(self, value: float) -> None"),
+          "Records a finite value >= 0. Raises ValueError otherwise.")
+      .def(
+          "get_percentile", [](const HistogramRef& r, double p) { return r.get().percentile(p); }, "p"_a,
+          "Estimated value at percentile p in [0, 100]; NaN before any observation.")
+      .def(
+          "get_mean", [](const HistogramRef& r) { return r.get().mean(); }, "Mean; NaN before any observation.")
+      .def(
+          "get_count", [](const HistogramRef& r) { return r.get().count(); }, "Number of observations.")
+      .def(
+          "get_sum", [](const HistogramRef& r) { return r.get().sum(); }, "Sum of observations.")
+      .def(
+          "get_min", [](const HistogramRef& r) { return r.get().min(); }, "Smallest observation; NaN before any.")
+      .def(
+          "get_max", [](const HistogramRef& r) { return r.get().max(); }, "Largest observation; NaN before any.")
+      .def(
+          "snapshot", [](const HistogramRef& r) { return r.get().snapshot(); },
+          "The buckets in OpenTelemetry exponential-histogram layout.")
+      .def_prop_ro("scale", [](const HistogramRef& r) { return r.family->info().scale; });
+
+  bind_family<Counter>(m, "CounterFamily", "A counter and its labelled series.");
+  bind_family<Gauge>(m, "GaugeFamily", "A gauge and its labelled series.");
+  bind_family<Histogram>(m, "HistogramFamily", "A histogram and its labelled series.");
+
+  nb::class_<Registry>(m, "Registry", "A set of metric families rendered together.")
+      .def(nb::init<>())
+      .def("counter", &Registry::counter, "name"_a, "help"_a, "label_names"_a = Labels{})
+      .def("gauge", &Registry::gauge, "name"_a, "help"_a, "label_names"_a = Labels{})
+      .def("histogram", &Registry::histogram, "name"_a, "help"_a, "label_names"_a = Labels{},
+           "scale"_a = Histogram::kDefaultScale)
+      .def("unregister", &Registry::unregister, "name"_a)
+      .def("clear", &Registry::clear)
+      .def("names", &Registry::names)
+      .def("__len__", &Registry::size)
+      .def("render_prometheus", &Registry::render_prometheus, nb::call_guard<nb::gil_scoped_release>(),
+           "The whole registry in Prometheus text format 0.0.4.");
+
+  m.def("default_registry", &default_registry, nb::rv_policy::reference,
+        "The process-wide registry metrics register in by default.");
+  m.attr("PROMETHEUS_CONTENT_TYPE") = std::string(kPrometheusContentType);
+  m.attr("HISTOGRAM_DEFAULT_SCALE") = Histogram::kDefaultScale;
+  m.attr("HISTOGRAM_MAX_BUCKETS") = Histogram::kMaxBuckets;
+}
+
+}  // namespace veda::bindings

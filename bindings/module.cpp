@@ -1,0 +1,9 @@
+// pyveda._core: the compiled half of PyVeda. Each area binds itself in its own file.
+#include <nanobind/nanobind.h>
+
+#include "bindings.hpp"
+
+NB_MODULE(_core, m) {
+  m.doc() = "Native core of PyVeda (C++17). Use the pyveda package, not this module.";
+  veda::bindings::init_metrics(m);
+}

@@ -1,0 +1,65 @@
+// veda::Counter: a monotonically increasing value.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+
+#include "veda/metrics/detail/sharded.hpp"
+
+namespace veda {
+
+// A cumulative count of events or amounts.
+//
+// Thread-safety: all methods may be called concurrently from any thread.
+// inc() is lock-free: each of the first detail::kExclusiveSlots live threads
+// adds into a cache line of its own, so threads hammering one counter never
+// share a line; reads sum the lines. Integer totals are exact up to 2^53.
+class Counter {
+ public:
+  Counter() noexcept;
+  Counter(const Counter&) = delete;
+  Counter& operator=(const Counter&) = delete;
+
+  // Adds `amount`. Amounts that are negative, NaN or infinite are not added;
+  // they are counted in rejected(). Never throws.
+  void inc(double amount = 1.0) noexcept {
+    if (valid_amount(amount)) {
+      value_.add(amount);
+    } else {
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  // Like inc(), but throws std::invalid_argument for an amount inc() would reject.
+  void inc_checked(double amount = 1.0);
+
+  // The total since creation or the last reset().
+  double get() const noexcept;
+
+  // Starts counting from zero again and moves created_unix_nano() to now.
+  void reset() noexcept;
+
+  // Wall-clock time (ns since the Unix epoch) of creation or the last reset:
+  // the start time of this cumulative series.
+  std::int64_t created_unix_nano() const noexcept {
+    return created_ns_.load(std::memory_order_relaxed);
+  }
+
+  // How many inc() calls were refused because of an invalid amount.
+  std::uint64_t rejected() const noexcept { return rejected_.load(std::memory_order_relaxed); }
+
+  static bool valid_amount(double amount) noexcept {
+    // Written so NaN fails: comparisons with NaN are false.
+    return amount >= 0.0 && amount <= 1.7976931348623157e308;
+  }
+
+ private:
+  detail::ShardedDouble value_;
+  std::atomic<double> base_{0.0};  // sum of slots at the last reset
+  std::atomic<std::int64_t> created_ns_;
+  std::atomic<std::uint64_t> rejected_{0};
+  std::mutex reset_mutex_;
+};
+
+}  // namespace veda

@@ -1,0 +1,196 @@
+// veda::Family<M>: one named metric and its labelled series.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "veda/metrics/counter.hpp"
+#include "veda/metrics/gauge.hpp"
+#include "veda/metrics/histogram.hpp"
+
+namespace veda {
+
+enum class MetricType { counter, gauge, histogram };
+
+// "counter", "gauge" or "histogram".
+const char* to_string(MetricType type) noexcept;
+
+// Name, help and label names shared by every series of a metric.
+struct FamilyInfo {
+  std::string name;  // as registered; counters drop a trailing "_total"
+  std::string help;
+  std::vector<std::string> label_names;
+  MetricType type = MetricType::counter;
+  int scale = Histogram::kDefaultScale;  // histograms only
+};
+
+// Untyped view of a family, used by the registry to collect every metric.
+class FamilyBase {
+ public:
+  explicit FamilyBase(FamilyInfo info) : info_(std::move(info)) {}
+  virtual ~FamilyBase() = default;
+  FamilyBase(const FamilyBase&) = delete;
+  FamilyBase& operator=(const FamilyBase&) = delete;
+
+  const FamilyInfo& info() const noexcept { return info_; }
+  virtual std::size_t size() const = 0;
+
+ protected:
+  FamilyInfo info_;
+};
+
+namespace detail {
+// Throws std::invalid_argument unless `values` has one entry per label name.
+void check_label_count(const FamilyInfo& info, std::size_t given);
+// Joins label values into one map key; unambiguous for any byte content.
+std::string label_key(const std::vector<std::string>& values);
+// Maps name=value pairs onto the family's label order; throws std::invalid_argument
+// on an unknown, missing or repeated name.
+std::vector<std::string> order_labels(const FamilyInfo& info,
+                                      const std::vector<std::pair<std::string, std::string>>& pairs);
+}  // namespace detail
+
+// The series of one metric, keyed by label values.
+//
+// Thread-safety: all methods may be called concurrently. labels() takes a
+// shared lock to find an existing series and an exclusive lock to add one;
+// keep the returned handle to record without any lookup (the handle stays
+// valid after remove() or clear(), it is just no longer exported).
+// Cardinality is capped at max_series(); past it labels() throws
+// std::length_error rather than grow without bound.
+template <class M>
+class Family final : public FamilyBase {
+ public:
+  static constexpr std::size_t kDefaultMaxSeries = 100000;
+
+  explicit Family(FamilyInfo info, std::size_t max_series = kDefaultMaxSeries)
+      : FamilyBase(std::move(info)), max_series_(max_series) {
+    if (info_.label_names.empty()) unlabelled_ = add({});
+  }
+
+  // The series for these label values (in label-name order), created on first use.
+  std::shared_ptr<M> labels(const std::vector<std::string>& values) {
+    detail::check_label_count(info_, values.size());
+    std::string key = detail::label_key(values);
+    {
+      std::shared_lock lock(mutex_);
+      auto it = index_.find(key);
+      if (it != index_.end()) return series_[it->second].metric;
+    }
+    std::unique_lock lock(mutex_);
+    auto it = index_.find(key);
+    if (it != index_.end()) return series_[it->second].metric;
+    if (series_.size() >= max_series_) throw_too_many();
+    index_.emplace(std::move(key), series_.size());
+    return add_locked(values);
+  }
+
+  // The series for name=value pairs, in any order.
+  std::shared_ptr<M> labels(const std::vector<std::pair<std::string, std::string>>& pairs) {
+    return labels(detail::order_labels(info_, pairs));
+  }
+
+  // The only series of a family without label names; throws std::invalid_argument
+  // (naming the label names) when the family has labels.
+  M& unlabelled() const;
+
+  // Stops exporting one series; returns false if it did not exist.
+  bool remove(const std::vector<std::string>& values) {
+    detail::check_label_count(info_, values.size());
+    std::unique_lock lock(mutex_);
+    auto it = index_.find(detail::label_key(values));
+    if (it == index_.end()) return false;
+    std::size_t pos = it->second;
+    index_.erase(it);
+    series_.erase(series_.begin() + static_cast<std::ptrdiff_t>(pos));
+    for (auto& entry : index_) {
+      if (entry.second > pos) --entry.second;
+    }
+    return true;
+  }
+
+  // Removes every labelled series (an unlabelled family keeps its one series).
+  void clear() {
+    if (info_.label_names.empty()) return;
+    std::unique_lock lock(mutex_);
+    index_.clear();
+    series_.clear();
+  }
+
+  std::size_t size() const override {
+    std::shared_lock lock(mutex_);
+    return series_.size();
+  }
+  std::size_t max_series() const noexcept { return max_series_; }
+
+  // Calls f(label_values, metric) for each series in creation order, under a shared lock.
+  template <class F>
+  void for_each(F&& f) const {
+    std::shared_lock lock(mutex_);
+    for (const Series& s : series_) f(s.label_values, *s.metric);
+  }
+
+ private:
+  struct Series {
+    std::vector<std::string> label_values;
+    std::shared_ptr<M> metric;
+  };
+
+  std::shared_ptr<M> add(const std::vector<std::string>& values) {
+    std::unique_lock lock(mutex_);
+    index_.emplace(detail::label_key(values), series_.size());
+    return add_locked(values);
+  }
+
+  std::shared_ptr<M> add_locked(const std::vector<std::string>& values) {
+    std::shared_ptr<M> metric = make();
+    series_.push_back(Series{values, metric});
+    return metric;
+  }
+
+  std::shared_ptr<M> make() const {
+    if constexpr (std::is_same_v<M, Histogram>) {
+      return std::make_shared<Histogram>(info_.scale);
+    } else {
+      return std::make_shared<M>();
+    }
+  }
+
+  [[noreturn]] void throw_too_many() const;
+
+  const std::size_t max_series_;
+  mutable std::shared_mutex mutex_;
+  std::unordered_map<std::string, std::size_t> index_;
+  std::vector<Series> series_;
+  std::shared_ptr<M> unlabelled_;
+};
+
+using CounterFamily = Family<Counter>;
+using GaugeFamily = Family<Gauge>;
+using HistogramFamily = Family<Histogram>;
+
+namespace detail {
+[[noreturn]] void throw_labelled_access(const FamilyInfo& info);
+[[noreturn]] void throw_too_many_series(const FamilyInfo& info, std::size_t limit);
+}  // namespace detail
+
+template <class M>
+M& Family<M>::unlabelled() const {
+  if (!unlabelled_) detail::throw_labelled_access(info_);
+  return *unlabelled_;
+}
+
+template <class M>
+void Family<M>::throw_too_many() const {
+  detail::throw_too_many_series(info_, max_series_);
+}
+
+}  // namespace veda

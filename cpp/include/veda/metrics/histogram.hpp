@@ -1,0 +1,128 @@
+// veda::Histogram: a bounded, mergeable base-2 exponential histogram.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "veda/metrics/detail/sharded.hpp"
+
+namespace veda {
+
+namespace detail {
+struct ScaleTables;
+}  // namespace detail
+
+// A point-in-time copy of a Histogram, in the layout of an OpenTelemetry
+// ExponentialHistogram data point (positive range only): bucket `offset + i`
+// covers (base^(offset+i), base^(offset+i+1)] with base = 2^(2^-scale).
+struct HistogramSnapshot {
+  int scale = 0;
+  std::uint64_t zero_count = 0;   // observations equal to 0 (or below zero_threshold)
+  double zero_threshold = 0.0;
+  std::int32_t offset = 0;        // index of counts[0]
+  std::vector<std::uint64_t> counts;
+  std::uint64_t count = 0;        // zero_count + sum(counts)
+  double sum = 0.0;
+  double min = 0.0;               // NaN when count == 0
+  double max = 0.0;               // NaN when count == 0
+  std::int64_t start_unix_nano = 0;
+
+  // Estimated value at percentile p in [0, 100] (nearest rank, reported at the
+  // bucket's log-midpoint and clamped to [min, max]). NaN when empty.
+  // Throws std::invalid_argument when p is outside [0, 100] or NaN.
+  double percentile(double p) const;
+  double mean() const noexcept;  // NaN when empty
+
+  // Lower (exclusive) bound of bucket index `index`: base^index.
+  double bucket_lower(std::int32_t index) const noexcept;
+};
+
+// Records a distribution of non-negative values in exponential buckets.
+//
+// Buckets follow OpenTelemetry's base-2 exponential layout, so a snapshot can
+// be exported losslessly as an OTLP ExponentialHistogram. The relative error of
+// any percentile is at most 2^(2^-scale / 2) - 1: 0.54% at the default scale 6.
+//
+// Memory is fixed at construction: a window of kMaxBuckets counters (32 KiB),
+// centred on the first observed value. At scale s the window spans
+// kMaxBuckets / 2^s powers of two (64 at scale 6, a factor of 1.8e19). A value
+// beyond the window is still counted exactly in count, sum, min and max but
+// lands in the window's edge bucket. Zero (and any positive value below
+// zero_threshold, the smallest normal double) goes to the zero bucket.
+// Negative, NaN and infinite values are rejected: observe() drops and counts
+// them in rejected(), observe_checked() throws std::invalid_argument.
+//
+// Thread-safety: observe() is lock-free and may run from any number of threads
+// concurrently with any reader. Each thread keeps count and sum in a cache line
+// of its own; bucket counters are shared atomics.
+class Histogram {
+ public:
+  static constexpr int kMinScale = 0;
+  static constexpr int kMaxScale = 8;
+  static constexpr int kDefaultScale = 6;
+  static constexpr std::int32_t kMaxBuckets = 4096;
+
+  // Throws std::invalid_argument if scale is outside [kMinScale, kMaxScale].
+  explicit Histogram(int scale = kDefaultScale);
+  ~Histogram();
+  Histogram(const Histogram&) = delete;
+  Histogram& operator=(const Histogram&) = delete;
+
+  void observe(double value) noexcept {
+    if (!valid_value(value)) {
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    record(value);
+  }
+
+  // Like observe(), but throws std::invalid_argument for a value observe() would reject.
+  void observe_checked(double value);
+
+  HistogramSnapshot snapshot() const;
+
+  // Convenience readers; each takes its own consistent-enough view.
+  double percentile(double p) const { return snapshot().percentile(p); }
+  double mean() const noexcept;
+  std::uint64_t count() const noexcept;
+  double sum() const noexcept;
+  double min() const noexcept;  // NaN when empty
+  double max() const noexcept;  // NaN when empty
+
+  int scale() const noexcept { return scale_; }
+  std::uint64_t rejected() const noexcept { return rejected_.load(std::memory_order_relaxed); }
+  std::int64_t created_unix_nano() const noexcept { return created_ns_; }
+
+  // Bucket index of a positive normal value at `scale`:
+  // the i with base^i < value <= base^(i+1).
+  static std::int32_t bucket_index(double value, int scale) noexcept;
+
+  static bool valid_value(double value) noexcept {
+    return value >= 0.0 && value <= 1.7976931348623157e308;  // false for NaN
+  }
+
+ private:
+  void record(double value) noexcept;
+  std::int32_t window_origin(std::int32_t index) noexcept;
+
+  struct alignas(detail::kCacheLine) Shard {
+    std::atomic<std::uint64_t> count{0};
+    std::atomic<double> sum{0.0};
+  };
+
+  const int scale_;
+  const detail::ScaleTables* tables_;
+  std::atomic<std::int32_t> origin_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;
+  Shard shards_[detail::kSlotCount];
+  alignas(detail::kCacheLine) std::atomic<std::uint64_t> zero_count_{0};
+  std::atomic<double> min_;
+  std::atomic<double> max_;
+  std::atomic<std::uint64_t> rejected_{0};
+  std::int64_t created_ns_;
+};
+
+}  // namespace veda

@@ -1,0 +1,81 @@
+// veda::Registry: the set of metrics one exposition renders.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "veda/metrics/family.hpp"
+
+namespace veda {
+
+// One series of a collected family.
+struct SeriesSnapshot {
+  std::vector<std::string> label_values;
+  double value = 0.0;                // counters and gauges
+  std::int64_t start_unix_nano = 0;  // creation or last reset of the series
+  HistogramSnapshot histogram;       // histograms only
+};
+
+// A family and its series as they were at collection time.
+struct FamilySnapshot {
+  FamilyInfo info;
+  std::vector<SeriesSnapshot> series;
+};
+
+// Holds metric families by name.
+//
+// Registering a name that exists with the same type, label names, help (and
+// scale for histograms) returns the existing family, so the same definition can
+// be evaluated twice (a re-imported module, a notebook cell run again) and both
+// handles feed one series. Any difference throws std::invalid_argument, as does
+// a name whose exposed samples would clash with another family's (a counter
+// "x" exposes "x_total"; a histogram "x" exposes "x", "x_sum" and "x_count").
+//
+// Thread-safety: all methods may be called concurrently.
+class Registry {
+ public:
+  Registry() = default;
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // A trailing "_total" in a counter name is dropped; the exposition adds it back.
+  std::shared_ptr<CounterFamily> counter(std::string name, std::string help,
+                                         std::vector<std::string> label_names = {});
+  std::shared_ptr<GaugeFamily> gauge(std::string name, std::string help,
+                                     std::vector<std::string> label_names = {});
+  std::shared_ptr<HistogramFamily> histogram(std::string name, std::string help,
+                                             std::vector<std::string> label_names = {},
+                                             int scale = Histogram::kDefaultScale);
+
+  // Removes a family by registered name; returns false if there was none.
+  // Handles held elsewhere keep working but are no longer exported.
+  bool unregister(std::string_view name);
+  void clear();
+
+  std::vector<std::string> names() const;
+  std::size_t size() const;
+
+  // Copies every family, in registration order.
+  std::vector<FamilySnapshot> collect() const;
+
+  // The Prometheus text exposition format 0.0.4 of collect().
+  std::string render_prometheus() const;
+
+ private:
+  std::shared_ptr<FamilyBase> find_or_check(const FamilyInfo& info);
+  void insert(const std::shared_ptr<FamilyBase>& family);
+
+  mutable std::mutex mutex_;
+  std::vector<std::shared_ptr<FamilyBase>> families_;
+  std::unordered_map<std::string, std::string> exposed_;  // sample name -> family name
+};
+
+// The process-wide registry every metric registers in unless told otherwise.
+Registry& default_registry();
+
+}  // namespace veda

@@ -1,0 +1,33 @@
+#include "veda/metrics/counter.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#include "metrics/clock.hpp"
+#include "veda/metrics/text_format.hpp"
+
+namespace veda {
+
+Counter::Counter() noexcept : created_ns_(detail::unix_now_ns()) {}
+
+void Counter::inc_checked(double amount) {
+  if (!valid_amount(amount)) {
+    std::string message = "counter increment must be a finite number >= 0, got ";
+    append_double(message, amount);
+    message += " (counters only go up; use a Gauge for values that go down)";
+    throw std::invalid_argument(message);
+  }
+  value_.add(amount);
+}
+
+double Counter::get() const noexcept {
+  return value_.sum() - base_.load(std::memory_order_relaxed);
+}
+
+void Counter::reset() noexcept {
+  std::lock_guard<std::mutex> lock(reset_mutex_);
+  base_.store(value_.sum(), std::memory_order_relaxed);
+  created_ns_.store(detail::unix_now_ns(), std::memory_order_relaxed);
+}
+
+}  // namespace veda

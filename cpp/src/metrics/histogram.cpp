@@ -1,0 +1,259 @@
+#include "veda/metrics/histogram.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "metrics/clock.hpp"
+#include "veda/metrics/text_format.hpp"
+
+namespace veda {
+namespace detail {
+
+// Lookup tables that turn a double's mantissa into its sub-bucket within an
+// octave without calling log2. The mantissa range [1, 2) is cut into 16x more
+// equal cells than there are buckets per octave, so each cell holds at most one
+// bucket boundary: the table gives the bucket at the cell's start and one
+// comparison with the next boundary settles the rest.
+struct ScaleTables {
+  int scale = 0;
+  int per_octave = 0;         // 2^scale
+  int cell_shift = 0;         // 52 - cell bits
+  std::vector<std::int16_t> cell_bucket;
+  std::vector<double> bound;  // bound[k] = 2^(k / per_octave), k in [0, per_octave]
+};
+
+}  // namespace detail
+
+namespace {
+
+constexpr std::int32_t kUnsetOrigin = std::numeric_limits<std::int32_t>::min();
+constexpr std::uint64_t kMantissaMask = (std::uint64_t{1} << 52) - 1;
+constexpr std::uint64_t kOneExponent = std::uint64_t{1023} << 52;
+
+std::uint64_t bits_of(double v) noexcept {
+  std::uint64_t b;
+  std::memcpy(&b, &v, sizeof b);
+  return b;
+}
+
+double double_of(std::uint64_t b) noexcept {
+  double v;
+  std::memcpy(&v, &b, sizeof v);
+  return v;
+}
+
+detail::ScaleTables build_tables(int scale) {
+  detail::ScaleTables t;
+  t.scale = scale;
+  t.per_octave = 1 << scale;
+  const int cell_bits = scale + 4;
+  t.cell_shift = 52 - cell_bits;
+  t.bound.resize(static_cast<std::size_t>(t.per_octave) + 1);
+  for (int k = 0; k <= t.per_octave; ++k) {
+    t.bound[static_cast<std::size_t>(k)] = std::exp2(static_cast<double>(k) / t.per_octave);
+  }
+  t.bound.front() = 1.0;
+  t.bound.back() = 2.0;
+  const std::size_t cells = std::size_t{1} << cell_bits;
+  t.cell_bucket.resize(cells);
+  for (std::size_t c = 0; c < cells; ++c) {
+    const double start = 1.0 + std::ldexp(static_cast<double>(c), -cell_bits);
+    int j = -1;
+    while (j + 1 < t.per_octave && t.bound[static_cast<std::size_t>(j + 1)] < start) ++j;
+    t.cell_bucket[c] = static_cast<std::int16_t>(j);
+  }
+  return t;
+}
+
+const detail::ScaleTables& tables_for(int scale) {
+  static std::array<detail::ScaleTables, Histogram::kMaxScale + 1> all;
+  static std::once_flag once[Histogram::kMaxScale + 1];
+  const auto i = static_cast<std::size_t>(scale);
+  std::call_once(once[i], [&] { all[i] = build_tables(scale); });
+  return all[i];
+}
+
+std::int32_t index_with(const detail::ScaleTables& t, double value) noexcept {
+  const std::uint64_t b = bits_of(value);
+  const auto exponent = static_cast<std::int32_t>(b >> 52) - 1023;
+  const std::uint64_t mantissa = b & kMantissaMask;
+  const double m = double_of(mantissa | kOneExponent);
+  int j = t.cell_bucket[mantissa >> t.cell_shift];
+  if (m > t.bound[static_cast<std::size_t>(j + 1)]) ++j;
+  return exponent * t.per_octave + j;
+}
+
+std::int32_t window_position(std::int32_t index, std::int32_t origin) noexcept {
+  return std::clamp(index - origin, std::int32_t{0}, Histogram::kMaxBuckets - 1);
+}
+
+[[noreturn]] void throw_bad_observation(double value) {
+  std::string message = "histogram observation must be a finite number >= 0, got ";
+  append_double(message, value);
+  throw std::invalid_argument(message);
+}
+
+}  // namespace
+
+Histogram::Histogram(int scale)
+    : scale_(scale),
+      tables_(nullptr),
+      origin_(kUnsetOrigin),
+      min_(std::numeric_limits<double>::infinity()),
+      max_(-std::numeric_limits<double>::infinity()),
+      created_ns_(detail::unix_now_ns()) {
+  if (scale < kMinScale || scale > kMaxScale) {
+    throw std::invalid_argument("histogram scale must be an integer in [" + std::to_string(kMinScale) +
+                                ", " + std::to_string(kMaxScale) + "], got " + std::to_string(scale));
+  }
+  tables_ = &tables_for(scale);
+  buckets_.reset(new std::atomic<std::uint64_t>[kMaxBuckets]);
+  for (std::int32_t i = 0; i < kMaxBuckets; ++i) buckets_[i].store(0, std::memory_order_relaxed);
+}
+
+Histogram::~Histogram() = default;
+
+std::int32_t Histogram::bucket_index(double value, int scale) noexcept {
+  return index_with(tables_for(scale), value);
+}
+
+std::int32_t Histogram::window_origin(std::int32_t index) noexcept {
+  std::int32_t origin = origin_.load(std::memory_order_acquire);
+  if (origin != kUnsetOrigin) return origin;
+  const std::int32_t wanted = index - kMaxBuckets / 2;
+  if (origin_.compare_exchange_strong(origin, wanted, std::memory_order_acq_rel)) return wanted;
+  return origin;  // another thread placed the window first
+}
+
+void Histogram::record(double value) noexcept {
+  if (value < DBL_MIN) {
+    zero_count_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    const std::int32_t index = index_with(*tables_, value);
+    const std::int32_t pos = window_position(index, window_origin(index));
+    buckets_[pos].fetch_add(1, std::memory_order_relaxed);
+  }
+  const unsigned slot = detail::thread_slot();
+  Shard& shard = shards_[slot];
+  detail::slot_add(shard.count, slot, std::uint64_t{1});
+  detail::slot_add(shard.sum, slot, value);
+
+  double seen = min_.load(std::memory_order_relaxed);
+  while (value < seen && !min_.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+  }
+  seen = max_.load(std::memory_order_relaxed);
+  while (value > seen && !max_.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+  }
+}
+
+void Histogram::observe_checked(double value) {
+  if (!valid_value(value)) throw_bad_observation(value);
+  record(value);
+}
+
+std::uint64_t Histogram::count() const noexcept {
+  std::uint64_t total = 0;
+  for (const Shard& s : shards_) total += s.count.load(std::memory_order_relaxed);
+  return total;
+}
+
+double Histogram::sum() const noexcept {
+  double total = 0.0;
+  for (const Shard& s : shards_) total += s.sum.load(std::memory_order_relaxed);
+  return total;
+}
+
+double Histogram::min() const noexcept {
+  const double v = min_.load(std::memory_order_relaxed);
+  return std::isinf(v) ? std::numeric_limits<double>::quiet_NaN() : v;
+}
+
+double Histogram::max() const noexcept {
+  const double v = max_.load(std::memory_order_relaxed);
+  return std::isinf(v) ? std::numeric_limits<double>::quiet_NaN() : v;
+}
+
+double Histogram::mean() const noexcept {
+  const std::uint64_t n = count();
+  return n == 0 ? std::numeric_limits<double>::quiet_NaN() : sum() / static_cast<double>(n);
+}
+
+HistogramSnapshot Histogram::snapshot() const {
+  HistogramSnapshot s;
+  s.scale = scale_;
+  s.zero_threshold = DBL_MIN;
+  s.start_unix_nano = created_ns_;
+  s.sum = sum();
+  s.min = min();
+  s.max = max();
+  s.zero_count = zero_count_.load(std::memory_order_relaxed);
+  const std::int32_t origin = origin_.load(std::memory_order_acquire);
+  std::uint64_t in_buckets = 0;
+  if (origin != kUnsetOrigin) {
+    // Only the positions between min and max can hold counts. An observation
+    // whose bucket is written but whose max is not yet is simply seen later.
+    const double lo_value = std::max(s.min, DBL_MIN);
+    std::int32_t lo = 0;
+    std::int32_t hi = kMaxBuckets - 1;
+    if (!std::isnan(s.min) && !std::isnan(s.max) && s.max >= DBL_MIN) {
+      lo = window_position(index_with(*tables_, lo_value), origin);
+      hi = window_position(index_with(*tables_, s.max), origin);
+    }
+    while (lo <= hi && buckets_[lo].load(std::memory_order_relaxed) == 0) ++lo;
+    while (hi >= lo && buckets_[hi].load(std::memory_order_relaxed) == 0) --hi;
+    if (lo <= hi) {
+      s.offset = origin + lo;
+      s.counts.resize(static_cast<std::size_t>(hi - lo + 1));
+      for (std::int32_t i = lo; i <= hi; ++i) {
+        const std::uint64_t c = buckets_[i].load(std::memory_order_relaxed);
+        s.counts[static_cast<std::size_t>(i - lo)] = c;
+        in_buckets += c;
+      }
+    }
+  }
+  s.count = s.zero_count + in_buckets;
+  return s;
+}
+
+double HistogramSnapshot::mean() const noexcept {
+  return count == 0 ? std::numeric_limits<double>::quiet_NaN() : sum / static_cast<double>(count);
+}
+
+double HistogramSnapshot::bucket_lower(std::int32_t index) const noexcept {
+  return std::exp2(std::ldexp(static_cast<double>(index), -scale));
+}
+
+double HistogramSnapshot::percentile(double p) const {
+  if (!(p >= 0.0 && p <= 100.0)) {
+    std::string message = "percentile must be in [0, 100], got ";
+    append_double(message, p);
+    throw std::invalid_argument(message);
+  }
+  if (count == 0) return std::numeric_limits<double>::quiet_NaN();
+  if (p == 0.0) return min;
+  if (p == 100.0) return max;
+  const double wanted = std::ceil(p / 100.0 * static_cast<double>(count));
+  const auto rank = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(wanted));
+  if (rank <= zero_count) return std::max(0.0, min);
+  std::uint64_t seen = zero_count;
+  double estimate = max;
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    seen += counts[i];
+    if (seen >= rank) {
+      // Log-midpoint of (base^k, base^(k+1)]: at most half a bucket away from any value in it.
+      const double k = static_cast<double>(offset) + static_cast<double>(i) + 0.5;
+      estimate = std::exp2(std::ldexp(k, -scale));
+      break;
+    }
+  }
+  return std::clamp(estimate, min, max);
+}
+
+}  // namespace veda

@@ -1,0 +1,226 @@
+#include "veda/metrics/registry.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "veda/metrics/names.hpp"
+#include "veda/metrics/text_format.hpp"
+
+namespace veda {
+namespace {
+
+constexpr std::string_view kTotalSuffix = "_total";
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// Sample names a family exposes (or may expose in OpenMetrics), for clash checks.
+std::vector<std::string> exposed_names(const FamilyInfo& info) {
+  switch (info.type) {
+    case MetricType::counter:
+      return {info.name, info.name + "_total", info.name + "_created"};
+    case MetricType::gauge:
+      return {info.name};
+    case MetricType::histogram:
+      return {info.name, info.name + "_sum", info.name + "_count", info.name + "_created",
+              info.name + "_bucket"};
+  }
+  return {info.name};
+}
+
+FamilyInfo make_info(std::string name, std::string help, std::vector<std::string> label_names,
+                     MetricType type, int scale) {
+  check_metric_name(name);
+  if (type == MetricType::counter && ends_with(name, kTotalSuffix)) {
+    name.resize(name.size() - kTotalSuffix.size());
+    if (name.empty()) throw std::invalid_argument("counter name '_total' leaves an empty name");
+  }
+  for (std::size_t i = 0; i < label_names.size(); ++i) {
+    check_label_name(label_names[i]);
+    if (type == MetricType::histogram && (label_names[i] == "quantile" || label_names[i] == "le")) {
+      throw std::invalid_argument("label name '" + label_names[i] + "' is reserved for histograms ('" +
+                                  name + "' is exposed with quantile and bucket labels)");
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (label_names[j] == label_names[i]) {
+        throw std::invalid_argument("label name '" + label_names[i] + "' appears twice in the label names of '" +
+                                    name + "'");
+      }
+    }
+  }
+  if (type == MetricType::histogram && (scale < Histogram::kMinScale || scale > Histogram::kMaxScale)) {
+    throw std::invalid_argument("histogram scale must be an integer in [" + std::to_string(Histogram::kMinScale) +
+                                ", " + std::to_string(Histogram::kMaxScale) + "], got " + std::to_string(scale));
+  }
+  return FamilyInfo{std::move(name), std::move(help), std::move(label_names), type, scale};
+}
+
+std::string describe(const FamilyInfo& info) {
+  std::string out = std::string(to_string(info.type)) + " with label names (";
+  for (std::size_t i = 0; i < info.label_names.size(); ++i) {
+    out += (i ? ", '" : "'") + info.label_names[i] + "'";
+  }
+  out += ")";
+  if (info.type == MetricType::histogram) out += ", scale " + std::to_string(info.scale);
+  return out;
+}
+
+template <class M>
+std::shared_ptr<Family<M>> as_family(const std::shared_ptr<FamilyBase>& base) {
+  return std::static_pointer_cast<Family<M>>(base);
+}
+
+template <class M>
+SeriesSnapshot snapshot_series(const std::vector<std::string>& labels, const M& metric) {
+  SeriesSnapshot s;
+  s.label_values = labels;
+  s.start_unix_nano = metric.created_unix_nano();
+  if constexpr (std::is_same_v<M, Histogram>) {
+    s.histogram = metric.snapshot();
+  } else {
+    s.value = metric.get();
+  }
+  return s;
+}
+
+template <class M>
+void collect_family(const FamilyBase& base, FamilySnapshot& out) {
+  const auto& family = static_cast<const Family<M>&>(base);
+  out.series.reserve(family.size());
+  family.for_each([&](const std::vector<std::string>& labels, const M& metric) {
+    out.series.push_back(snapshot_series(labels, metric));
+  });
+}
+
+}  // namespace
+
+std::shared_ptr<FamilyBase> Registry::find_or_check(const FamilyInfo& info) {
+  for (const auto& family : families_) {
+    const FamilyInfo& have = family->info();
+    if (have.name != info.name) continue;
+    const bool same = have.type == info.type && have.label_names == info.label_names &&
+                      (info.type != MetricType::histogram || have.scale == info.scale);
+    if (!same) {
+      throw std::invalid_argument("metric '" + info.name + "' is already registered as a " + describe(have) +
+                                  "; cannot register it again as a " + describe(info));
+    }
+    if (have.help != info.help) {
+      throw std::invalid_argument("metric '" + info.name + "' is already registered with help '" + have.help +
+                                  "'; cannot register it again with help '" + info.help + "'");
+    }
+    return family;
+  }
+  for (const std::string& sample : exposed_names(info)) {
+    auto it = exposed_.find(sample);
+    if (it != exposed_.end()) {
+      throw std::invalid_argument("metric '" + info.name + "' would expose the sample name '" + sample +
+                                  "', which metric '" + it->second + "' already uses");
+    }
+  }
+  return nullptr;
+}
+
+void Registry::insert(const std::shared_ptr<FamilyBase>& family) {
+  for (const std::string& sample : exposed_names(family->info())) exposed_[sample] = family->info().name;
+  families_.push_back(family);
+}
+
+std::shared_ptr<CounterFamily> Registry::counter(std::string name, std::string help,
+                                                 std::vector<std::string> label_names) {
+  FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::counter, 0);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (auto existing = find_or_check(info)) return as_family<Counter>(existing);
+  auto family = std::make_shared<CounterFamily>(std::move(info));
+  insert(family);
+  return family;
+}
+
+std::shared_ptr<GaugeFamily> Registry::gauge(std::string name, std::string help,
+                                             std::vector<std::string> label_names) {
+  FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::gauge, 0);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (auto existing = find_or_check(info)) return as_family<Gauge>(existing);
+  auto family = std::make_shared<GaugeFamily>(std::move(info));
+  insert(family);
+  return family;
+}
+
+std::shared_ptr<HistogramFamily> Registry::histogram(std::string name, std::string help,
+                                                     std::vector<std::string> label_names, int scale) {
+  FamilyInfo info =
+      make_info(std::move(name), std::move(help), std::move(label_names), MetricType::histogram, scale);
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (auto existing = find_or_check(info)) return as_family<Histogram>(existing);
+  auto family = std::make_shared<HistogramFamily>(std::move(info));
+  insert(family);
+  return family;
+}
+
+bool Registry::unregister(std::string_view name) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = std::find_if(families_.begin(), families_.end(),
+                         [&](const auto& f) { return f->info().name == name; });
+  if (it == families_.end()) return false;
+  for (const std::string& sample : exposed_names((*it)->info())) exposed_.erase(sample);
+  families_.erase(it);
+  return true;
+}
+
+void Registry::clear() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  families_.clear();
+  exposed_.clear();
+}
+
+std::vector<std::string> Registry::names() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> out;
+  out.reserve(families_.size());
+  for (const auto& f : families_) out.push_back(f->info().name);
+  return out;
+}
+
+std::size_t Registry::size() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return families_.size();
+}
+
+std::vector<FamilySnapshot> Registry::collect() const {
+  std::vector<std::shared_ptr<FamilyBase>> families;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    families = families_;
+  }
+  std::vector<FamilySnapshot> out(families.size());
+  for (std::size_t i = 0; i < families.size(); ++i) {
+    out[i].info = families[i]->info();
+    switch (out[i].info.type) {
+      case MetricType::counter:
+        collect_family<Counter>(*families[i], out[i]);
+        break;
+      case MetricType::gauge:
+        collect_family<Gauge>(*families[i], out[i]);
+        break;
+      case MetricType::histogram:
+        collect_family<Histogram>(*families[i], out[i]);
+        break;
+    }
+  }
+  return out;
+}
+
+std::string Registry::render_prometheus() const {
+  std::string out;
+  veda::render_prometheus(collect(), out);
+  return out;
+}
+
+Registry& default_registry() {
+  // Never destroyed, so metrics may be recorded during static destruction.
+  static Registry* registry = new Registry;
+  return *registry;
+}
+
+}  // namespace veda

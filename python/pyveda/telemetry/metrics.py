@@ -1,0 +1,203 @@
+"""Counter, Gauge and Histogram in the style of prometheus_client.
+
+The values live in the C++ core (``pyveda._core``); these classes only check
+Python argument types, remember label handles and expose the core's methods.
+An unlabelled metric binds the core series' methods onto the instance, so
+``counter.inc()`` is one native call.
+
+Registering the same name twice with the same type, label names and help
+returns a metric that shares the first one's series (prometheus_client raises
+instead); any difference raises ValueError.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Optional, Tuple
+
+from pyveda import _core
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "REGISTRY",
+    "CollectorRegistry",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "generate_prometheus",
+]
+
+#: Content-Type header for :func:`generate_prometheus` output (text format 0.0.4).
+CONTENT_TYPE_LATEST: str = _core.PROMETHEUS_CONTENT_TYPE
+
+
+class CollectorRegistry:
+    """A set of metrics exposed together. :data:`REGISTRY` is the default one."""
+
+    def __init__(self) -> None:
+        self._core = _core.Registry()
+
+    @classmethod
+    def _wrap(cls, core_registry: _core.Registry) -> "CollectorRegistry":
+        registry = cls.__new__(cls)
+        registry._core = core_registry
+        return registry
+
+    def generate_prometheus(self) -> str:
+        """Every metric of this registry in Prometheus text format 0.0.4."""
+        return self._core.render_prometheus()
+
+    def unregister(self, metric: "_Metric") -> None:
+        """Stops exposing ``metric``; its handles keep working. ValueError if not registered here."""
+        if not isinstance(metric, _Metric):
+            raise TypeError(f"unregister() takes a Counter, Gauge or Histogram, got {type(metric).__name__}")
+        if metric._registry is not self or not self._core.unregister(metric._family.name):
+            raise ValueError(f"metric {metric._family.name!r} is not registered in this registry")
+
+    def clear(self) -> None:
+        """Removes every metric."""
+        self._core.clear()
+
+    def names(self) -> list:
+        """Registered metric names, in registration order (counters without ``_total``)."""
+        return self._core.names()
+
+    def __len__(self) -> int:
+        return len(self._core)
+
+
+#: The registry every metric joins unless given ``registry=``.
+REGISTRY = CollectorRegistry._wrap(_core.default_registry())
+
+
+def generate_prometheus(registry: Optional[CollectorRegistry] = None) -> str:
+    """Renders ``registry`` (default :data:`REGISTRY`) as Prometheus text format 0.0.4."""
+    return (REGISTRY if registry is None else registry).generate_prometheus()
+
+
+def _require_str(owner: str, what: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{owner}: {what} must be a str, got {type(value).__name__} ({value!r})")
+    return value
+
+
+def _label_names(owner: str, labelnames: Iterable[str]) -> Tuple[str, ...]:
+    if isinstance(labelnames, (str, bytes)):
+        raise TypeError(
+            f"{owner}: labelnames must be a sequence of str such as ('method',), "
+            f"not a single {type(labelnames).__name__} ({labelnames!r})"
+        )
+    try:
+        names = tuple(labelnames)
+    except TypeError:
+        raise TypeError(
+            f"{owner}: labelnames must be a sequence of str, got {type(labelnames).__name__}"
+        ) from None
+    for name in names:
+        _require_str(owner, "each label name", name)
+    return names
+
+
+class _Metric:
+    """Argument checks and registration, shared by the three metric types.
+
+    Each subclass also derives from the core series type that records its
+    values (``_core.Counter`` ...), so ``counter.inc()`` and
+    ``counter.labels(...)`` resolve straight to native code. Subclasses set
+    ``_kind`` to the registry method to call.
+    """
+
+    __slots__ = ()
+    _kind = "metric"
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Iterable[str] = (),
+        *,
+        registry: Optional[CollectorRegistry] = None,
+        **family_options: Any,
+    ) -> None:
+        owner = type(self).__name__
+        _require_str(owner, "name", name)
+        _require_str(owner, "description", documentation)
+        names = _label_names(owner, labelnames)
+        if registry is None:
+            registry = REGISTRY
+        elif not isinstance(registry, CollectorRegistry):
+            raise TypeError(f"{owner}: registry must be a CollectorRegistry, got {type(registry).__name__}")
+        register = getattr(registry._core, self._kind)
+        super().__init__(register(name, documentation, list(names), **family_options))
+        self._registry = registry
+
+    @property
+    def name(self) -> str:
+        """The registered name (a counter's without ``_total``)."""
+        return self._family.name
+
+    @property
+    def documentation(self) -> str:
+        return self._family.help
+
+    @property
+    def labelnames(self) -> Tuple[str, ...]:
+        return tuple(self._family.label_names)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, labelnames={self.labelnames!r})"
+
+
+class Counter(_Metric, _core.Counter):
+    """A total that only goes up, e.g. requests served or tasks failed.
+
+    ``Counter('http_requests_total', 'Total HTTP requests')`` is exposed as
+    ``http_requests_total``; a trailing ``_total`` is added when missing.
+    Methods: ``inc(amount=1)`` (a finite amount >= 0, else ValueError),
+    ``get()``, ``reset()``; on a labelled counter, call them on ``labels(...)``.
+    """
+
+    __slots__ = ("_registry",)
+    _kind = "counter"
+
+
+class Gauge(_Metric, _core.Gauge):
+    """A value that goes up and down, e.g. active connections.
+
+    Methods: ``set(v)``, ``inc(amount=1)``, ``dec(amount=1)``,
+    ``set_to_current_time()``, ``get()``.
+    """
+
+    __slots__ = ("_registry",)
+    _kind = "gauge"
+
+
+class Histogram(_Metric, _core.Histogram):
+    """A distribution of non-negative values, e.g. request durations in ms.
+
+    Stored in the core as a base-2 exponential histogram (OpenTelemetry's
+    layout): ``scale`` (0-8, default 6) gives 2^scale buckets per power of
+    two; at 6 every percentile is within 0.54% of the true value. Memory is
+    fixed at 32 KiB per series. Negative, NaN and infinite values raise
+    ValueError. Exposed to Prometheus as a summary with quantiles 0.5, 0.9,
+    0.95 and 0.99 plus ``_sum`` and ``_count``.
+
+    Methods: ``observe(v)``, ``get_percentile(p)`` (p in [0, 100]),
+    ``get_mean()``, ``get_count()``, ``get_sum()``, ``get_min()``,
+    ``get_max()``, ``snapshot()``.
+    """
+
+    __slots__ = ("_registry",)
+    _kind = "histogram"
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Iterable[str] = (),
+        *,
+        registry: Optional[CollectorRegistry] = None,
+        scale: int = _core.HISTOGRAM_DEFAULT_SCALE,
+    ) -> None:
+        if not isinstance(scale, int) or isinstance(scale, bool):
+            raise TypeError(f"Histogram: scale must be an int in [0, 8], got {type(scale).__name__}")
+        super().__init__(name, documentation, labelnames, registry=registry, scale=scale)
