@@ -202,7 +202,7 @@ void init_metrics(nb::module_& m) {
   bind_series<Counter>(m, "Counter", "A counter series: a total that only goes up.")
       .def(
           "inc", [](const CounterRef& r, nb::handle amount) { r.get().inc_checked(as_double(amount, "amount")); },
-          "amount"_a = 1.0, nb::sig("def inc(self, amount: float = 1.0) -> None"),
+          "amount"_a.none() = 1.0, nb::sig("def inc(self, amount: float = 1.0) -> None"),
           "Adds amount (a finite number >= 0, default 1). Raises ValueError otherwise.")
       .def(
           "get", [](const CounterRef& r) { return r.get().get(); }, "The total since creation or the last reset().")
@@ -212,14 +212,14 @@ void init_metrics(nb::module_& m) {
 
   bind_series<Gauge>(m, "Gauge", "A gauge series: a value that goes up and down.")
       .def(
-          "set", [](const GaugeRef& r, nb::handle value) { r.get().set(as_double(value, "value")); }, "value"_a,
+          "set", [](const GaugeRef& r, nb::handle value) { r.get().set(as_double(value, "value")); }, "value"_a.none(),
           nb::sig("def set(self, value: float) -> None"), "Sets the gauge to value.")
       .def(
           "inc", [](const GaugeRef& r, nb::handle amount) { r.get().inc(as_double(amount, "amount")); },
-          "amount"_a = 1.0, nb::sig("def inc(self, amount: float = 1.0) -> None"), "Adds amount.")
+          "amount"_a.none() = 1.0, nb::sig("def inc(self, amount: float = 1.0) -> None"), "Adds amount.")
       .def(
           "dec", [](const GaugeRef& r, nb::handle amount) { r.get().dec(as_double(amount, "amount")); },
-          "amount"_a = 1.0, nb::sig("def dec(self, amount: float = 1.0) -> None"), "Subtracts amount.")
+          "amount"_a.none() = 1.0, nb::sig("def dec(self, amount: float = 1.0) -> None"), "Subtracts amount.")
       .def(
           "set_to_current_time", [](const GaugeRef& r) { r.get().set_to_current_time(); },
           "Sets the gauge to the current Unix time in seconds.")
@@ -246,7 +246,7 @@ void init_metrics(nb::module_& m) {
   bind_series<Histogram>(m, "Histogram", "A histogram series: a base-2 exponential sketch.")
       .def(
           "observe", [](const HistogramRef& r, nb::handle value) { r.get().observe_checked(as_double(value, "value")); },
-          "value"_a, nb::sig("def observe(self, value: float) -> None"),
+          "value"_a.none(), nb::sig("def observe(self, value: float) -> None"),
           "Records a finite value >= 0. Raises ValueError otherwise.")
       .def(
           "get_percentile", [](const HistogramRef& r, double p) { return r.get().percentile(p); }, "p"_a,

@@ -1,0 +1,114 @@
+"""Times PyVeda's metrics beside prometheus_client and the OpenTelemetry SDK, in one run.
+
+Usage: python bench/compare_metrics.py [--quick] [--markdown]
+
+Each figure is the best of several timeit repeats (ns per operation, called
+from Python). Ratios are peer time / PyVeda time, so 8.0x means PyVeda is
+eight times faster. Needs the `bench` extra: pip install ".[bench]".
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import timeit
+
+import prometheus_client
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from pyveda import telemetry as veda
+
+
+def best_ns(stmt: str, env: dict, number: int, repeat: int) -> float:
+    times = timeit.repeat(stmt, globals=env, number=number, repeat=repeat)
+    return min(times) / number * 1e9
+
+
+def record_cases():
+    """(operation, {library: (setup-callable, statement)})."""
+    vreg = veda.CollectorRegistry()
+    preg = prometheus_client.CollectorRegistry()
+    meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("bench")
+
+    env = {
+        "vc": veda.Counter("c_total", "c", registry=vreg),
+        "vg": veda.Gauge("g", "g", registry=vreg),
+        "vh": veda.Histogram("h", "h", registry=vreg),
+        "vl": veda.Counter("l_total", "l", ("method",), registry=vreg),
+        "pc": prometheus_client.Counter("c_total", "c", registry=preg),
+        "pg": prometheus_client.Gauge("g", "g", registry=preg),
+        "ph": prometheus_client.Histogram("h", "h", registry=preg),
+        "pl": prometheus_client.Counter("l_total", "l", ("method",), registry=preg),
+        "oc": meter.create_counter("c"),
+        "og": meter.create_gauge("g"),
+        "oh": meter.create_histogram("h"),
+        "attrs": {"method": "GET"},
+    }
+    cases = [
+        ("Counter.inc()", {"pyveda": "vc.inc()", "prometheus_client": "pc.inc()", "opentelemetry-sdk": "oc.add(1)"}),
+        ("Gauge.set(v)", {"pyveda": "vg.set(3.5)", "prometheus_client": "pg.set(3.5)", "opentelemetry-sdk": "og.set(3.5)"}),
+        (
+            "Histogram.observe(v)",
+            {"pyveda": "vh.observe(12.5)", "prometheus_client": "ph.observe(12.5)", "opentelemetry-sdk": "oh.record(12.5)"},
+        ),
+        (
+            "labels('GET').inc()",
+            {
+                "pyveda": "vl.labels('GET').inc()",
+                "prometheus_client": "pl.labels('GET').inc()",
+                "opentelemetry-sdk": "oc.add(1, attrs)",
+            },
+        ),
+    ]
+    return env, cases
+
+
+def render_case(series: int, repeat: int):
+    vreg = veda.CollectorRegistry()
+    preg = prometheus_client.CollectorRegistry()
+    vc = veda.Counter("requests_total", "Requests", ("path",), registry=vreg)
+    pc = prometheus_client.Counter("requests_total", "Requests", ("path",), registry=preg)
+    for i in range(series):
+        vc.labels(f"/item/{i}").inc(i)
+        pc.labels(f"/item/{i}").inc(i)
+    env = {"vreg": vreg, "preg": preg, "generate_latest": prometheus_client.generate_latest}
+    ours = best_ns("vreg.generate_prometheus()", env, 3, repeat) / series
+    peer = best_ns("generate_latest(preg)", env, 3, repeat) / series
+    return ours, peer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args()
+    number, repeat = (20_000, 3) if args.quick else (300_000, 7)
+
+    env, cases = record_cases()
+    rows = []
+    for op, stmts in cases:
+        t = {lib: best_ns(stmt, env, number, repeat) for lib, stmt in stmts.items()}
+        rows.append((op, t["pyveda"], t["prometheus_client"], t["opentelemetry-sdk"]))
+    series = 1_000 if args.quick else 10_000
+    ours, peer = render_case(series, repeat)
+    rows.append((f"render {series:,} series (per series)", ours, peer, None))
+
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    print(f"# compare_metrics: ns per operation, best of {repeat} ({machine})")
+    if args.markdown:
+        print("| operation | pyveda | prometheus_client | ratio | opentelemetry-sdk | ratio |")
+        print("|---|---:|---:|---:|---:|---:|")
+    for op, ours, prom, otel in rows:
+        otel_text = f"{otel:,.0f}" if otel is not None else "-"
+        otel_ratio = f"{otel / ours:.1f}x" if otel is not None else "-"
+        if args.markdown:
+            print(f"| {op} | {ours:,.0f} | {prom:,.0f} | {prom / ours:.1f}x | {otel_text} | {otel_ratio} |")
+        else:
+            print(f"{op:38s} pyveda {ours:8,.0f}  prometheus_client {prom:8,.0f} ({prom / ours:5.1f}x)"
+                  f"  opentelemetry-sdk {otel_text:>8s} ({otel_ratio})")
+
+
+if __name__ == "__main__":
+    main()

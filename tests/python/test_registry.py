@@ -1,0 +1,74 @@
+"""Registration rules and the exposition of a whole registry."""
+
+import pytest
+
+from pyveda.telemetry import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_prometheus
+
+
+def test_same_definition_returns_shared_series(registry):
+    a = Counter("jobs_total", "Jobs", registry=registry)
+    b = Counter("jobs_total", "Jobs", registry=registry)
+    a.inc()
+    b.inc(2)
+    assert a.get() == b.get() == 3
+    assert registry.names() == ["jobs"]
+
+
+def test_same_name_other_type_is_an_error(registry):
+    Counter("jobs", "Jobs", registry=registry)
+    with pytest.raises(ValueError, match=r"metric 'jobs' is already registered as a counter with label names \(\); "
+                                         r"cannot register it again as a gauge"):
+        Gauge("jobs", "Jobs", registry=registry)
+
+
+def test_same_name_other_labels_is_an_error(registry):
+    Counter("jobs", "Jobs", ("queue",), registry=registry)
+    with pytest.raises(ValueError, match=r"already registered as a counter with label names \('queue'\)"):
+        Counter("jobs", "Jobs", ("kind",), registry=registry)
+
+
+def test_same_name_other_help_is_an_error(registry):
+    Gauge("depth", "Queue depth", registry=registry)
+    with pytest.raises(ValueError, match=r"already registered with help 'Queue depth'"):
+        Gauge("depth", "Depth", registry=registry)
+
+
+def test_exposed_names_must_not_clash(registry):
+    Counter("requests", "Requests", registry=registry)
+    with pytest.raises(ValueError, match=r"metric 'requests_total' would expose the sample name 'requests_total', "
+                                         r"which metric 'requests' already uses"):
+        Gauge("requests_total", "Requests", registry=registry)
+    Histogram("latency", "Latency", registry=registry)
+    with pytest.raises(ValueError, match=r"'latency_count'"):
+        Gauge("latency_count", "n", registry=registry)
+
+
+def test_unregister(registry):
+    c = Counter("c", "h", registry=registry)
+    c.inc()
+    registry.unregister(c)
+    assert registry.generate_prometheus() == ""
+    c.inc()  # the handle keeps working
+    assert c.get() == 2
+    with pytest.raises(ValueError, match=r"metric 'c' is not registered in this registry"):
+        registry.unregister(c)
+    with pytest.raises(TypeError, match=r"unregister\(\) takes a Counter, Gauge or Histogram, got str"):
+        registry.unregister("c")
+
+
+def test_registries_are_independent():
+    a, b = CollectorRegistry(), CollectorRegistry()
+    Counter("x", "h", registry=a).inc()
+    Counter("x", "h", registry=b).inc(5)
+    assert "x_total 1\n" in a.generate_prometheus()
+    assert "x_total 5\n" in b.generate_prometheus()
+
+
+def test_default_registry_and_generate_prometheus():
+    g = Gauge("pyveda_test_default_gauge", "A gauge in the default registry")
+    try:
+        g.set(7)
+        assert "pyveda_test_default_gauge 7\n" in generate_prometheus()
+        assert "pyveda_test_default_gauge" in REGISTRY.names()
+    finally:
+        REGISTRY.unregister(g)

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs PyVeda with its test extra and runs every test: the C++ suite under
+# ctest (a -Werror build, then ThreadSanitizer and AddressSanitizer builds), the
+# out-of-tree find_package consumer, and pytest.
+#
+#   bash tests/run_all.sh            # everything
+#   VEDA_SKIP_SANITIZERS=1 bash tests/run_all.sh   # skip the two sanitizer builds
+#
+# Needs python3 (>= 3.9), a C++17 compiler, and for full coverage the Debian
+# packages prometheus (promtool), libgtest-dev and libbenchmark-dev
+# (.ci/run installs them).
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+python="${PYTHON:-python3}"
+jobs="$(nproc 2>/dev/null || echo 2)"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing build tools and pyveda[test]"
+"$python" -m pip install --quiet --upgrade pip
+"$python" -m pip install --quiet "cmake>=3.18" ninja
+"$python" -m pip install --quiet ".[test]"
+
+ctest_build() {  # ctest_build <dir> <cmake options...>
+  local dir="$1"
+  shift
+  cmake -S "$repo" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DVEDA_BUILD_TESTS=ON "$@" >/dev/null
+  cmake --build "$dir" --parallel "$jobs"
+  ctest --test-dir "$dir" --output-on-failure --parallel "$jobs"
+}
+
+step "C++ tests (-Wall -Wextra -Werror, benchmark smoke run)"
+bench=OFF
+if [ -f /usr/include/benchmark/benchmark.h ] || [ -n "${benchmark_DIR:-}" ]; then bench=ON; fi
+ctest_build build/ctest -DVEDA_WERROR=ON -DVEDA_BUILD_BENCH="$bench"
+
+if [ -z "${VEDA_SKIP_SANITIZERS:-}" ]; then
+  step "C++ tests under ThreadSanitizer"
+  ctest_build build/ctest-tsan -DVEDA_TSAN=ON
+  step "C++ tests under AddressSanitizer + UBSan"
+  ctest_build build/ctest-asan -DVEDA_ASAN=ON
+fi
+
+step "native consumer: find_package(pyveda) against an installed prefix"
+bash tests/consumer/run.sh
+
+step "pytest"
+"$python" -m pytest -ra tests/python
