@@ -85,6 +85,12 @@ void throw_labelled_access(const FamilyInfo& info) {
                               ": select a series with .labels(...) first");
 }
 
+void throw_unlabelled_remove(const FamilyInfo& info) {
+  throw std::invalid_argument(std::string(to_string(info.type)) + " '" + info.name +
+                              "' has no label names: its one series cannot be removed "
+                              "(unregister the metric instead)");
+}
+
 void throw_too_many_series(const FamilyInfo& info, std::size_t limit) {
   throw std::length_error(std::string(to_string(info.type)) + " '" + info.name + "' already has " +
                           std::to_string(limit) +

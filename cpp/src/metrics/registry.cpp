@@ -160,8 +160,13 @@ std::shared_ptr<HistogramFamily> Registry::histogram(std::string name, std::stri
 
 bool Registry::unregister(std::string_view name) {
   std::lock_guard<std::mutex> lock(mutex_);
-  auto it = std::find_if(families_.begin(), families_.end(),
-                         [&](const auto& f) { return f->info().name == name; });
+  // A counter is stored without "_total"; accept the name with it too.
+  auto it = std::find_if(families_.begin(), families_.end(), [&](const auto& f) {
+    const FamilyInfo& info = f->info();
+    return info.name == name ||
+           (info.type == MetricType::counter && ends_with(name, kTotalSuffix) &&
+            name.substr(0, name.size() - kTotalSuffix.size()) == info.name);
+  });
   if (it == families_.end()) return false;
   for (const std::string& sample : exposed_names((*it)->info())) exposed_.erase(sample);
   families_.erase(it);

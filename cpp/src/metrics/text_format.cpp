@@ -59,6 +59,12 @@ void append_double(std::string& out, double value) {
     out += "NaN";
   } else if (std::isinf(value)) {
     out += value > 0 ? "+Inf" : "-Inf";
+  } else if (value == std::trunc(value) && std::fabs(value) < 9007199254740992.0) {
+    // Whole numbers below 2^53 (counts, totals) in plain digits: "100000", not "1e+05".
+    char buf[32];
+    const auto result = std::to_chars(buf, buf + sizeof buf, static_cast<long long>(value));
+    if (value == 0.0 && std::signbit(value)) out += '-';
+    out.append(buf, result.ptr);
   } else {
     char buf[32];
     const auto result = std::to_chars(buf, buf + sizeof buf, value);
@@ -116,10 +122,15 @@ void render_prometheus(const std::vector<FamilySnapshot>& families, std::string&
         const std::string count_name = info.name + "_count";
         for (const SeriesSnapshot& s : family.series) {
           const HistogramSnapshot& h = s.histogram;
-          for (const double q : kSummaryQuantiles) {
+          auto append_quantile = [&](double q, double value) {
             std::string q_text;
             append_double(q_text, q);
-            append_sample(out, info.name, info, s.label_values, h.percentile(q * 100.0), "quantile", q_text);
+            append_sample(out, info.name, info, s.label_values, value, "quantile", q_text);
+          };
+          if (s.quantiles.empty()) {
+            for (const double q : kSummaryQuantiles) append_quantile(q, h.percentile(q * 100.0));
+          } else {
+            for (const auto& [q, value] : s.quantiles) append_quantile(q, value);
           }
           append_sample(out, sum_name, info, s.label_values, h.sum);
           append_sample(out, count_name, info, s.label_values, static_cast<double>(h.count));

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -56,6 +57,9 @@ std::string label_key(const std::vector<std::string>& values);
 // on an unknown, missing or repeated name.
 std::vector<std::string> order_labels(const FamilyInfo& info,
                                       const std::vector<std::pair<std::string, std::string>>& pairs);
+[[noreturn]] void throw_labelled_access(const FamilyInfo& info);
+[[noreturn]] void throw_unlabelled_remove(const FamilyInfo& info);
+[[noreturn]] void throw_too_many_series(const FamilyInfo& info, std::size_t limit);
 }  // namespace detail
 
 // The series of one metric, keyed by label values.
@@ -98,12 +102,25 @@ class Family final : public FamilyBase {
     return labels(detail::order_labels(info_, pairs));
   }
 
+  // Brace-list forms. Without them labels({"GET", "200"}) is ambiguous between
+  // the two vector overloads. Name=value pairs in nested braces stay ambiguous
+  // on purpose (a pair of literals also converts to one std::string through its
+  // iterator-range constructor); spell their type instead.
+  std::shared_ptr<M> labels(std::initializer_list<std::string> values) {
+    return labels(std::vector<std::string>(values));
+  }
+  std::shared_ptr<M> labels(std::initializer_list<std::pair<std::string, std::string>> pairs) {
+    return labels(std::vector<std::pair<std::string, std::string>>(pairs));
+  }
+
   // The only series of a family without label names; throws std::invalid_argument
   // (naming the label names) when the family has labels.
   M& unlabelled() const;
 
-  // Stops exporting one series; returns false if it did not exist.
+  // Stops exporting one series; returns false if it did not exist. The one
+  // series of an unlabelled family cannot be removed (std::invalid_argument).
   bool remove(const std::vector<std::string>& values) {
+    if (info_.label_names.empty()) detail::throw_unlabelled_remove(info_);
     detail::check_label_count(info_, values.size());
     std::unique_lock lock(mutex_);
     auto it = index_.find(detail::label_key(values));
@@ -176,11 +193,6 @@ class Family final : public FamilyBase {
 using CounterFamily = Family<Counter>;
 using GaugeFamily = Family<Gauge>;
 using HistogramFamily = Family<Histogram>;
-
-namespace detail {
-[[noreturn]] void throw_labelled_access(const FamilyInfo& info);
-[[noreturn]] void throw_too_many_series(const FamilyInfo& info, std::size_t limit);
-}  // namespace detail
 
 template <class M>
 M& Family<M>::unlabelled() const {

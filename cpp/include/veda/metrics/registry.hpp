@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "veda/metrics/family.hpp"
@@ -19,6 +20,9 @@ struct SeriesSnapshot {
   double value = 0.0;                // counters and gauges
   std::int64_t start_unix_nano = 0;  // creation or last reset of the series
   HistogramSnapshot histogram;       // histograms only
+  // Histograms only: (quantile, value) pairs to expose as they are. When
+  // empty, the exposition computes kSummaryQuantiles from `histogram`.
+  std::vector<std::pair<double, double>> quantiles;
 };
 
 // A family and its series as they were at collection time.
@@ -52,7 +56,8 @@ class Registry {
                                              std::vector<std::string> label_names = {},
                                              int scale = Histogram::kDefaultScale);
 
-  // Removes a family by registered name; returns false if there was none.
+  // Removes a family by name (a counter's with or without "_total"); returns
+  // false if there was none.
   // Handles held elsewhere keep working but are no longer exported.
   bool unregister(std::string_view name);
   void clear();

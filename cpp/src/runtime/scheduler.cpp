@@ -1,0 +1,1132 @@
+// veda::Scheduler: Chase-Lev deques, the injection queue, parking and shutdown.
+#include "veda/runtime/scheduler.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <exception>  // std::terminate
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
+#define VEDA_SCHED_X86 1
+#include <immintrin.h>
+#endif
+
+namespace veda {
+
+SchedulerObserver::~SchedulerObserver() = default;
+
+namespace detail {
+namespace {
+
+constexpr std::size_t kCacheLine = 64;
+
+// Idle workers (and helpers with nothing to run) look for work kSpinRounds
+// times kPauses pause instructions apart, then kYieldRounds times after a
+// yield, and then sleep: about ten microseconds in all. Yielding rather than
+// spinning matters when threads outnumber cores (external submitters and
+// helpers come on top of one worker per core): a spinning worker would take
+// the CPU from the producer it is waiting for.
+constexpr int kSpinRounds = 4;
+constexpr int kPauses = 16;
+constexpr int kYieldRounds = 8;
+// Most tasks a worker moves from the injection queue to its deque at once.
+constexpr std::size_t kMaxBatch = 32;
+// A helper re-checks its predicate at least this often while it sleeps.
+constexpr std::chrono::microseconds kHelpPoll{1000};
+// A task-running thread waiting for queue space while nothing is runnable
+// (every queued task is still being pushed) retries this often.
+constexpr std::chrono::microseconds kSpacePoll{100};
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+
+inline void cpu_relax() noexcept {
+#if defined(VEDA_SCHED_X86)
+  _mm_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+// A seq_cst fence. ThreadSanitizer does not model fences and GCC 12+ warns
+// about them (-Wtsan); they are still needed for the store->load orderings
+// below (Chase-Lev pop, the sleep/wake handshake), so keep the fence and
+// silence only that diagnostic. Happens-before for task data never relies on
+// a fence (it goes through release/acquire or a mutex), so TSan stays exact.
+inline void full_fence() noexcept {
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wtsan"
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#pragma GCC diagnostic pop
+#else
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
+}
+
+inline std::int64_t steady_now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+inline std::uint64_t next_random(std::uint64_t& state) noexcept {
+  // xorshift64*; the state must not be zero.
+  if (state == 0) state = 0x9E3779B97F4A7C15ULL;
+  state ^= state >> 12;
+  state ^= state << 25;
+  state ^= state >> 27;
+  return state * 0x2545F4914F6CDD1DULL;
+}
+
+// A queued task. The node is allocated by submit() and freed by whoever runs
+// or cancels it, so deques only move pointers.
+struct Node {
+  Node(Task&& t, std::int64_t ts) noexcept : task(std::move(t)), submit_ns(ts) {}
+  Task task;
+  std::int64_t submit_ns;  // steady clock; only set when an observer is attached
+};
+
+#if defined(__SANITIZE_ADDRESS__)
+#define VEDA_SCHED_POOL 0  // plain new/delete keeps ASan's use-after-free checks sharp
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define VEDA_SCHED_POOL 0
+#endif
+#endif
+#ifndef VEDA_SCHED_POOL
+#define VEDA_SCHED_POOL 1
+#endif
+
+// Recycles Node storage. Nodes are typically allocated on the submitting
+// thread and freed on a worker, a pattern per-thread malloc caches do not
+// serve. Each thread keeps a free list; it hands surplus nodes to a shared
+// depot in chains of kChain, and takes a chain back when it runs dry, so the
+// depot mutex is taken once per kChain nodes. The depot holds at most
+// kMaxChains chains; beyond that nodes go back to the allocator. The depot is
+// never destroyed, so threads may exit in any order, even during static
+// destruction.
+//
+// Thread-safety: allocate()/release() from any thread.
+class NodePool {
+ public:
+  static void* allocate() {
+#if VEDA_SCHED_POOL
+    Cache& cache = t_cache;
+    if (cache.head == nullptr) cache.refill();
+    if (FreeNode* n = cache.head) {
+      cache.head = n->next;
+      --cache.count;
+      return n;
+    }
+#endif
+    return ::operator new(sizeof(Node));
+  }
+
+  static void release(void* p) noexcept {
+#if VEDA_SCHED_POOL
+    Cache& cache = t_cache;
+    auto* n = ::new (p) FreeNode{cache.head};
+    cache.head = n;
+    if (++cache.count >= 2 * kChain) cache.spill();
+#else
+    ::operator delete(p);
+#endif
+  }
+
+ private:
+  static constexpr unsigned kChain = 64;
+  static constexpr std::size_t kMaxChains = 64;
+
+  struct FreeNode {
+    FreeNode* next;
+  };
+  static_assert(sizeof(FreeNode) <= sizeof(Node));
+
+  struct Depot {
+    std::mutex mutex;
+    std::vector<FreeNode*> chains;  // each a list of exactly kChain nodes
+    std::atomic<std::size_t> size{0};
+  };
+
+  static Depot& depot() {
+    static Depot* const d = new Depot;  // intentionally leaked, see above
+    return *d;
+  }
+
+  static void free_chain(FreeNode* n) noexcept {
+    while (n != nullptr) {
+      FreeNode* next = n->next;
+      ::operator delete(n);
+      n = next;
+    }
+  }
+
+  struct Cache {
+    FreeNode* head = nullptr;
+    unsigned count = 0;
+
+    void refill() noexcept {
+      Depot& d = depot();
+      if (d.size.load(std::memory_order_relaxed) == 0) return;
+      std::lock_guard<std::mutex> lock(d.mutex);
+      if (d.chains.empty()) return;
+      head = d.chains.back();
+      d.chains.pop_back();
+      d.size.store(d.chains.size(), std::memory_order_relaxed);
+      count = kChain;
+    }
+
+    // Moves kChain nodes to the depot (or frees them when it is full).
+    void spill() noexcept {
+      FreeNode* chain = head;
+      FreeNode* last = head;
+      for (unsigned i = 1; i < kChain; ++i) last = last->next;
+      head = last->next;
+      last->next = nullptr;
+      count -= kChain;
+      give(chain);
+    }
+
+    static void give(FreeNode* chain) noexcept {
+      Depot& d = depot();
+      {
+        std::lock_guard<std::mutex> lock(d.mutex);
+        if (d.chains.size() < kMaxChains) {
+          try {
+            d.chains.push_back(chain);
+            d.size.store(d.chains.size(), std::memory_order_relaxed);
+            return;
+          } catch (...) {  // out of memory for the vector: free the nodes instead
+          }
+        }
+      }
+      free_chain(chain);
+    }
+
+    ~Cache() {
+      while (count >= kChain) spill();
+      free_chain(head);
+    }
+  };
+
+#if VEDA_SCHED_POOL
+  static thread_local Cache t_cache;
+#endif
+};
+
+#if VEDA_SCHED_POOL
+thread_local NodePool::Cache NodePool::t_cache;
+#endif
+
+Node* make_node(Task&& task, std::int64_t submit_ns) {
+  return ::new (NodePool::allocate()) Node(std::move(task), submit_ns);
+}
+
+struct NodeDeleter {
+  void operator()(Node* node) const noexcept {
+    node->~Node();  // runs the callable's destructor
+    NodePool::release(node);
+  }
+};
+using NodePtr = std::unique_ptr<Node, NodeDeleter>;
+
+// Increments a counter slot. A worker's slot has a single writer (the worker),
+// so a plain load+store suffices; the shared slot for other threads needs an RMW.
+inline void bump(std::atomic<std::uint64_t>& c, bool exclusive) noexcept {
+  if (exclusive) {
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  } else {
+    c.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+inline void unbump(std::atomic<std::uint64_t>& c, bool exclusive) noexcept {
+  if (exclusive) {
+    c.store(c.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  } else {
+    c.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+// Chase-Lev work-stealing deque of Node pointers (Le, Pop, Cohen, Zappa
+// Nardelli, "Correct and Efficient Work-Stealing for Weak Memory Models",
+// PPoPP 2013). The owner pushes and pops at the bottom; any thread steals from
+// the top. Retired rings are kept until destruction because a thief may still
+// read a slot of the ring it loaded; capacities double, so that is at most
+// twice the peak.
+//
+// Thread-safety: push(), pop() and free_slots() only from the owner (or from
+// a thread that took over after the owner was joined); steal() and size()
+// from any thread.
+class WorkDeque {
+ public:
+  explicit WorkDeque(std::int64_t capacity) {
+    auto ring = std::make_unique<Ring>(capacity);
+    ring_.store(ring.get(), std::memory_order_relaxed);
+    rings_.push_back(std::move(ring));
+  }
+
+  // Throws std::bad_alloc when the ring must grow and cannot; the deque is
+  // then unchanged.
+  void push(Node* node) {
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
+    const std::int64_t t = top_.load(std::memory_order_acquire);
+    Ring* ring = ring_.load(std::memory_order_relaxed);
+    if (b - t >= ring->capacity) ring = grow(ring, t, b);
+    ring->put(b, node);
+    // Release publishes the slot and the node's contents to thieves (the
+    // paper's fence + relaxed store, in a form ThreadSanitizer understands).
+    bottom_.store(b + 1, std::memory_order_release);
+  }
+
+  Node* pop() noexcept {
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;
+    Ring* ring = ring_.load(std::memory_order_relaxed);
+    bottom_.store(b, std::memory_order_relaxed);
+    full_fence();
+    std::int64_t t = top_.load(std::memory_order_relaxed);
+    if (t > b) {  // empty
+      bottom_.store(b + 1, std::memory_order_relaxed);
+      return nullptr;
+    }
+    Node* node = ring->get(b);
+    if (t == b) {  // the last task: race the thieves for it
+      if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+        node = nullptr;
+      }
+      bottom_.store(b + 1, std::memory_order_relaxed);
+    }
+    return node;
+  }
+
+  // Returns nullptr only when the deque was seen empty; a lost race with
+  // another thief is retried, so a caller that finds nothing may sleep.
+  Node* steal() noexcept {
+    for (;;) {
+      std::int64_t t = top_.load(std::memory_order_acquire);
+      full_fence();
+      const std::int64_t b = bottom_.load(std::memory_order_acquire);
+      if (t >= b) return nullptr;
+      Ring* ring = ring_.load(std::memory_order_acquire);
+      Node* node = ring->get(t);
+      if (top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
+                                       std::memory_order_relaxed)) {
+        return node;
+      }
+      cpu_relax();
+    }
+  }
+
+  std::int64_t size() const noexcept {
+    const std::int64_t t = top_.load(std::memory_order_relaxed);
+    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
+    return b > t ? b - t : 0;
+  }
+
+  // Pushes that fit without growing the ring (owner only; conservative).
+  std::int64_t free_slots() const noexcept {
+    const Ring* ring = ring_.load(std::memory_order_relaxed);
+    return ring->capacity - size();
+  }
+
+ private:
+  struct Ring {
+    explicit Ring(std::int64_t cap)
+        : capacity(cap), mask(cap - 1), slots(new std::atomic<Node*>[static_cast<std::size_t>(cap)]) {}
+    void put(std::int64_t i, Node* node) noexcept {
+      slots[static_cast<std::size_t>(i & mask)].store(node, std::memory_order_relaxed);
+    }
+    Node* get(std::int64_t i) const noexcept {
+      return slots[static_cast<std::size_t>(i & mask)].load(std::memory_order_relaxed);
+    }
+    const std::int64_t capacity;  // a power of two
+    const std::int64_t mask;
+    std::unique_ptr<std::atomic<Node*>[]> slots;
+  };
+
+  Ring* grow(Ring* old, std::int64_t t, std::int64_t b) {
+    auto bigger = std::make_unique<Ring>(old->capacity * 2);
+    for (std::int64_t i = t; i < b; ++i) bigger->put(i, old->get(i));
+    Ring* raw = bigger.get();
+    rings_.push_back(std::move(bigger));
+    ring_.store(raw, std::memory_order_release);
+    return raw;
+  }
+
+  alignas(kCacheLine) std::atomic<std::int64_t> top_{0};
+  alignas(kCacheLine) std::atomic<std::int64_t> bottom_{0};
+  alignas(kCacheLine) std::atomic<Ring*> ring_{nullptr};
+  std::vector<std::unique_ptr<Ring>> rings_;  // owner only
+};
+
+// Sleep/wake without lost wake-ups (an "event count"). Both classes follow
+//
+//   waiter:   key = prepare_wait(); if (condition) cancel_wait(key); else commit_wait(key, ...);
+//   notifier: make condition true; full_fence(); if (has_waiters()) notify();
+//
+// prepare_wait() registers the waiter and fences before the waiter re-checks
+// the condition, so either the waiter sees the new state or the notifier sees
+// the registration and moves the epoch, which commit_wait() re-checks under
+// the mutex before sleeping.
+
+// For idle workers: notify_one() wakes one sleeper. Waiters unregister
+// themselves when they wake, so a sleeper that a notify_one() did not reach is
+// still counted and gets the next one.
+class WorkerParking {
+ public:
+  std::uint64_t prepare_wait() noexcept {
+    waiters_.fetch_add(1, std::memory_order_seq_cst);
+    full_fence();
+    return epoch_.load(std::memory_order_acquire);
+  }
+
+  void cancel_wait() noexcept { waiters_.fetch_sub(1, std::memory_order_relaxed); }
+
+  void commit_wait(std::uint64_t key) noexcept {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      while (epoch_.load(std::memory_order_relaxed) == key) cv_.wait(lock);
+    }
+    waiters_.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  bool has_waiters() const noexcept { return waiters_.load(std::memory_order_relaxed) != 0; }
+
+  void notify_one() noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    epoch_.fetch_add(1, std::memory_order_release);
+    cv_.notify_one();
+  }
+
+  void notify_all() noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    epoch_.fetch_add(1, std::memory_order_release);
+    cv_.notify_all();
+  }
+
+ private:
+  alignas(kCacheLine) std::atomic<std::uint32_t> waiters_{0};
+  std::atomic<std::uint64_t> epoch_{0};
+  std::mutex mutex_;
+  std::condition_variable cv_;
+};
+
+// For waiters with conditions of their own (helpers, blocked producers):
+// notify_all() wakes everyone registered and unregisters them in the same
+// atomic step, so until one of them registers again further notifications
+// cost one relaxed load. State word: epoch in the high 32 bits, registered
+// waiters in the low 32.
+class Broadcast {
+ public:
+  std::uint32_t prepare_wait() noexcept {
+    const std::uint64_t s = state_.fetch_add(1, std::memory_order_seq_cst);
+    full_fence();
+    return epoch_of(s);
+  }
+
+  void cancel_wait(std::uint32_t key) noexcept { unregister(key); }
+
+  // Sleeps until a notify_all() after prepare_wait() or until `deadline`.
+  void commit_wait(std::uint32_t key, const Deadline* deadline) noexcept {
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      while (epoch_of(state_.load(std::memory_order_acquire)) == key) {
+        if (deadline == nullptr) {
+          cv_.wait(lock);
+        } else if (cv_.wait_until(lock, *deadline) == std::cv_status::timeout) {
+          break;
+        }
+      }
+    }
+    unregister(key);
+  }
+
+  bool has_waiters() const noexcept {
+    return (state_.load(std::memory_order_relaxed) & kWaiterMask) != 0;
+  }
+
+  void notify_all() noexcept {
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    do {
+      if ((s & kWaiterMask) == 0) return;
+    } while (!state_.compare_exchange_weak(s, (s | kWaiterMask) + 1, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed));
+    // (s | mask) + 1 = next epoch, zero waiters. Taking the mutex orders this
+    // after any waiter that saw the old epoch under it and is about to sleep.
+    std::lock_guard<std::mutex> lock(mutex_);
+    cv_.notify_all();
+  }
+
+ private:
+  static constexpr std::uint64_t kWaiterMask = 0xFFFFFFFFULL;
+  static std::uint32_t epoch_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s >> 32); }
+
+  // Drops this waiter's registration unless a notify_all() already did.
+  void unregister(std::uint32_t key) noexcept {
+    std::uint64_t s = state_.load(std::memory_order_relaxed);
+    while (epoch_of(s) == key &&
+           !state_.compare_exchange_weak(s, s - 1, std::memory_order_relaxed)) {
+    }
+  }
+
+  alignas(kCacheLine) std::atomic<std::uint64_t> state_{0};
+  std::mutex mutex_;
+  std::condition_variable cv_;
+};
+
+// Per-thread bookkeeping shared by all schedulers in the process.
+struct WorkerContext {
+  SchedulerCore* core = nullptr;
+  unsigned index = 0;
+};
+
+// One entry per task being executed on this thread (tasks nest through
+// help_until / run_one / helping submits), so a thread can tell whether it
+// is inside a task of a given scheduler.
+struct ExecFrame {
+  const SchedulerCore* core;
+  ExecFrame* prev;
+};
+
+thread_local WorkerContext t_worker;
+thread_local ExecFrame* t_frames = nullptr;
+thread_local std::uint64_t t_rng = 0;
+
+}  // namespace
+
+// The state behind a veda::Scheduler. See scheduler.hpp for the contract.
+class SchedulerCore {
+ public:
+  enum : int { kRunning = 0, kDraining = 1, kDiscarding = 2 };
+
+  explicit SchedulerCore(SchedulerOptions&& options);
+  ~SchedulerCore();
+
+  SchedulerCore(const SchedulerCore&) = delete;
+  SchedulerCore& operator=(const SchedulerCore&) = delete;
+
+  bool submit(Task&& task, const Deadline* deadline);
+  bool run_one();
+  void help_until(bool (*done)(const void*), const void* ctx);
+  void shutdown(bool wait);
+
+  std::size_t pending() const noexcept;
+  std::size_t running() const noexcept;
+  std::uint64_t completed() const noexcept;
+  std::uint64_t failed() const noexcept;
+  std::uint64_t cancelled() const noexcept { return cancelled_.load(std::memory_order_relaxed); }
+  unsigned num_threads() const noexcept { return nthreads_; }
+  std::size_t queue_capacity() const noexcept { return capacity_; }
+  bool is_shutdown() const noexcept { return state_.load(std::memory_order_acquire) != kRunning; }
+  bool is_worker_thread() const noexcept { return t_worker.core == this; }
+  // True on a worker of this scheduler or inside one of its tasks.
+  bool in_task_context() const noexcept;
+
+ private:
+  struct alignas(kCacheLine) CounterSlot {
+    std::atomic<std::uint64_t> submitted{0};
+    std::atomic<std::uint64_t> started{0};
+    std::atomic<std::uint64_t> completed{0};
+    std::atomic<std::uint64_t> failed{0};
+  };
+
+  struct alignas(kCacheLine) Worker {
+    Worker() : deque(256) {}
+    WorkDeque deque;
+    std::thread thread;
+    std::uint64_t rng = 0;
+  };
+
+  void worker_main(unsigned index);
+  Node* wait_for_work(unsigned index);
+  void found_while_searching() noexcept;
+  Node* find_work(unsigned index);    // worker `index`: own deque, injection queue, steal
+  Node* find_work_external();         // any other thread: injection queue, steal
+  Node* take_global(Worker* into);
+  Node* steal_any(unsigned skip, std::uint64_t& rng);
+  bool work_visible() const noexcept;
+  // Takes one queued task and runs (or, when discarding, cancels) it.
+  // Returns 0 when nothing was queued, 1 when it ran a task, 2 when it cancelled one.
+  int help_one();
+  bool execute(Node* node, unsigned slot);
+  void cancel(Node* node) noexcept;
+  bool reserve_slot(const Deadline* deadline);
+  void release_slot() noexcept;
+  void notify_new_work() noexcept;
+  void notify_helpers() noexcept;
+  void join_and_sweep();
+  void run_hook(const std::function<void()>& hook) noexcept;
+
+  const unsigned nthreads_;
+  const std::size_t capacity_;
+  SchedulerObserver* const observer_;
+  const std::function<void()> on_worker_start_;
+  const std::function<void()> on_worker_stop_;
+
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<CounterSlot[]> counters_;  // one per worker, then one shared by other threads
+
+  alignas(kCacheLine) std::mutex global_mutex_;
+  std::deque<Node*> global_;                  // injection queue, under global_mutex_
+  std::atomic<std::size_t> global_size_{0};   // global_.size(), readable without the lock
+
+  alignas(kCacheLine) std::atomic<int> state_{kRunning};
+  alignas(kCacheLine) std::atomic<std::size_t> queued_{0};  // reserved + queued, with a capacity
+  alignas(kCacheLine) std::atomic<std::uint64_t> cancelled_{0};
+
+  // Workers between finding nothing and parking. While one searches, a new
+  // task needs no wake-up: the searcher will find it.
+  alignas(kCacheLine) std::atomic<unsigned> searching_{0};
+
+  WorkerParking work_ec_;  // idle workers
+  Broadcast help_ec_;      // threads in help_until(): task finished or new work
+  Broadcast space_ec_;     // producers blocked on queue_capacity
+
+  std::mutex join_mutex_;
+  bool joined_ = false;  // under join_mutex_
+};
+
+SchedulerCore::SchedulerCore(SchedulerOptions&& options)
+    : nthreads_([&] {
+        if (options.num_threads > Scheduler::max_threads) {
+          throw std::invalid_argument(
+              "veda::Scheduler: num_threads = " + std::to_string(options.num_threads) +
+              " exceeds the maximum of " + std::to_string(Scheduler::max_threads) +
+              " (use 0 for one thread per hardware thread)");
+        }
+        if (options.num_threads != 0) return options.num_threads;
+        const unsigned hw = std::thread::hardware_concurrency();
+        return std::clamp(hw, 1U, Scheduler::max_threads);
+      }()),
+      capacity_(options.queue_capacity),
+      observer_(options.observer),
+      on_worker_start_(std::move(options.on_worker_start)),
+      on_worker_stop_(std::move(options.on_worker_stop)) {
+  workers_.reserve(nthreads_);
+  for (unsigned i = 0; i < nthreads_; ++i) {
+    workers_.push_back(std::make_unique<Worker>());
+    workers_.back()->rng = 0x9E3779B97F4A7C15ULL * (i + 1);
+  }
+  counters_ = std::make_unique<CounterSlot[]>(nthreads_ + 1);
+  try {
+    for (unsigned i = 0; i < nthreads_; ++i) {
+      workers_[i]->thread = std::thread([this, i] { worker_main(i); });
+    }
+  } catch (...) {
+    shutdown(false);
+    throw;
+  }
+}
+
+SchedulerCore::~SchedulerCore() {
+  // Scheduler::~Scheduler joined the workers; free anything left defensively.
+  for (Node* node : global_) NodeDeleter{}(node);
+  for (auto& w : workers_) {
+    while (Node* node = w->deque.pop()) NodeDeleter{}(node);
+  }
+}
+
+void SchedulerCore::run_hook(const std::function<void()>& hook) noexcept {
+  if (!hook) return;
+  try {
+    hook();
+  } catch (...) {  // documented: hook exceptions are swallowed
+  }
+}
+
+void SchedulerCore::worker_main(unsigned index) {
+  t_worker = WorkerContext{this, index};
+  run_hook(on_worker_start_);
+  for (;;) {
+    Node* node = find_work(index);
+    if (node == nullptr) node = wait_for_work(index);
+    if (node == nullptr) break;
+    execute(node, index);
+  }
+  run_hook(on_worker_stop_);
+  t_worker = WorkerContext{};
+}
+
+Node* SchedulerCore::wait_for_work(unsigned index) {
+  searching_.fetch_add(1, std::memory_order_relaxed);
+  for (;;) {
+    if (state_.load(std::memory_order_acquire) != kRunning) {
+      searching_.fetch_sub(1, std::memory_order_relaxed);
+      // Seen after the state change, which happened under global_mutex_ after
+      // every accepted external push: this search sees all of them. Nothing
+      // found means nothing is left for this worker: exit.
+      return find_work(index);
+    }
+    // Spin briefly, then yield (with more threads than cores, as with external
+    // submitters, a spinning worker would take the CPU from the producer),
+    // then sleep.
+    for (int round = 0; round < kSpinRounds + kYieldRounds; ++round) {
+      if (round < kSpinRounds) {
+        for (int i = 0; i < kPauses; ++i) cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+      if (Node* node = find_work(index)) {
+        found_while_searching();
+        return node;
+      }
+      if (state_.load(std::memory_order_relaxed) != kRunning) break;
+    }
+    if (state_.load(std::memory_order_relaxed) != kRunning) continue;
+
+    const std::uint64_t key = work_ec_.prepare_wait();
+    // Stop searching before the last look, so a producer that pushes after
+    // it sees searching_ == 0 and wakes us.
+    searching_.fetch_sub(1, std::memory_order_seq_cst);
+    full_fence();
+    if (Node* node = find_work(index)) {
+      work_ec_.cancel_wait();
+      searching_.fetch_add(1, std::memory_order_relaxed);
+      found_while_searching();
+      return node;
+    }
+    if (state_.load(std::memory_order_acquire) != kRunning) {
+      work_ec_.cancel_wait();
+      return find_work(index);
+    }
+    work_ec_.commit_wait(key);
+    searching_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+void SchedulerCore::found_while_searching() noexcept {
+  // The last searcher leaving with work wakes a sleeper if more is queued, so
+  // a burst pulls in as many workers as it needs, one wake-up at a time.
+  if (searching_.fetch_sub(1, std::memory_order_seq_cst) == 1) {
+    full_fence();
+    if (work_visible() && work_ec_.has_waiters()) work_ec_.notify_one();
+  }
+}
+
+Node* SchedulerCore::find_work(unsigned index) {
+  Worker& w = *workers_[index];
+  if (Node* node = w.deque.pop()) return node;
+  if (Node* node = take_global(&w)) return node;
+  return steal_any(index, w.rng);
+}
+
+Node* SchedulerCore::find_work_external() {
+  if (Node* node = take_global(nullptr)) return node;
+  return steal_any(nthreads_, t_rng);
+}
+
+Node* SchedulerCore::take_global(Worker* into) {
+  if (global_size_.load(std::memory_order_relaxed) == 0) return nullptr;
+  Node* first = nullptr;
+  std::size_t moved = 0;
+  {
+    std::lock_guard<std::mutex> lock(global_mutex_);
+    const std::size_t size = global_.size();
+    if (size == 0) return nullptr;
+    first = global_.front();
+    global_.pop_front();
+    if (into != nullptr && size > 1) {
+      // Take a share of the rest into the worker's deque, where the other
+      // workers can steal it; this amortises the lock. Only as much as fits
+      // without growing the ring, so this path never allocates.
+      const std::int64_t room = std::max<std::int64_t>(0, into->deque.free_slots() - 1);
+      moved = std::min({kMaxBatch - 1, (size - 1) / nthreads_, static_cast<std::size_t>(room)});
+      // Pushed newest first so the owner pops them oldest first.
+      for (std::size_t k = moved; k-- > 0;) into->deque.push(global_[k]);
+      global_.erase(global_.begin(), global_.begin() + static_cast<std::ptrdiff_t>(moved));
+    }
+    global_size_.store(global_.size(), std::memory_order_relaxed);
+  }
+  if (moved > 0) notify_new_work();
+  return first;
+}
+
+Node* SchedulerCore::steal_any(unsigned skip, std::uint64_t& rng) {
+  const unsigned n = nthreads_;
+  const unsigned start = static_cast<unsigned>(next_random(rng) % n);
+  for (unsigned k = 0; k < n; ++k) {
+    unsigned victim = start + k;
+    if (victim >= n) victim -= n;
+    if (victim == skip) continue;
+    if (Node* node = workers_[victim]->deque.steal()) return node;
+  }
+  return nullptr;
+}
+
+bool SchedulerCore::work_visible() const noexcept {
+  if (global_size_.load(std::memory_order_relaxed) != 0) return true;
+  for (const auto& w : workers_) {
+    if (w->deque.size() != 0) return true;
+  }
+  return false;
+}
+
+bool SchedulerCore::in_task_context() const noexcept {
+  if (t_worker.core == this) return true;
+  for (const ExecFrame* f = t_frames; f != nullptr; f = f->prev) {
+    if (f->core == this) return true;
+  }
+  return false;
+}
+
+void SchedulerCore::notify_new_work() noexcept {
+  full_fence();
+  if (searching_.load(std::memory_order_relaxed) == 0 && work_ec_.has_waiters()) {
+    work_ec_.notify_one();
+  }
+  if (help_ec_.has_waiters()) help_ec_.notify_all();
+}
+
+void SchedulerCore::notify_helpers() noexcept {
+  full_fence();
+  if (help_ec_.has_waiters()) help_ec_.notify_all();
+}
+
+bool SchedulerCore::reserve_slot(const Deadline* deadline) {
+  std::size_t q = queued_.load(std::memory_order_relaxed);
+  for (;;) {
+    while (q < capacity_) {
+      if (queued_.compare_exchange_weak(q, q + 1, std::memory_order_acq_rel,
+                                        std::memory_order_relaxed)) {
+        return true;
+      }
+    }
+    if (state_.load(std::memory_order_acquire) != kRunning) return false;
+    if (deadline != nullptr && Clock::now() >= *deadline) return false;
+    // A thread inside a task of ours must not just block: the tasks that
+    // would make room may need this very thread. Run queued work instead.
+    const bool helping = in_task_context();
+    if (helping && help_one() != 0) {
+      q = queued_.load(std::memory_order_relaxed);
+      continue;
+    }
+    const std::uint32_t key = space_ec_.prepare_wait();
+    q = queued_.load(std::memory_order_relaxed);
+    if (q < capacity_ || state_.load(std::memory_order_acquire) != kRunning) {
+      space_ec_.cancel_wait(key);
+      continue;
+    }
+    if (helping) {
+      Deadline soon = Clock::now() + kSpacePoll;
+      if (deadline != nullptr) soon = std::min(soon, *deadline);
+      space_ec_.commit_wait(key, &soon);
+    } else {
+      space_ec_.commit_wait(key, deadline);
+    }
+    q = queued_.load(std::memory_order_relaxed);
+  }
+}
+
+void SchedulerCore::release_slot() noexcept {
+  if (capacity_ == 0) return;
+  queued_.fetch_sub(1, std::memory_order_acq_rel);
+  full_fence();
+  if (space_ec_.has_waiters()) space_ec_.notify_all();
+}
+
+bool SchedulerCore::submit(Task&& task, const Deadline* deadline) {
+  if (!task) throw std::invalid_argument("veda::Scheduler::submit: the task is empty");
+  if (state_.load(std::memory_order_acquire) != kRunning) return false;
+  if (capacity_ != 0 && !reserve_slot(deadline)) return false;
+
+  NodePtr node;
+  try {
+    node.reset(make_node(std::move(task), observer_ != nullptr ? steady_now_ns() : 0));
+  } catch (...) {
+    release_slot();
+    throw;
+  }
+
+  const bool worker = t_worker.core == this;
+  const unsigned slot = worker ? t_worker.index : nthreads_;
+  // Counted before the push so pending() never sees a start before its submit.
+  std::atomic<std::uint64_t>& submitted = counters_[slot].submitted;
+  bump(submitted, worker);
+  try {
+    if (worker) {
+      // A worker's own deque: if shutdown starts right after this check the
+      // worker still finds the task before it exits (it never leaves its own
+      // deque non-empty), so it is drained or cancelled like the rest.
+      if (state_.load(std::memory_order_acquire) != kRunning) {
+        unbump(submitted, worker);
+        release_slot();
+        return false;
+      }
+      workers_[slot]->deque.push(node.get());
+    } else {
+      std::lock_guard<std::mutex> lock(global_mutex_);
+      if (state_.load(std::memory_order_relaxed) != kRunning) {
+        unbump(submitted, worker);
+        release_slot();
+        return false;
+      }
+      global_.push_back(node.get());
+      global_size_.store(global_.size(), std::memory_order_relaxed);
+    }
+  } catch (...) {
+    unbump(submitted, worker);
+    release_slot();
+    throw;
+  }
+  node.release();
+  notify_new_work();
+  return true;
+}
+
+bool SchedulerCore::execute(Node* raw, unsigned slot) {
+  NodePtr node(raw);
+  release_slot();
+  if (state_.load(std::memory_order_relaxed) == kDiscarding) {
+    cancel(node.release());
+    return false;
+  }
+  const bool exclusive = slot < nthreads_;
+  CounterSlot& counters = counters_[slot];
+  bump(counters.started, exclusive);
+
+  ExecFrame frame{this, t_frames};
+  t_frames = &frame;
+  bool ok = false;
+  if (observer_ == nullptr) {
+    try {
+      ok = node->task();
+    } catch (...) {
+      ok = false;
+    }
+  } else {
+    const std::int64_t start = steady_now_ns();
+    const std::int64_t queue_wait = std::max<std::int64_t>(0, start - node->submit_ns);
+    observer_->on_task_start(queue_wait);
+    try {
+      ok = node->task();
+    } catch (...) {
+      ok = false;
+    }
+    const std::int64_t run = std::max<std::int64_t>(0, steady_now_ns() - start);
+    observer_->on_task_end(queue_wait, run, ok);
+  }
+  t_frames = frame.prev;
+
+  // Destroy the callable before the task counts as finished, so whoever
+  // waits on completed() sees its captures already released.
+  node.reset();
+  bump(ok ? counters.completed : counters.failed, exclusive);
+  notify_helpers();
+  return true;
+}
+
+void SchedulerCore::cancel(Node* node) noexcept {
+  NodeDeleter{}(node);  // runs the callable's destructor: its way to learn of the cancel
+  cancelled_.fetch_add(1, std::memory_order_relaxed);
+  notify_helpers();
+}
+
+int SchedulerCore::help_one() {
+  const bool worker = t_worker.core == this;
+  Node* node = worker ? find_work(t_worker.index) : find_work_external();
+  if (node == nullptr) return 0;
+  return execute(node, worker ? t_worker.index : nthreads_) ? 1 : 2;
+}
+
+bool SchedulerCore::run_one() {
+  for (;;) {
+    const int r = help_one();
+    if (r != 2) return r == 1;
+  }
+}
+
+void SchedulerCore::help_until(bool (*done)(const void*), const void* ctx) {
+  for (;;) {
+    if (done(ctx)) return;
+    if (help_one() != 0) continue;
+
+    bool retry = false;
+    for (int round = 0; round < kSpinRounds + kYieldRounds && !retry; ++round) {
+      if (round < kSpinRounds) {
+        for (int i = 0; i < kPauses; ++i) cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+      if (done(ctx)) return;
+      retry = work_visible();
+    }
+    if (retry) continue;
+
+    const std::uint32_t key = help_ec_.prepare_wait();
+    bool ready = false;
+    try {
+      ready = done(ctx);
+    } catch (...) {
+      help_ec_.cancel_wait(key);
+      throw;
+    }
+    if (ready || work_visible()) {
+      help_ec_.cancel_wait(key);
+      if (ready) return;
+      continue;
+    }
+    const Deadline deadline = Clock::now() + kHelpPoll;
+    help_ec_.commit_wait(key, &deadline);
+  }
+}
+
+void SchedulerCore::shutdown(bool wait) {
+  const int target = wait ? kDraining : kDiscarding;
+  {
+    std::lock_guard<std::mutex> lock(global_mutex_);
+    if (state_.load(std::memory_order_relaxed) < target) {
+      state_.store(target, std::memory_order_release);
+    }
+  }
+  full_fence();  // pairs with prepare_wait(): waiters either see the state or get notified
+  work_ec_.notify_all();
+  help_ec_.notify_all();
+  space_ec_.notify_all();
+  // A thread running one of our tasks (or a worker hook) cannot join the
+  // workers: it would wait for itself. The next shutdown() from elsewhere,
+  // or the destructor, joins.
+  if (in_task_context()) return;
+  join_and_sweep();
+}
+
+void SchedulerCore::join_and_sweep() {
+  std::lock_guard<std::mutex> lock(join_mutex_);
+  if (!joined_) {
+    for (auto& w : workers_) {
+      if (w->thread.joinable()) w->thread.join();
+    }
+    joined_ = true;
+  }
+  // Workers exit only with their deques empty and after seeing the shutdown,
+  // and external pushes stop under global_mutex_ with the state change, so
+  // normally nothing is left. Handle stragglers anyway: with the workers
+  // joined, this thread may act as the owner of every deque (join_mutex_
+  // keeps concurrent shutdown() calls out).
+  for (;;) {
+    Node* node = nullptr;
+    {
+      std::lock_guard<std::mutex> glock(global_mutex_);
+      if (!global_.empty()) {
+        node = global_.front();
+        global_.pop_front();
+        global_size_.store(global_.size(), std::memory_order_relaxed);
+      }
+    }
+    for (std::size_t i = 0; node == nullptr && i < workers_.size(); ++i) {
+      node = workers_[i]->deque.pop();
+    }
+    if (node == nullptr) break;
+    execute(node, nthreads_);  // runs when draining, cancels when discarding
+  }
+}
+
+std::size_t SchedulerCore::pending() const noexcept {
+  std::uint64_t started = 0;
+  std::uint64_t submitted = 0;
+  for (unsigned i = 0; i <= nthreads_; ++i) {
+    started += counters_[i].started.load(std::memory_order_relaxed);
+  }
+  const std::uint64_t cancelled = cancelled_.load(std::memory_order_relaxed);
+  for (unsigned i = 0; i <= nthreads_; ++i) {
+    submitted += counters_[i].submitted.load(std::memory_order_relaxed);
+  }
+  const std::uint64_t gone = started + cancelled;
+  return submitted > gone ? static_cast<std::size_t>(submitted - gone) : 0;
+}
+
+std::size_t SchedulerCore::running() const noexcept {
+  std::uint64_t finished = 0;
+  std::uint64_t started = 0;
+  for (unsigned i = 0; i <= nthreads_; ++i) {
+    finished += counters_[i].completed.load(std::memory_order_relaxed) +
+                counters_[i].failed.load(std::memory_order_relaxed);
+  }
+  for (unsigned i = 0; i <= nthreads_; ++i) {
+    started += counters_[i].started.load(std::memory_order_relaxed);
+  }
+  return started > finished ? static_cast<std::size_t>(started - finished) : 0;
+}
+
+std::uint64_t SchedulerCore::completed() const noexcept {
+  std::uint64_t total = 0;
+  for (unsigned i = 0; i <= nthreads_; ++i) {
+    total += counters_[i].completed.load(std::memory_order_relaxed);
+  }
+  return total;
+}
+
+std::uint64_t SchedulerCore::failed() const noexcept {
+  std::uint64_t total = 0;
+  for (unsigned i = 0; i <= nthreads_; ++i) {
+    total += counters_[i].failed.load(std::memory_order_relaxed);
+  }
+  return total;
+}
+
+}  // namespace detail
+
+// --- veda::Scheduler: forwards to the core -----------------------------------
+
+Scheduler::Scheduler(SchedulerOptions options)
+    : core_(std::make_unique<detail::SchedulerCore>(std::move(options))) {}
+
+Scheduler::~Scheduler() {
+  if (core_->in_task_context()) {
+    std::fputs("veda::Scheduler destroyed from one of its own tasks or workers; "
+               "a thread cannot join itself\n",
+               stderr);
+    std::terminate();
+  }
+  core_->shutdown(true);
+}
+
+bool Scheduler::submit(Task task) { return core_->submit(std::move(task), nullptr); }
+
+bool Scheduler::try_submit(Task task, std::chrono::nanoseconds timeout) {
+  const auto now = detail::Clock::now();
+  if (timeout.count() <= 0) {
+    const detail::Deadline deadline = now;
+    return core_->submit(std::move(task), &deadline);
+  }
+  // Saturate: a timeout past the clock's range means "no deadline".
+  const auto room = detail::Deadline::max() - now;
+  if (timeout >= room) return core_->submit(std::move(task), nullptr);
+  const detail::Deadline deadline =
+      now + std::chrono::duration_cast<detail::Clock::duration>(timeout);
+  return core_->submit(std::move(task), &deadline);
+}
+
+bool Scheduler::run_one() { return core_->run_one(); }
+
+void Scheduler::help_until_impl(bool (*done)(const void*), const void* ctx) {
+  core_->help_until(done, ctx);
+}
+
+void Scheduler::shutdown(bool wait) { core_->shutdown(wait); }
+
+std::size_t Scheduler::pending() const noexcept { return core_->pending(); }
+std::size_t Scheduler::running() const noexcept { return core_->running(); }
+std::uint64_t Scheduler::completed() const noexcept { return core_->completed(); }
+std::uint64_t Scheduler::failed() const noexcept { return core_->failed(); }
+std::uint64_t Scheduler::cancelled() const noexcept { return core_->cancelled(); }
+unsigned Scheduler::num_threads() const noexcept { return core_->num_threads(); }
+std::size_t Scheduler::queue_capacity() const noexcept { return core_->queue_capacity(); }
+bool Scheduler::is_shutdown() const noexcept { return core_->is_shutdown(); }
+bool Scheduler::is_worker_thread() const noexcept { return core_->is_worker_thread(); }
+
+bool Scheduler::in_worker_thread() noexcept { return detail::t_worker.core != nullptr; }
+
+int Scheduler::current_worker_index() noexcept {
+  return detail::t_worker.core != nullptr ? static_cast<int>(detail::t_worker.index) : -1;
+}
+
+}  // namespace veda

@@ -1,0 +1,175 @@
+// Tests for the Prometheus text exposition format 0.0.4.
+#include "veda/metrics/text_format.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <iterator>
+#include <limits>
+#include <random>
+#include <string>
+
+#include "veda/metrics/registry.hpp"
+
+namespace {
+
+using veda::Registry;
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+std::string text_of(double v) {
+  std::string out;
+  veda::append_double(out, v);
+  return out;
+}
+
+TEST(TextFormat, GoldenExposition) {
+  Registry r;
+  auto requests = r.counter("http_requests_total", "Requests \"served\".\nSecond line with \\ backslash.",
+                            {"method", "path"});
+  requests->labels({"GET", "/a\\b\"c\nd"})->inc(3);
+  requests->labels({"POST", ""})->inc(0.5);
+
+  auto temperature = r.gauge("temperature", "Temp.", {"sensor"});
+  temperature->labels({"a"})->set(21.5);
+  temperature->labels({"nan"})->set(kNaN);
+  temperature->labels({"hot"})->set(kInf);
+  temperature->labels({"cold"})->set(-kInf);
+
+  r.gauge("up", "")->unlabelled().set(1);
+
+  // 90 x 1.0 and 10 x 3.0: every quantile estimate is clamped onto min or max,
+  // so the golden text does not depend on bucket midpoints.
+  auto latency = r.histogram("latency_seconds", "Latency.", {"op"});
+  auto read = latency->labels({"read"});
+  for (int i = 0; i < 90; ++i) read->observe(1.0);
+  for (int i = 0; i < 10; ++i) read->observe(3.0);
+  latency->labels({"idle"});
+
+  r.counter("jobs", "Jobs.");
+
+  const std::string expected = R"(# HELP http_requests_total Requests "served".\nSecond line with \\ backslash.
+# TYPE http_requests_total counter
+http_requests_total{method="GET",path="/a\\b\"c\nd"} 3
+http_requests_total{method="POST",path=""} 0.5
+# HELP temperature Temp.
+# TYPE temperature gauge
+temperature{sensor="a"} 21.5
+temperature{sensor="nan"} NaN
+temperature{sensor="hot"} +Inf
+temperature{sensor="cold"} -Inf
+# HELP up 
+# TYPE up gauge
+up 1
+# HELP latency_seconds Latency.
+# TYPE latency_seconds summary
+latency_seconds{op="read",quantile="0.5"} 1
+latency_seconds{op="read",quantile="0.9"} 1
+latency_seconds{op="read",quantile="0.95"} 3
+latency_seconds{op="read",quantile="0.99"} 3
+latency_seconds_sum{op="read"} 120
+latency_seconds_count{op="read"} 100
+latency_seconds{op="idle",quantile="0.5"} NaN
+latency_seconds{op="idle",quantile="0.9"} NaN
+latency_seconds{op="idle",quantile="0.95"} NaN
+latency_seconds{op="idle",quantile="0.99"} NaN
+latency_seconds_sum{op="idle"} 0
+latency_seconds_count{op="idle"} 0
+# HELP jobs_total Jobs.
+# TYPE jobs_total counter
+jobs_total 0
+)";
+  EXPECT_EQ(r.render_prometheus(), expected);
+
+  // The free function renders the same snapshot and appends to what is there.
+  std::string out = "prefix\n";
+  veda::render_prometheus(r.collect(), out);
+  EXPECT_EQ(out, "prefix\n" + expected);
+}
+
+TEST(TextFormat, UnlabelledHistogram) {
+  Registry r;
+  auto h = r.histogram("size_bytes", "Sizes.");
+  h->unlabelled().observe(5.0);
+  EXPECT_EQ(r.render_prometheus(),
+            "# HELP size_bytes Sizes.\n"
+            "# TYPE size_bytes summary\n"
+            "size_bytes{quantile=\"0.5\"} 5\n"
+            "size_bytes{quantile=\"0.9\"} 5\n"
+            "size_bytes{quantile=\"0.95\"} 5\n"
+            "size_bytes{quantile=\"0.99\"} 5\n"
+            "size_bytes_sum 5\n"
+            "size_bytes_count 1\n");
+}
+
+TEST(TextFormat, EmptyRegistryRendersNothing) {
+  Registry r;
+  EXPECT_EQ(r.render_prometheus(), "");
+  r.counter("requests", "h", {"code"});  // a labelled family without series
+  EXPECT_EQ(r.render_prometheus(), "# HELP requests_total h\n# TYPE requests_total counter\n");
+}
+
+TEST(TextFormat, SpecialValues) {
+  EXPECT_EQ(text_of(kNaN), "NaN");
+  EXPECT_EQ(text_of(-kNaN), "NaN");
+  EXPECT_EQ(text_of(kInf), "+Inf");
+  EXPECT_EQ(text_of(-kInf), "-Inf");
+}
+
+TEST(TextFormat, ShortestRoundTripDoubles) {
+  EXPECT_EQ(text_of(0.1), "0.1");
+  EXPECT_EQ(text_of(0.0), "0");
+  EXPECT_EQ(text_of(1.0), "1");
+  EXPECT_EQ(text_of(-2.5), "-2.5");
+  EXPECT_EQ(text_of(21.5), "21.5");
+  EXPECT_EQ(text_of(0.1 + 0.2), "0.30000000000000004");
+  // Whole numbers below 2^53 (counts) print as plain digits, not "1e+05".
+  EXPECT_EQ(text_of(100000.0), "100000");
+  EXPECT_EQ(text_of(1e6), "1000000");
+  EXPECT_EQ(text_of(-42.0), "-42");
+  EXPECT_EQ(text_of(9007199254740991.0), "9007199254740991");
+  EXPECT_EQ(std::strtod(text_of(-0.0).c_str(), nullptr), 0.0);
+  EXPECT_EQ(std::strtod(text_of(1e20).c_str(), nullptr), 1e20);
+  for (double v : {1e20, 1e-300, 5e-324, 1.7976931348623157e308, 123456789.125, 1.0 / 3.0}) {
+    const std::string t = text_of(v);
+    EXPECT_EQ(std::strtod(t.c_str(), nullptr), v) << t;
+    EXPECT_LE(t.size(), 24u) << t;
+  }
+  // Random bit patterns: every finite double parses back to itself.
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 100000; ++i) {
+    const std::uint64_t bits = rng();
+    double v;
+    std::memcpy(&v, &bits, sizeof v);
+    if (!std::isfinite(v)) continue;
+    const std::string t = text_of(v);
+    ASSERT_EQ(std::strtod(t.c_str(), nullptr), v) << t;
+  }
+}
+
+TEST(TextFormat, Escaping) {
+  std::string label;
+  veda::append_label_value(label, "a\\b\"c\nd");
+  EXPECT_EQ(label, R"(a\\b\"c\nd)");
+  std::string help;
+  veda::append_help(help, "a\\b\"c\nd");
+  EXPECT_EQ(help, R"(a\\b"c\nd)");
+  std::string plain;
+  veda::append_label_value(plain, "UTF-8 \xc3\xa9 ok\t");
+  EXPECT_EQ(plain, "UTF-8 \xc3\xa9 ok\t");
+}
+
+TEST(TextFormat, Constants) {
+  EXPECT_EQ(veda::kPrometheusContentType, "text/plain; version=0.0.4; charset=utf-8");
+  ASSERT_EQ(std::size(veda::kSummaryQuantiles), 4u);
+  EXPECT_EQ(veda::kSummaryQuantiles[0], 0.5);
+  EXPECT_EQ(veda::kSummaryQuantiles[1], 0.9);
+  EXPECT_EQ(veda::kSummaryQuantiles[2], 0.95);
+  EXPECT_EQ(veda::kSummaryQuantiles[3], 0.99);
+}
+
+}  // namespace
