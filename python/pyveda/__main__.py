@@ -1,7 +1,8 @@
 """The ``pyveda`` command line.
 
-``pyveda demo`` runs a small threaded workload instrumented with PyVeda's
-metrics and prints the Prometheus exposition of what it measured.
+``pyveda demo`` runs a mixed workload (fast, slow, failing and nested tasks)
+on the runtime with telemetry, reports each collected snapshot, and prints the
+Prometheus exposition of everything it measured.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import hashlib
 import os
 import random
 import sys
-import threading
 import time
 from typing import List, Optional
 
@@ -19,60 +19,63 @@ from pyveda import __version__
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from pyveda.telemetry import Counter, Gauge, Histogram, generate_prometheus
+    import json
+
+    import pyveda as veda
+    from pyveda.telemetry import Counter, Histogram, generate_prometheus
 
     requests = Counter("demo_requests_total", "Requests handled by the demo", ("route", "outcome"))
-    in_flight = Gauge("demo_requests_in_flight", "Requests being handled right now")
-    latency = Histogram("demo_request_duration_ms", "Time to handle one request, in milliseconds", ("route",))
     payload = Histogram("demo_payload_bytes", "Size of each request's payload")
 
-    routes = {
-        # route: (payload sizes in bytes, failure probability)
-        "/hash": ((1_000, 200_000), 0.0),
-        "/upload": ((50_000, 2_000_000), 0.02),
-        "/search": ((100, 10_000), 0.10),
-    }
-    per_thread = max(1, args.requests // args.threads)
+    def handle(route: str, size: int, fail: bool) -> str:
+        # Real work with a real latency: hash a payload, sometimes wait on "I/O".
+        digest = hashlib.sha256(os.urandom(size)).hexdigest()
+        if route == "/slow":
+            time.sleep(0.005)
+        if route == "/nested":
+            # A task that fans out and waits: the waiting worker runs the children itself.
+            parts = [veda.spawn(hashlib.sha256, os.urandom(size // 4)) for _ in range(4)]
+            digest = "".join(p.result().hexdigest()[:4] for p in parts)
+        payload.observe(size)
+        if fail:
+            requests.labels(route, "error").inc()
+            raise RuntimeError(f"simulated failure on {route}")
+        requests.labels(route, "ok").inc()
+        return digest
 
-    def worker(seed: int) -> None:
-        rng = random.Random(seed)
-        for _ in range(per_thread):
-            route = rng.choice(list(routes))
-            (low, high), failure = routes[route]
-            size = rng.randint(low, high)
-            in_flight.inc()
-            start = time.perf_counter()
-            try:
-                hashlib.sha256(os.urandom(size)).hexdigest()  # real work, real latency
-                if rng.random() < failure:
-                    raise RuntimeError("simulated failure")
-                outcome = "ok"
-            except RuntimeError:
-                outcome = "error"
-            finally:
-                in_flight.dec()
-            latency.labels(route).observe((time.perf_counter() - start) * 1000.0)
-            requests.labels(route, outcome).inc()
-            payload.observe(size)
+    config = veda.Config.builder().threads(args.threads).telemetry(True).collect_interval(0.5).build()
+    runtime = veda.init(config)
+    telemetry = runtime.telemetry
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(args.threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-
-    sys.stdout.write(generate_prometheus())
-    total = per_thread * args.threads
-    print(f"# demo: {total} requests on {args.threads} threads in {elapsed:.2f}s", file=sys.stderr)
-    for route in routes:
-        h = latency.labels(route)
+    def report(snapshot) -> None:
         print(
-            f"# {route:8s} n={h.get_count():5d}  mean={h.get_mean():7.3f} ms  "
-            f"p95={h.get_percentile(95):7.3f} ms  p99={h.get_percentile(99):7.3f} ms",
+            f"# {snapshot.tasks_executed:6d} done  {snapshot.tasks_failed:4d} failed  "
+            f"{snapshot.tasks_pending:5d} queued  {snapshot.throughput_tasks_per_sec:8.1f} tasks/s  "
+            f"p99 {snapshot.p99_latency_ms:7.2f} ms  CPU {snapshot.cpu_utilization_percent:5.1f}%",
             file=sys.stderr,
         )
+
+    telemetry.add_callback(report)
+    telemetry.start()
+    rng = random.Random(7)
+    routes = ["/hash", "/hash", "/slow", "/nested"]
+    started = time.perf_counter()
+    futures = []
+    for _ in range(args.tasks):
+        route = rng.choice(routes)
+        futures.append(veda.spawn(handle, route, rng.randint(1_000, 100_000), rng.random() < 0.03))
+    failed = sum(1 for f in futures if f.exception() is not None)
+    elapsed = time.perf_counter() - started
+    telemetry.stop()
+    snapshot = telemetry.snapshot()
+    veda.shutdown()
+
+    sys.stdout.write(generate_prometheus())
+    print(json.dumps(snapshot.export_json(), indent=2), file=sys.stderr)
+    print(
+        f"# demo: {args.tasks} tasks ({failed} failed) on {args.threads} threads in {elapsed:.2f}s",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -80,8 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyveda", description="PyVeda command line")
     parser.add_argument("--version", action="version", version=f"pyveda {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="run an instrumented workload and print its Prometheus metrics")
-    demo.add_argument("--requests", type=_positive_int, default=2000, help="requests to handle (default 2000)")
+    demo = sub.add_parser("demo", help="run a mixed workload with telemetry and print its metrics")
+    demo.add_argument("--tasks", type=_positive_int, default=3000, help="tasks to run (default 3000)")
     demo.add_argument("--threads", type=_positive_int, default=4, help="worker threads (default 4)")
     demo.set_defaults(func=_demo)
     return parser

@@ -14,6 +14,7 @@ from pyveda.telemetry.metrics import (
     Histogram,
     generate_prometheus,
 )
+from pyveda.telemetry.system import MetricsSnapshot, TelemetrySystem
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
@@ -22,5 +23,7 @@ __all__ = [
     "Counter",
     "Gauge",
     "Histogram",
+    "MetricsSnapshot",
+    "TelemetrySystem",
     "generate_prometheus",
 ]

@@ -1,0 +1,406 @@
+// Bindings for the runtime: options, the scheduler running Python callables,
+// futures, and the telemetry system with its snapshots.
+//
+// A Python task is a veda::Task holding the callable, its arguments and a
+// pyveda Future (a concurrent.futures.Future subclass). The worker takes the
+// GIL, moves the future to RUNNING, calls the callable and completes the
+// future with the protocol of concurrent.futures: state changes happen under
+// the future's condition when one exists (someone waits through
+// concurrent.futures.wait/as_completed or a callback), waiters are told, then
+// done-callbacks run. The pyveda.runtime.Future class creates that condition
+// lazily and reads the same fields.
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/function.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/shared_ptr.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+
+#include "bindings.hpp"
+#include "veda/runtime/runtime.hpp"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace veda::bindings {
+namespace {
+
+// concurrent.futures._base state strings and attribute names, interned once.
+struct FutureNames {
+  nb::object pending, running, cancelled, cancelled_notified, finished;
+  nb::object state, result, exception, waiters, callbacks, cond;
+  nb::object add_result, add_exception, invoke_callbacks, set_running_or_notify_cancel, cancel;
+  nb::object acquire, release, notify_all;
+};
+
+FutureNames& names() {
+  static FutureNames* n = [] {
+    auto* fn = new FutureNames;
+    nb::module_ base = nb::module_::import_("concurrent.futures._base");
+    fn->pending = base.attr("PENDING");
+    fn->running = base.attr("RUNNING");
+    fn->cancelled = base.attr("CANCELLED");
+    fn->cancelled_notified = base.attr("CANCELLED_AND_NOTIFIED");
+    fn->finished = base.attr("FINISHED");
+    fn->state = nb::str("_state");
+    fn->result = nb::str("_result");
+    fn->exception = nb::str("_exception");
+    fn->waiters = nb::str("_veda_waiters");
+    fn->callbacks = nb::str("_veda_callbacks");
+    fn->cond = nb::str("_veda_cond");
+    fn->add_result = nb::str("add_result");
+    fn->add_exception = nb::str("add_exception");
+    fn->invoke_callbacks = nb::str("_invoke_callbacks");
+    fn->set_running_or_notify_cancel = nb::str("set_running_or_notify_cancel");
+    fn->cancel = nb::str("cancel");
+    fn->acquire = nb::str("acquire");
+    fn->release = nb::str("release");
+    fn->notify_all = nb::str("notify_all");
+    return fn;
+  }();
+  return *n;
+}
+
+bool is_state(nb::handle future, const nb::object& state) {
+  nb::object current = future.attr(names().state);
+  return current.is(state) || current.equal(state);
+}
+
+// Holds the future's condition, if it has one, for the duration of a state change.
+class ConditionGuard {
+ public:
+  explicit ConditionGuard(nb::handle future) : cond_(future.attr(names().cond)) {
+    if (!cond_.is_none()) cond_.attr(names().acquire)();
+  }
+  ~ConditionGuard() {
+    if (!cond_.is_none()) cond_.attr(names().release)();
+  }
+  ConditionGuard(const ConditionGuard&) = delete;
+  ConditionGuard& operator=(const ConditionGuard&) = delete;
+  void notify_all() {
+    if (!cond_.is_none()) cond_.attr(names().notify_all)();
+  }
+
+ private:
+  nb::object cond_;
+};
+
+// PENDING -> RUNNING; false when the future was cancelled (waiters are then told).
+bool start_running(nb::handle future) {
+  {
+    ConditionGuard guard(future);
+    if (is_state(future, names().pending)) {
+      future.attr(names().state) = names().running;
+      return true;
+    }
+  }
+  future.attr(names().set_running_or_notify_cancel)();
+  return false;
+}
+
+void complete(nb::handle future, nb::handle result, nb::handle exception) {
+  const FutureNames& n = names();
+  {
+    ConditionGuard guard(future);
+    if (exception) {
+      future.attr(n.exception) = exception;
+    } else {
+      future.attr(n.result) = result;
+    }
+    future.attr(n.state) = n.finished;
+    // pyveda.runtime.Future creates its waiter and callback lists lazily (None until used).
+    nb::object waiters = future.attr(n.waiters);
+    if (!waiters.is_none()) {
+      for (nb::handle waiter : nb::borrow<nb::list>(waiters)) {
+        if (exception) {
+          waiter.attr(n.add_exception)(future);
+        } else {
+          waiter.attr(n.add_result)(future);
+        }
+      }
+    }
+    guard.notify_all();
+  }
+  nb::object callbacks = future.attr(n.callbacks);
+  if (!callbacks.is_none() && PyObject_IsTrue(callbacks.ptr()) == 1) future.attr(n.invoke_callbacks)();
+}
+
+// Takes the exception being raised (clearing it), with its traceback attached.
+nb::object fetch_exception() {
+  PyObject* type = nullptr;
+  PyObject* value = nullptr;
+  PyObject* traceback = nullptr;
+  PyErr_Fetch(&type, &value, &traceback);
+  PyErr_NormalizeException(&type, &value, &traceback);
+  if (traceback && value) PyException_SetTraceback(value, traceback);
+  Py_XDECREF(type);
+  Py_XDECREF(traceback);
+  return nb::steal(value);
+}
+
+// A Python callable queued on the scheduler. Owns references to the future,
+// the callable and its arguments; they are released with the GIL held.
+class PythonTask {
+ public:
+  PythonTask(nb::handle future, nb::handle fn, nb::handle args, nb::handle kwargs) noexcept
+      : future_(future.inc_ref().ptr()),
+        fn_(fn.inc_ref().ptr()),
+        args_(args.inc_ref().ptr()),
+        kwargs_(kwargs.inc_ref().ptr()) {}
+
+  PythonTask(PythonTask&& other) noexcept
+      : future_(std::exchange(other.future_, nullptr)),
+        fn_(std::exchange(other.fn_, nullptr)),
+        args_(std::exchange(other.args_, nullptr)),
+        kwargs_(std::exchange(other.kwargs_, nullptr)) {}
+  PythonTask(const PythonTask&) = delete;
+  PythonTask& operator=(const PythonTask&) = delete;
+  PythonTask& operator=(PythonTask&&) = delete;
+
+  // Never ran (cancelled by shutdown(wait=False), or refused): cancel the future.
+  ~PythonTask() {
+    if (!future_ || !nb::is_alive()) return;
+    nb::gil_scoped_acquire gil;
+    nb::object future = nb::steal(future_);
+    nb::object fn = nb::steal(fn_), args = nb::steal(args_), kwargs = nb::steal(kwargs_);
+    try {
+      future.attr(names().cancel)();
+      future.attr(names().set_running_or_notify_cancel)();
+    } catch (nb::python_error& e) {
+      e.discard_as_unraisable("pyveda: cancelling a task's future");
+    }
+  }
+
+  bool operator()() {
+    nb::gil_scoped_acquire gil;
+    nb::object future = nb::steal(std::exchange(future_, nullptr));
+    nb::object fn = nb::steal(std::exchange(fn_, nullptr));
+    nb::object args = nb::steal(std::exchange(args_, nullptr));
+    nb::object kwargs = nb::steal(std::exchange(kwargs_, nullptr));
+    try {
+      if (!start_running(future)) return true;  // cancelled before it started
+      PyObject* result = PyObject_Call(fn.ptr(), args.ptr(), kwargs.ptr());
+      if (result) {
+        nb::object owned = nb::steal(result);
+        complete(future, owned, nb::handle());
+        return true;
+      }
+      complete(future, nb::none(), fetch_exception());
+      return false;
+    } catch (nb::python_error& e) {
+      // The future protocol itself failed (a waiter or lock raised): report, count as failed.
+      e.discard_as_unraisable("pyveda: completing a task's future");
+      return false;
+    }
+  }
+
+ private:
+  PyObject* future_;
+  PyObject* fn_;
+  PyObject* args_;
+  PyObject* kwargs_;
+};
+
+// A Python object owned by C++ code that may drop it on any thread, with or
+// without the GIL: the last reference is released under the GIL.
+struct GilObject {
+  explicit GilObject(nb::object o) : object(std::move(o)) {}
+  GilObject(const GilObject&) = delete;
+  GilObject& operator=(const GilObject&) = delete;
+  ~GilObject() {
+    if (!nb::is_alive()) {
+      object.release();  // the interpreter is gone: leak rather than touch it
+      return;
+    }
+    nb::gil_scoped_acquire gil;
+    object.reset();
+  }
+  nb::object object;
+};
+
+// Worker hooks: each worker keeps one Python thread state for its whole life,
+// so taking the GIL per task does not create and destroy one every time.
+thread_local PyGILState_STATE worker_gil_state;
+thread_local PyThreadState* worker_thread_state = nullptr;
+
+void attach_worker() {
+  if (!nb::is_alive()) return;
+  worker_gil_state = PyGILState_Ensure();
+  worker_thread_state = PyEval_SaveThread();
+}
+
+void detach_worker() {
+  if (!worker_thread_state || !nb::is_alive()) return;
+  PyEval_RestoreThread(worker_thread_state);
+  PyGILState_Release(worker_gil_state);
+  worker_thread_state = nullptr;
+}
+
+// A Runtime whose workers may run Python callables.
+class PyRuntime {
+ public:
+  explicit PyRuntime(RuntimeOptions options) : runtime_(with_python_hooks(std::move(options))) {}
+
+  // Collected without shutdown(): the workers may need the GIL to finish
+  // their tasks, so release it while they are joined.
+  ~PyRuntime() {
+    if (!runtime_->is_shutdown() && nb::is_alive()) {
+      nb::gil_scoped_release release;
+      runtime_->shutdown(true);
+    }
+    runtime_.reset();
+  }
+  PyRuntime(const PyRuntime&) = delete;
+  PyRuntime& operator=(const PyRuntime&) = delete;
+
+  Runtime& get() { return *runtime_; }
+
+  // Queues fn(*args, **kwargs) completing `future`; blocks (GIL released) while
+  // a bounded queue is full. False after shutdown.
+  bool submit(nb::handle future, nb::handle fn, nb::handle args, nb::handle kwargs) {
+    Task task(PythonTask(future, fn, args, kwargs));
+    if (runtime_->options().queue_size == 0) return runtime_->scheduler().submit(std::move(task));
+    nb::gil_scoped_release release;
+    return runtime_->scheduler().submit(std::move(task));
+  }
+
+  // Like submit() but gives up after `timeout` seconds when the queue stays full.
+  bool try_submit(nb::handle future, nb::handle fn, nb::handle args, nb::handle kwargs, double timeout) {
+    Task task(PythonTask(future, fn, args, kwargs));
+    nb::gil_scoped_release release;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(timeout));
+    return runtime_->scheduler().try_submit(std::move(task), ns);
+  }
+
+  // Runs queued tasks on this thread until `future` is done or `timeout`
+  // seconds pass (None: no limit). The GIL is released while waiting.
+  void wait(nb::handle future, std::optional<double> timeout) {
+    using clock = std::chrono::steady_clock;
+    const bool limited = timeout.has_value();
+    const auto deadline =
+        limited ? clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(*timeout))
+                : clock::time_point::max();
+    auto done = [&] {
+      const FutureNames& n = names();
+      return is_state(future, n.finished) || is_state(future, n.cancelled) ||
+             is_state(future, n.cancelled_notified);
+    };
+    if (done()) return;
+    nb::gil_scoped_release release;
+    runtime_->scheduler().help_until([&] {
+      if (limited && clock::now() >= deadline) return true;
+      nb::gil_scoped_acquire gil;
+      return done();
+    });
+  }
+
+  void shutdown(bool wait) {
+    nb::gil_scoped_release release;
+    runtime_->shutdown(wait);
+  }
+
+ private:
+  static std::unique_ptr<Runtime> with_python_hooks(RuntimeOptions options) {
+    options.on_worker_start = attach_worker;
+    options.on_worker_stop = detach_worker;
+    nb::gil_scoped_release release;  // workers take the GIL as they start
+    auto runtime = std::make_unique<Runtime>(std::move(options), default_registry());
+    return runtime;
+  }
+
+  std::unique_ptr<Runtime> runtime_;
+};
+
+}  // namespace
+
+void init_runtime(nb::module_& m) {
+  nb::class_<RuntimeOptions>(m, "RuntimeOptions", "Settings of a runtime (filled by pyveda.Config).")
+      .def(nb::init<>())
+      .def_rw("num_threads", &RuntimeOptions::num_threads)
+      .def_rw("queue_size", &RuntimeOptions::queue_size)
+      .def_rw("enable_telemetry", &RuntimeOptions::enable_telemetry)
+      .def_rw("enable_gpu", &RuntimeOptions::enable_gpu)
+      .def_rw("enable_tracing", &RuntimeOptions::enable_tracing)
+      .def_rw("collect_interval_s", &RuntimeOptions::collect_interval_s)
+      .def_rw("max_snapshots", &RuntimeOptions::max_snapshots)
+      .def("validate", &RuntimeOptions::validate, "Raises ValueError naming the field that is out of range.");
+
+  nb::class_<MetricsSnapshot>(m, "MetricsSnapshot", "The runtime's figures at one moment.")
+      .def_ro("timestamp", &MetricsSnapshot::timestamp)
+      .def_ro("tasks_executed", &MetricsSnapshot::tasks_executed)
+      .def_ro("tasks_failed", &MetricsSnapshot::tasks_failed)
+      .def_ro("tasks_pending", &MetricsSnapshot::tasks_pending)
+      .def_ro("tasks_running", &MetricsSnapshot::tasks_running)
+      .def_ro("avg_latency_ms", &MetricsSnapshot::avg_latency_ms)
+      .def_ro("p50_latency_ms", &MetricsSnapshot::p50_latency_ms)
+      .def_ro("p95_latency_ms", &MetricsSnapshot::p95_latency_ms)
+      .def_ro("p99_latency_ms", &MetricsSnapshot::p99_latency_ms)
+      .def_ro("latency_sum_ms", &MetricsSnapshot::latency_sum_ms)
+      .def_ro("latency_count", &MetricsSnapshot::latency_count)
+      .def_ro("throughput_tasks_per_sec", &MetricsSnapshot::throughput_tasks_per_sec)
+      .def_ro("window_seconds", &MetricsSnapshot::window_seconds)
+      .def_ro("cpu_utilization_percent", &MetricsSnapshot::cpu_utilization_percent)
+      .def_ro("memory_used_mb", &MetricsSnapshot::memory_used_mb)
+      .def_ro("memory_total_mb", &MetricsSnapshot::memory_total_mb)
+      .def_ro("process_rss_mb", &MetricsSnapshot::process_rss_mb)
+      .def_ro("system_ok", &MetricsSnapshot::system_ok)
+      .def_ro("gpu_utilization_percent", &MetricsSnapshot::gpu_utilization_percent)
+      .def_ro("gpu_memory_used_mb", &MetricsSnapshot::gpu_memory_used_mb)
+      .def("export_prometheus", &render_snapshot_prometheus,
+           "The snapshot in Prometheus text format 0.0.4, with the guide's metric names.");
+
+  nb::class_<TelemetrySystem>(m, "TelemetrySystem", "Task metrics, snapshots and background collection.")
+      .def("snapshot", &TelemetrySystem::snapshot, nb::call_guard<nb::gil_scoped_release>())
+      .def("start", &TelemetrySystem::start)
+      .def("stop", &TelemetrySystem::stop, nb::call_guard<nb::gil_scoped_release>())
+      .def_prop_ro("is_running", &TelemetrySystem::is_running)
+      .def("snapshots", &TelemetrySystem::snapshots)
+      .def("clear_snapshots", &TelemetrySystem::clear_snapshots)
+      .def_prop_rw("max_snapshots", &TelemetrySystem::max_snapshots, &TelemetrySystem::set_max_snapshots)
+      .def_prop_ro("collect_interval", &TelemetrySystem::collect_interval)
+      .def("throughput", &TelemetrySystem::throughput)
+      .def(
+          "add_callback",
+          [](TelemetrySystem& t, nb::callable callback) {
+            // Runs on the collector thread: take the GIL, report (not raise) errors.
+            auto holder = std::make_shared<GilObject>(std::move(callback));
+            return t.add_callback([holder](const MetricsSnapshot& s) {
+              if (!nb::is_alive()) return;
+              nb::gil_scoped_acquire gil;
+              try {
+                holder->object(s);
+              } catch (nb::python_error& e) {
+                e.discard_as_unraisable("pyveda: telemetry callback");
+              }
+            });
+          },
+          "callback"_a, "Calls callback(snapshot) on the collector thread after each collection; returns an id.")
+      .def("remove_callback", &TelemetrySystem::remove_callback, "id"_a)
+      .def("clear_callbacks", &TelemetrySystem::clear_callbacks);
+
+  nb::class_<PyRuntime>(m, "Runtime", "A scheduler running Python callables, with optional telemetry.",
+                        nb::is_weak_referenceable())
+      .def(nb::init<RuntimeOptions>(), "options"_a)
+      .def("submit", &PyRuntime::submit, "future"_a, "fn"_a, "args"_a, "kwargs"_a)
+      .def("try_submit", &PyRuntime::try_submit, "future"_a, "fn"_a, "args"_a, "kwargs"_a, "timeout"_a)
+      .def("wait", &PyRuntime::wait, "future"_a, "timeout"_a.none())
+      .def("shutdown", &PyRuntime::shutdown, "wait"_a = true)
+      .def_prop_ro(
+          "telemetry", [](PyRuntime& r) { return r.get().telemetry(); }, nb::rv_policy::reference_internal)
+      .def_prop_ro("num_threads", [](PyRuntime& r) { return r.get().scheduler().num_threads(); })
+      .def_prop_ro("queue_size", [](PyRuntime& r) { return r.get().options().queue_size; })
+      .def_prop_ro("is_shutdown", [](PyRuntime& r) { return r.get().is_shutdown(); })
+      .def_prop_ro("pending", [](PyRuntime& r) { return r.get().scheduler().pending(); })
+      .def_prop_ro("running", [](PyRuntime& r) { return r.get().scheduler().running(); })
+      .def_prop_ro("completed", [](PyRuntime& r) { return r.get().scheduler().completed(); })
+      .def_prop_ro("failed", [](PyRuntime& r) { return r.get().scheduler().failed(); })
+      .def_prop_ro("cancelled", [](PyRuntime& r) { return r.get().scheduler().cancelled(); });
+
+  m.def("in_worker_thread", &Scheduler::in_worker_thread, "True on a worker thread of any runtime.");
+}
+
+}  // namespace veda::bindings

@@ -1,0 +1,59 @@
+// veda::Runtime: a scheduler plus, when enabled, its telemetry.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+
+#include "veda/metrics/registry.hpp"
+#include "veda/runtime/scheduler.hpp"
+#include "veda/telemetry/telemetry.hpp"
+
+namespace veda {
+
+// Settings of a Runtime; the Python Config builder fills exactly this struct.
+struct RuntimeOptions {
+  unsigned num_threads = 0;           // worker threads; 0 = one per CPU
+  std::size_t queue_size = 0;         // most queued, not started tasks; 0 = unbounded
+  bool enable_telemetry = false;      // per-task metrics, snapshots, collection
+  bool enable_gpu = false;            // GPU figures in snapshots
+  bool enable_tracing = false;        // a span per task
+  double collect_interval_s = 1.0;    // telemetry collection period, seconds, > 0
+  std::size_t max_snapshots = 3600;   // collected snapshots kept, > 0
+  // Run on each worker thread as it starts and before it exits (see SchedulerOptions).
+  std::function<void()> on_worker_start = {};
+  std::function<void()> on_worker_stop = {};
+
+  // Throws std::invalid_argument naming the field when a value is out of range.
+  void validate() const;
+};
+
+// Owns a Scheduler and, with enable_telemetry, a TelemetrySystem observing it.
+//
+// Thread-safety: all methods may be called from any thread; shutdown() must not
+// be called from a task of this runtime to wait for the workers (it then only
+// starts the shutdown, see Scheduler::shutdown).
+class Runtime {
+ public:
+  explicit Runtime(RuntimeOptions options = {}, Registry& registry = default_registry());
+  ~Runtime();  // shutdown(true)
+  Runtime(const Runtime&) = delete;
+  Runtime& operator=(const Runtime&) = delete;
+
+  Scheduler& scheduler() noexcept { return *scheduler_; }
+  // nullptr when telemetry is disabled.
+  TelemetrySystem* telemetry() noexcept { return telemetry_.get(); }
+  const RuntimeOptions& options() const noexcept { return options_; }
+
+  // Stops telemetry collection (dropping its callbacks), then the scheduler
+  // (wait: drain the queue, else cancel it). Idempotent.
+  void shutdown(bool wait = true);
+  bool is_shutdown() const noexcept { return scheduler_->is_shutdown(); }
+
+ private:
+  RuntimeOptions options_;
+  std::unique_ptr<TelemetrySystem> telemetry_;  // outlives the scheduler it observes
+  std::shared_ptr<Scheduler> scheduler_;
+};
+
+}  // namespace veda

@@ -1,0 +1,180 @@
+// veda::TelemetrySystem: per-task metrics, snapshots and background collection.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "veda/metrics/registry.hpp"
+#include "veda/probes/system.hpp"
+#include "veda/runtime/scheduler.hpp"
+
+namespace veda {
+
+// The runtime's figures at one moment, with the fields of the telemetry guide.
+//
+// Counts cover the tasks of one Runtime since it started; "executed" counts
+// every finished task, failed ones included (so failed / executed is the
+// failure rate). Latency is end-to-end, from submit to completion, over all
+// finished tasks; it reads 0 until a task has finished. Throughput and CPU
+// utilisation are rates over the latest collection window (see
+// TelemetrySystem). MB means MiB.
+struct MetricsSnapshot {
+  double timestamp = 0.0;  // Unix time, seconds
+  std::uint64_t tasks_executed = 0;
+  std::uint64_t tasks_failed = 0;
+  std::uint64_t tasks_pending = 0;
+  std::uint64_t tasks_running = 0;
+  double avg_latency_ms = 0.0;
+  double p50_latency_ms = 0.0;
+  double p95_latency_ms = 0.0;
+  double p99_latency_ms = 0.0;
+  double latency_sum_ms = 0.0;
+  std::uint64_t latency_count = 0;
+  double throughput_tasks_per_sec = 0.0;
+  double window_seconds = 0.0;  // length of the window behind the two rates
+  double cpu_utilization_percent = 0.0;
+  double memory_used_mb = 0.0;
+  double memory_total_mb = 0.0;
+  double process_rss_mb = 0.0;
+  bool system_ok = false;  // false when the system probe could not read /proc
+  std::optional<double> gpu_utilization_percent;
+  std::optional<double> gpu_memory_used_mb;
+};
+
+// Renders a snapshot in Prometheus text format 0.0.4 with the guide's names:
+// pyveda_tasks_executed_total, pyveda_tasks_failed_total, pyveda_tasks_pending,
+// pyveda_tasks_running, pyveda_latency_ms (summary: 0.5, 0.95, 0.99, _sum,
+// _count; NaN quantiles before the first task), pyveda_throughput_tasks_per_sec,
+// pyveda_cpu_utilization_percent, pyveda_memory_used_mb, pyveda_process_rss_mb,
+// and the GPU gauges when the snapshot has GPU figures.
+std::string render_snapshot_prometheus(const MetricsSnapshot& snapshot);
+
+struct TelemetryOptions {
+  double collect_interval_s = 1.0;  // > 0
+  std::size_t max_snapshots = 3600;  // history kept by the collector; > 0
+  std::string proc_root = "/proc";   // where the system probe reads
+};
+
+// Records every task's outcome and timings, takes snapshots, and collects them
+// on a background thread.
+//
+// Metrics go into the registry as pyveda_tasks_executed_total,
+// pyveda_tasks_failed_total, pyveda_latency_ms, pyveda_queue_wait_ms and
+// pyveda_run_time_ms (histograms), pyveda_tasks_pending / _running and
+// pyveda_throughput_tasks_per_sec (read live), and pyveda_cpu_utilization_percent,
+// pyveda_memory_used_mb and pyveda_process_rss_mb (as of the latest snapshot).
+// Constructing a TelemetrySystem replaces families of those names left in the
+// registry by an earlier one, so counts start from zero with each runtime.
+//
+// Rates: the system keeps the points (time, tasks executed, CPU ticks) at which
+// it collected, at least collect_interval apart. A snapshot's throughput and CPU
+// figures cover the window from the newest such point that is at least one
+// interval old (or from the start) up to now, so any number of readers see
+// consistent figures and never shorten one another's windows.
+//
+// Thread-safety: all methods may be called from any thread. The observer hooks
+// are called by the scheduler's threads and are lock-free.
+class TelemetrySystem final : public SchedulerObserver {
+ public:
+  explicit TelemetrySystem(TelemetryOptions options = {}, Registry& registry = default_registry());
+  ~TelemetrySystem() override;
+  TelemetrySystem(const TelemetrySystem&) = delete;
+  TelemetrySystem& operator=(const TelemetrySystem&) = delete;
+
+  // Reads pending/running from `scheduler` (an empty pointer detaches: they
+  // read 0). Only a weak reference is kept.
+  void attach(const std::shared_ptr<const Scheduler>& scheduler);
+
+  void on_task_end(std::int64_t queue_wait_ns, std::int64_t run_ns, bool ok) noexcept override;
+
+  MetricsSnapshot snapshot();
+
+  // Background collection every collect_interval: each snapshot is kept in the
+  // history (oldest dropped beyond max_snapshots) and passed to the callbacks.
+  void start();
+  // Stops and joins the collector; returns within a fraction of the interval.
+  void stop();
+  bool is_running() const noexcept;
+
+  std::vector<MetricsSnapshot> snapshots() const;
+  void clear_snapshots();
+  std::size_t max_snapshots() const;
+  // Throws std::invalid_argument for 0; trims the history to the new bound.
+  void set_max_snapshots(std::size_t n);
+  double collect_interval() const noexcept { return options_.collect_interval_s; }
+
+  // Called on the collector thread with every collected snapshot; returns an id
+  // for remove_callback. Callbacks must not throw (exceptions are swallowed).
+  std::size_t add_callback(std::function<void(const MetricsSnapshot&)> callback);
+  void remove_callback(std::size_t id);
+  void clear_callbacks();
+
+  // Throughput over the latest window, without probing the system.
+  double throughput() const;
+
+  const Counter& executed() const noexcept { return *executed_; }
+  const Counter& failed() const noexcept { return *failed_; }
+  const Histogram& latency_ms() const noexcept { return *latency_; }
+  const Histogram& queue_wait_ms() const noexcept { return *queue_wait_; }
+  const Histogram& run_time_ms() const noexcept { return *run_time_; }
+
+ private:
+  struct Point {
+    std::int64_t steady_ns = 0;
+    std::uint64_t executed = 0;
+    SystemSample system;
+  };
+
+  Point window_start(std::int64_t now_ns) const;  // caller holds points_mutex_
+  void record_point(const Point& p);              // caller holds points_mutex_
+  void collector_loop();
+
+  TelemetryOptions options_;
+  Registry& registry_;
+  SystemProbe probe_;
+  std::shared_ptr<Counter> executed_;
+  std::shared_ptr<Counter> failed_;
+  std::shared_ptr<Histogram> latency_;
+  std::shared_ptr<Histogram> queue_wait_;
+  std::shared_ptr<Histogram> run_time_;
+  std::shared_ptr<Gauge> pending_;
+  std::shared_ptr<Gauge> running_;
+  std::shared_ptr<Gauge> throughput_;
+  std::shared_ptr<Gauge> cpu_;
+  std::shared_ptr<Gauge> memory_;
+  std::shared_ptr<Gauge> rss_;
+
+  std::shared_ptr<const Scheduler> scheduler() const;
+
+  mutable std::mutex scheduler_mutex_;
+  std::weak_ptr<const Scheduler> scheduler_;
+
+  mutable std::mutex points_mutex_;
+  std::deque<Point> points_;
+
+  mutable std::mutex history_mutex_;
+  std::deque<MetricsSnapshot> history_;
+  std::size_t max_snapshots_;
+
+  std::mutex callbacks_mutex_;
+  std::vector<std::pair<std::size_t, std::function<void(const MetricsSnapshot&)>>> callbacks_;
+  std::size_t next_callback_id_ = 1;
+
+  std::mutex collector_mutex_;
+  std::condition_variable collector_cv_;
+  bool stop_requested_ = false;
+  std::thread collector_;
+  std::atomic<bool> running_collector_{false};
+};
+
+}  // namespace veda

@@ -1,0 +1,53 @@
+#include "veda/runtime/runtime.hpp"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace veda {
+
+void RuntimeOptions::validate() const {
+  if (num_threads > Scheduler::max_threads) {
+    throw std::invalid_argument("threads must be between 1 and " + std::to_string(Scheduler::max_threads) +
+                                ", got " + std::to_string(num_threads));
+  }
+  if (!(collect_interval_s > 0.0) || !std::isfinite(collect_interval_s)) {
+    throw std::invalid_argument("collect_interval must be a finite number of seconds > 0, got " +
+                                std::to_string(collect_interval_s));
+  }
+  if (max_snapshots == 0) throw std::invalid_argument("max_snapshots must be at least 1, got 0");
+}
+
+Runtime::Runtime(RuntimeOptions options, Registry& registry) : options_(std::move(options)) {
+  options_.validate();
+  if (options_.enable_telemetry) {
+    TelemetryOptions t;
+    t.collect_interval_s = options_.collect_interval_s;
+    t.max_snapshots = options_.max_snapshots;
+    telemetry_ = std::make_unique<TelemetrySystem>(t, registry);
+  }
+  SchedulerOptions s;
+  s.num_threads = options_.num_threads;
+  s.queue_capacity = options_.queue_size;
+  s.observer = telemetry_.get();
+  s.on_worker_start = options_.on_worker_start;
+  s.on_worker_stop = options_.on_worker_stop;
+  scheduler_ = std::make_shared<Scheduler>(std::move(s));
+  options_.num_threads = scheduler_->num_threads();
+  if (telemetry_) telemetry_->attach(scheduler_);
+}
+
+Runtime::~Runtime() {
+  shutdown(true);
+  if (telemetry_) telemetry_->attach(nullptr);
+}
+
+void Runtime::shutdown(bool wait) {
+  if (telemetry_) {
+    telemetry_->stop();
+    telemetry_->clear_callbacks();
+  }
+  scheduler_->shutdown(wait);
+}
+
+}  // namespace veda

@@ -1,0 +1,358 @@
+#include "veda/telemetry/telemetry.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "metrics/clock.hpp"
+#include "veda/metrics/text_format.hpp"
+
+namespace veda {
+namespace {
+
+constexpr std::size_t kMaxPoints = 8;
+
+std::int64_t steady_now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+template <class M>
+std::shared_ptr<M> fresh(Registry& registry, const char* name, const char* help);
+
+template <>
+std::shared_ptr<Counter> fresh<Counter>(Registry& registry, const char* name, const char* help) {
+  registry.unregister(name);
+  return registry.counter(name, help)->labels(std::vector<std::string>{});
+}
+
+template <>
+std::shared_ptr<Gauge> fresh<Gauge>(Registry& registry, const char* name, const char* help) {
+  registry.unregister(name);
+  return registry.gauge(name, help)->labels(std::vector<std::string>{});
+}
+
+template <>
+std::shared_ptr<Histogram> fresh<Histogram>(Registry& registry, const char* name, const char* help) {
+  registry.unregister(name);
+  return registry.histogram(name, help)->labels(std::vector<std::string>{});
+}
+
+double or_zero(double v) noexcept { return std::isnan(v) ? 0.0 : v; }
+
+FamilySnapshot scalar_family(const char* name, const char* help, MetricType type, double value) {
+  FamilySnapshot f;
+  f.info.name = name;
+  f.info.help = help;
+  f.info.type = type;
+  SeriesSnapshot s;
+  s.value = value;
+  f.series.push_back(std::move(s));
+  return f;
+}
+
+}  // namespace
+
+TelemetrySystem::TelemetrySystem(TelemetryOptions options, Registry& registry)
+    : options_(std::move(options)),
+      registry_(registry),
+      probe_(options_.proc_root),
+      max_snapshots_(options_.max_snapshots) {
+  if (!(options_.collect_interval_s > 0.0) || !std::isfinite(options_.collect_interval_s)) {
+    throw std::invalid_argument("collect_interval must be a finite number of seconds > 0");
+  }
+  if (options_.max_snapshots == 0) throw std::invalid_argument("max_snapshots must be at least 1");
+  executed_ = fresh<Counter>(registry_, "pyveda_tasks_executed", "Tasks finished, failed ones included");
+  failed_ = fresh<Counter>(registry_, "pyveda_tasks_failed", "Tasks that raised or returned failure");
+  pending_ = fresh<Gauge>(registry_, "pyveda_tasks_pending", "Tasks queued and not yet started");
+  running_ = fresh<Gauge>(registry_, "pyveda_tasks_running", "Tasks running now");
+  latency_ = fresh<Histogram>(registry_, "pyveda_latency_ms", "Task latency from spawn to completion, in milliseconds");
+  queue_wait_ = fresh<Histogram>(registry_, "pyveda_queue_wait_ms", "Time tasks waited in the queue, in milliseconds");
+  run_time_ = fresh<Histogram>(registry_, "pyveda_run_time_ms", "Time tasks ran, in milliseconds");
+  throughput_ = fresh<Gauge>(registry_, "pyveda_throughput_tasks_per_sec",
+                             "Tasks finished per second over the latest collection window");
+  cpu_ = fresh<Gauge>(registry_, "pyveda_cpu_utilization_percent", "Host CPU utilization (0-100), latest snapshot");
+  memory_ = fresh<Gauge>(registry_, "pyveda_memory_used_mb", "Host memory used (total - available), MiB, latest snapshot");
+  rss_ = fresh<Gauge>(registry_, "pyveda_process_rss_mb", "Resident memory of this process, MiB, latest snapshot");
+
+  pending_->set_function([this] {
+    const auto s = scheduler();
+    return s ? static_cast<double>(s->pending()) : 0.0;
+  });
+  running_->set_function([this] {
+    const auto s = scheduler();
+    return s ? static_cast<double>(s->running()) : 0.0;
+  });
+  throughput_->set_function([this] { return throughput(); });
+
+  Point start;
+  start.steady_ns = steady_now_ns();
+  start.system = probe_.sample();
+  points_.push_back(std::move(start));
+}
+
+TelemetrySystem::~TelemetrySystem() {
+  stop();
+  // The gauges outlive this object in the registry: freeze them at their last values.
+  for (const auto& gauge : {pending_, running_, throughput_}) {
+    const double last = gauge->get();
+    gauge->set_function({});
+    gauge->set(last);
+  }
+}
+
+void TelemetrySystem::attach(const std::shared_ptr<const Scheduler>& scheduler) {
+  std::lock_guard<std::mutex> lock(scheduler_mutex_);
+  scheduler_ = scheduler;
+}
+
+std::shared_ptr<const Scheduler> TelemetrySystem::scheduler() const {
+  std::lock_guard<std::mutex> lock(scheduler_mutex_);
+  return scheduler_.lock();
+}
+
+void TelemetrySystem::on_task_end(std::int64_t queue_wait_ns, std::int64_t run_ns, bool ok) noexcept {
+  const double wait_ms = static_cast<double>(queue_wait_ns) / 1e6;
+  const double run_ms = static_cast<double>(run_ns) / 1e6;
+  queue_wait_->observe(wait_ms);
+  run_time_->observe(run_ms);
+  latency_->observe(wait_ms + run_ms);
+  if (!ok) failed_->inc();
+  executed_->inc();
+}
+
+TelemetrySystem::Point TelemetrySystem::window_start(std::int64_t now_ns) const {
+  const auto interval_ns = static_cast<std::int64_t>(options_.collect_interval_s * 1e9);
+  for (auto it = points_.rbegin(); it != points_.rend(); ++it) {
+    if (now_ns - it->steady_ns >= interval_ns) return *it;
+  }
+  return points_.front();
+}
+
+void TelemetrySystem::record_point(const Point& p) {
+  const auto interval_ns = static_cast<std::int64_t>(options_.collect_interval_s * 1e9);
+  if (p.steady_ns - points_.back().steady_ns < interval_ns) return;
+  points_.push_back(p);
+  while (points_.size() > kMaxPoints) points_.pop_front();
+}
+
+double TelemetrySystem::throughput() const {
+  const std::int64_t now = steady_now_ns();
+  const auto executed = static_cast<std::uint64_t>(executed_->get());
+  Point start;
+  {
+    std::lock_guard<std::mutex> lock(points_mutex_);
+    start = window_start(now);
+  }
+  const double seconds = static_cast<double>(now - start.steady_ns) / 1e9;
+  if (seconds <= 0.0 || executed < start.executed) return 0.0;
+  return static_cast<double>(executed - start.executed) / seconds;
+}
+
+MetricsSnapshot TelemetrySystem::snapshot() {
+  Point now;
+  now.system = probe_.sample();
+  now.steady_ns = steady_now_ns();
+  now.executed = static_cast<std::uint64_t>(executed_->get());
+
+  MetricsSnapshot s;
+  s.timestamp = static_cast<double>(detail::unix_now_ns()) / 1e9;
+  s.tasks_executed = now.executed;
+  s.tasks_failed = static_cast<std::uint64_t>(failed_->get());
+  if (const auto sched = scheduler()) {
+    s.tasks_pending = sched->pending();
+    s.tasks_running = sched->running();
+  }
+
+  const HistogramSnapshot latency = latency_->snapshot();
+  s.latency_count = latency.count;
+  s.latency_sum_ms = latency.sum;
+  if (latency.count > 0) {
+    s.avg_latency_ms = or_zero(latency.mean());
+    s.p50_latency_ms = or_zero(latency.percentile(50));
+    s.p95_latency_ms = or_zero(latency.percentile(95));
+    s.p99_latency_ms = or_zero(latency.percentile(99));
+  }
+
+  Point start;
+  {
+    std::lock_guard<std::mutex> lock(points_mutex_);
+    start = window_start(now.steady_ns);
+    record_point(now);
+  }
+  s.window_seconds = static_cast<double>(now.steady_ns - start.steady_ns) / 1e9;
+  if (s.window_seconds > 0.0 && now.executed >= start.executed) {
+    s.throughput_tasks_per_sec = static_cast<double>(now.executed - start.executed) / s.window_seconds;
+  }
+  s.system_ok = now.system.ok;
+  s.cpu_utilization_percent = cpu_percent_between(start.system, now.system, now.system.cpu_percent);
+  s.memory_used_mb = now.system.memory_used_mb;
+  s.memory_total_mb = now.system.memory_total_mb;
+  s.process_rss_mb = now.system.process_rss_mb;
+
+  cpu_->set(s.cpu_utilization_percent);
+  memory_->set(s.memory_used_mb);
+  rss_->set(s.process_rss_mb);
+  return s;
+}
+
+void TelemetrySystem::start() {
+  std::lock_guard<std::mutex> lock(collector_mutex_);
+  if (collector_.joinable()) return;
+  stop_requested_ = false;
+  running_collector_.store(true, std::memory_order_release);
+  collector_ = std::thread([this] { collector_loop(); });
+}
+
+void TelemetrySystem::stop() {
+  std::thread collector;
+  {
+    std::lock_guard<std::mutex> lock(collector_mutex_);
+    if (!collector_.joinable()) return;
+    stop_requested_ = true;
+    collector = std::move(collector_);
+  }
+  collector_cv_.notify_all();
+  if (collector.get_id() == std::this_thread::get_id()) {
+    collector.detach();  // stop() from a callback: the loop sees the flag and exits
+  } else {
+    collector.join();
+  }
+  running_collector_.store(false, std::memory_order_release);
+}
+
+bool TelemetrySystem::is_running() const noexcept { return running_collector_.load(std::memory_order_acquire); }
+
+void TelemetrySystem::collector_loop() {
+  const auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(options_.collect_interval_s));
+  auto next = std::chrono::steady_clock::now() + interval;
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(collector_mutex_);
+      if (collector_cv_.wait_until(lock, next, [this] { return stop_requested_; })) return;
+    }
+    next += interval;
+    const auto now = std::chrono::steady_clock::now();
+    if (next < now) next = now + interval;  // fell behind (suspended): do not burst
+    MetricsSnapshot s = snapshot();
+    {
+      std::lock_guard<std::mutex> lock(history_mutex_);
+      history_.push_back(s);
+      while (history_.size() > max_snapshots_) history_.pop_front();
+    }
+    std::vector<std::function<void(const MetricsSnapshot&)>> callbacks;
+    {
+      std::lock_guard<std::mutex> lock(callbacks_mutex_);
+      for (const auto& entry : callbacks_) callbacks.push_back(entry.second);
+    }
+    for (const auto& callback : callbacks) {
+      try {
+        callback(s);
+      } catch (...) {
+        // A failing callback must not stop collection.
+      }
+    }
+  }
+}
+
+std::vector<MetricsSnapshot> TelemetrySystem::snapshots() const {
+  std::lock_guard<std::mutex> lock(history_mutex_);
+  return {history_.begin(), history_.end()};
+}
+
+void TelemetrySystem::clear_snapshots() {
+  std::lock_guard<std::mutex> lock(history_mutex_);
+  history_.clear();
+}
+
+std::size_t TelemetrySystem::max_snapshots() const {
+  std::lock_guard<std::mutex> lock(history_mutex_);
+  return max_snapshots_;
+}
+
+void TelemetrySystem::set_max_snapshots(std::size_t n) {
+  if (n == 0) throw std::invalid_argument("max_snapshots must be at least 1, got 0");
+  std::lock_guard<std::mutex> lock(history_mutex_);
+  max_snapshots_ = n;
+  while (history_.size() > max_snapshots_) history_.pop_front();
+}
+
+std::size_t TelemetrySystem::add_callback(std::function<void(const MetricsSnapshot&)> callback) {
+  std::lock_guard<std::mutex> lock(callbacks_mutex_);
+  const std::size_t id = next_callback_id_++;
+  callbacks_.emplace_back(id, std::move(callback));
+  return id;
+}
+
+void TelemetrySystem::remove_callback(std::size_t id) {
+  std::lock_guard<std::mutex> lock(callbacks_mutex_);
+  for (auto it = callbacks_.begin(); it != callbacks_.end(); ++it) {
+    if (it->first == id) {
+      callbacks_.erase(it);
+      return;
+    }
+  }
+}
+
+void TelemetrySystem::clear_callbacks() {
+  std::vector<std::pair<std::size_t, std::function<void(const MetricsSnapshot&)>>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(callbacks_mutex_);
+    dropped.swap(callbacks_);
+  }
+  // Destroyed outside the lock: a callback's destructor may take other locks.
+}
+
+std::string render_snapshot_prometheus(const MetricsSnapshot& s) {
+  std::vector<FamilySnapshot> families;
+  families.push_back(scalar_family("pyveda_tasks_executed", "Total tasks executed", MetricType::counter,
+                                   static_cast<double>(s.tasks_executed)));
+  families.push_back(scalar_family("pyveda_tasks_failed", "Total tasks failed", MetricType::counter,
+                                   static_cast<double>(s.tasks_failed)));
+  families.push_back(scalar_family("pyveda_tasks_pending", "Tasks queued and not yet started", MetricType::gauge,
+                                   static_cast<double>(s.tasks_pending)));
+  families.push_back(scalar_family("pyveda_tasks_running", "Tasks running", MetricType::gauge,
+                                   static_cast<double>(s.tasks_running)));
+
+  FamilySnapshot latency;
+  latency.info.name = "pyveda_latency_ms";
+  latency.info.help = "Task latency in milliseconds";
+  latency.info.type = MetricType::histogram;
+  SeriesSnapshot series;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const bool any = s.latency_count > 0;
+  series.quantiles = {{0.5, any ? s.p50_latency_ms : nan},
+                      {0.95, any ? s.p95_latency_ms : nan},
+                      {0.99, any ? s.p99_latency_ms : nan}};
+  series.histogram.sum = s.latency_sum_ms;
+  series.histogram.count = s.latency_count;
+  latency.series.push_back(std::move(series));
+  families.push_back(std::move(latency));
+
+  families.push_back(scalar_family("pyveda_throughput_tasks_per_sec", "Tasks completed per second",
+                                   MetricType::gauge, s.throughput_tasks_per_sec));
+  families.push_back(scalar_family("pyveda_cpu_utilization_percent", "Host CPU utilization (0-100)",
+                                   MetricType::gauge, s.cpu_utilization_percent));
+  families.push_back(scalar_family("pyveda_memory_used_mb", "Host memory used in MiB", MetricType::gauge,
+                                   s.memory_used_mb));
+  families.push_back(scalar_family("pyveda_process_rss_mb", "Resident memory of this process in MiB",
+                                   MetricType::gauge, s.process_rss_mb));
+  if (s.gpu_utilization_percent) {
+    families.push_back(scalar_family("pyveda_gpu_utilization_percent", "GPU utilization (0-100), mean over devices",
+                                     MetricType::gauge, *s.gpu_utilization_percent));
+  }
+  if (s.gpu_memory_used_mb) {
+    families.push_back(scalar_family("pyveda_gpu_memory_used_mb", "GPU memory used in MiB, summed over devices",
+                                     MetricType::gauge, *s.gpu_memory_used_mb));
+  }
+  std::string out;
+  render_prometheus(families, out);
+  return out;
+}
+
+}  // namespace veda

@@ -1,0 +1,172 @@
+"""Runtime configuration: ``Config`` and its fluent builder.
+
+>>> import pyveda as veda
+>>> config = veda.Config.builder().threads(4).telemetry(True).build()
+>>> config.enable_telemetry
+True
+
+A built ``Config`` has plain attributes that may still be changed
+(``config.enable_gpu = True``); :func:`pyveda.init` checks them again.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any, Optional
+
+from pyveda import _core
+
+__all__ = ["Config", "ConfigBuilder"]
+
+_MAX_THREADS = 1024
+
+
+def _check_int(field: str, value: Any, minimum: int, maximum: Optional[int] = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"Config.{field} must be an int, got {type(value).__name__} ({value!r})")
+    if value < minimum or (maximum is not None and value > maximum):
+        allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ValueError(f"Config.{field} must be {allowed}, got {value}")
+    return value
+
+
+def _check_bool(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"Config.{field} must be True or False, got {type(value).__name__} ({value!r})")
+    return value
+
+
+class Config:
+    """Settings of a runtime.
+
+    Attributes:
+        num_threads: worker threads (default: the CPU count).
+        queue_size: most tasks queued and not started; 0 = unbounded. When the
+            queue is full, ``spawn`` blocks until there is room
+            (``Runtime.try_spawn`` gives up after a timeout instead).
+        enable_telemetry: record per-task metrics and allow snapshots (default False).
+        enable_gpu: add GPU figures to snapshots (default False).
+        enable_tracing: give every task a span (default False).
+        collect_interval: seconds between background collections (default 1.0).
+        max_snapshots: collected snapshots kept in history (default 3600).
+    """
+
+    __slots__ = (
+        "num_threads",
+        "queue_size",
+        "enable_telemetry",
+        "enable_gpu",
+        "enable_tracing",
+        "collect_interval",
+        "max_snapshots",
+    )
+
+    def __init__(
+        self,
+        num_threads: Optional[int] = None,
+        queue_size: int = 0,
+        enable_telemetry: bool = False,
+        enable_gpu: bool = False,
+        enable_tracing: bool = False,
+        collect_interval: float = 1.0,
+        max_snapshots: int = 3600,
+    ) -> None:
+        self.num_threads = (os.cpu_count() or 1) if num_threads is None else num_threads
+        self.queue_size = queue_size
+        self.enable_telemetry = enable_telemetry
+        self.enable_gpu = enable_gpu
+        self.enable_tracing = enable_tracing
+        self.collect_interval = collect_interval
+        self.max_snapshots = max_snapshots
+
+    @staticmethod
+    def builder() -> "ConfigBuilder":
+        """A fluent builder: ``Config.builder().threads(4).telemetry(True).build()``."""
+        return ConfigBuilder()
+
+    def validate(self) -> "Config":
+        """Raises TypeError or ValueError naming the first invalid field; returns self."""
+        _check_int("num_threads", self.num_threads, 1, _MAX_THREADS)
+        _check_int("queue_size", self.queue_size, 0)
+        _check_bool("enable_telemetry", self.enable_telemetry)
+        _check_bool("enable_gpu", self.enable_gpu)
+        _check_bool("enable_tracing", self.enable_tracing)
+        interval = self.collect_interval
+        if not isinstance(interval, (int, float)) or isinstance(interval, bool):
+            raise TypeError(
+                f"Config.collect_interval must be a number of seconds, got {type(interval).__name__} ({interval!r})"
+            )
+        if not (interval > 0 and math.isfinite(interval)):
+            raise ValueError(f"Config.collect_interval must be a finite number of seconds > 0, got {interval}")
+        _check_int("max_snapshots", self.max_snapshots, 1)
+        return self
+
+    def _to_options(self) -> _core.RuntimeOptions:
+        self.validate()
+        options = _core.RuntimeOptions()
+        options.num_threads = self.num_threads
+        options.queue_size = self.queue_size
+        options.enable_telemetry = self.enable_telemetry
+        options.enable_gpu = self.enable_gpu
+        options.enable_tracing = self.enable_tracing
+        options.collect_interval_s = float(self.collect_interval)
+        options.max_snapshots = self.max_snapshots
+        return options
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Config({fields})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Config):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+
+class ConfigBuilder:
+    """Collects settings; :meth:`build` checks them and returns a :class:`Config`."""
+
+    __slots__ = ("_config",)
+
+    def __init__(self) -> None:
+        self._config = Config()
+
+    def threads(self, n: int) -> "ConfigBuilder":
+        """Worker threads (>= 1)."""
+        self._config.num_threads = n
+        return self
+
+    def queue_size(self, n: int) -> "ConfigBuilder":
+        """Most queued tasks (0 = unbounded); spawn blocks when the queue is full."""
+        self._config.queue_size = n
+        return self
+
+    def telemetry(self, enabled: bool) -> "ConfigBuilder":
+        self._config.enable_telemetry = enabled
+        return self
+
+    def gpu(self, enabled: bool) -> "ConfigBuilder":
+        self._config.enable_gpu = enabled
+        return self
+
+    def tracing(self, enabled: bool) -> "ConfigBuilder":
+        self._config.enable_tracing = enabled
+        return self
+
+    def collect_interval(self, seconds: float) -> "ConfigBuilder":
+        """Seconds between background telemetry collections (> 0)."""
+        self._config.collect_interval = seconds
+        return self
+
+    def max_snapshots(self, n: int) -> "ConfigBuilder":
+        """Collected snapshots kept in history (>= 1)."""
+        self._config.max_snapshots = n
+        return self
+
+    def build(self) -> Config:
+        """Returns a validated copy; TypeError/ValueError name the invalid field."""
+        config = Config()
+        for name in Config.__slots__:
+            setattr(config, name, getattr(self._config, name))
+        return config.validate()

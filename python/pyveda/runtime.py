@@ -1,0 +1,339 @@
+"""The runtime: a native work-stealing scheduler running Python callables.
+
+>>> import pyveda as veda
+>>> veda.init(veda.Config.builder().threads(2).telemetry(True).build())
+>>> veda.spawn(sum, [1, 2, 3]).result()
+6
+
+``spawn`` returns a :class:`Future`, a ``concurrent.futures.Future``
+subclass: ``result``, ``exception``, ``cancel``, ``add_done_callback``,
+``concurrent.futures.wait``/``as_completed`` and ``asyncio.wrap_future`` all
+work. A thread that waits on ``result()`` runs queued tasks while it waits,
+so a task may spawn children and wait for them even with one worker thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from concurrent.futures import CancelledError
+from concurrent.futures import Future as _BaseFuture
+from concurrent.futures import _base
+from typing import Any, Callable, List, Optional, TypeVar
+
+from pyveda import _core
+from pyveda.config import Config
+from pyveda.telemetry.system import TelemetrySystem
+
+__all__ = [
+    "Future",
+    "QueueFullError",
+    "Runtime",
+    "Scope",
+    "get_runtime",
+    "init",
+    "scope",
+    "shutdown",
+    "spawn",
+]
+
+T = TypeVar("T")
+
+_FINISHED = _base.FINISHED
+_CANCELLED_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED)
+_DONE_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED)
+_CONDITION_LOCK = threading.Lock()
+
+
+class QueueFullError(RuntimeError):
+    """``Runtime.try_spawn`` found the queue still full when its timeout ran out."""
+
+
+class Future(_BaseFuture):
+    """The result of a spawned task; a ``concurrent.futures.Future``.
+
+    Differences from the base class are internal: the condition variable and
+    the waiter and callback lists are created only when something needs them
+    (a callback, ``concurrent.futures.wait``),
+    and ``result()``/``exception()`` wait inside the runtime, running queued
+    tasks meanwhile. With a timeout, a waiter may overrun it by the length of
+    the task it is running.
+    """
+
+    def __init__(self, runtime: _core.Runtime) -> None:  # noqa: D107 - fields of the base class
+        self._state = _base.PENDING
+        self._result = None
+        self._exception = None
+        self._veda_cond: Optional[threading.Condition] = None
+        self._veda_waiters: Optional[List[Any]] = None
+        self._veda_callbacks: Optional[List[Callable[[Any], Any]]] = None
+        self._veda_runtime = runtime
+
+    @property
+    def _condition(self) -> threading.Condition:  # type: ignore[override]
+        cond = self._veda_cond
+        if cond is None:
+            with _CONDITION_LOCK:
+                cond = self._veda_cond
+                if cond is None:
+                    cond = self._veda_cond = threading.Condition()
+        return cond
+
+    # The base class appends to these lists only while holding _condition, so
+    # creating them on first use there cannot race.
+    @property
+    def _waiters(self) -> List[Any]:  # type: ignore[override]
+        waiters = self._veda_waiters
+        if waiters is None:
+            waiters = self._veda_waiters = []
+        return waiters
+
+    @property
+    def _done_callbacks(self) -> List[Callable[[Any], Any]]:  # type: ignore[override]
+        callbacks = self._veda_callbacks
+        if callbacks is None:
+            callbacks = self._veda_callbacks = []
+        return callbacks
+
+    def done(self) -> bool:
+        return self._state in _DONE_STATES
+
+    def cancelled(self) -> bool:
+        return self._state in _CANCELLED_STATES
+
+    def running(self) -> bool:
+        return self._state == _base.RUNNING
+
+    def result(self, timeout: Optional[float] = None) -> Any:
+        """The task's return value; re-raises its exception.
+
+        Raises ``concurrent.futures.CancelledError`` if it was cancelled and
+        ``TimeoutError`` if it is not done within ``timeout`` seconds.
+        """
+        if self._state != _FINISHED:
+            self._wait(timeout)
+        if self._state == _FINISHED:
+            if self._exception is not None:
+                try:
+                    raise self._exception
+                finally:
+                    self = None  # noqa: PLW0642 - drop the frame's reference, as the base class does
+            return self._result
+        if self._state in _CANCELLED_STATES:
+            raise CancelledError()
+        raise TimeoutError()
+
+    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
+        """The task's exception (None if it returned); waits like :meth:`result`."""
+        if self._state != _FINISHED:
+            self._wait(timeout)
+        if self._state == _FINISHED:
+            return self._exception
+        if self._state in _CANCELLED_STATES:
+            raise CancelledError()
+        raise TimeoutError()
+
+    def _wait(self, timeout: Optional[float]) -> None:
+        if timeout is not None and timeout < 0:
+            timeout = 0.0
+        self._veda_runtime.wait(self, timeout)
+
+
+class Runtime:
+    """A scheduler with its worker threads and, if enabled, telemetry.
+
+    Create one through :func:`pyveda.init`; ``pyveda.get_runtime()`` returns it.
+    """
+
+    def __init__(self, config: Optional[Config] = None) -> None:
+        if config is None:
+            config = Config()
+        elif not isinstance(config, Config):
+            raise TypeError(f"config must be a pyveda.Config, got {type(config).__name__}")
+        self.config = config
+        self._core = _core.Runtime(config._to_options())
+        _live_runtimes.add(self._core)
+        core_telemetry = self._core.telemetry
+        #: The TelemetrySystem, or None when telemetry is disabled.
+        self.telemetry: Optional[TelemetrySystem] = (
+            TelemetrySystem(core_telemetry) if core_telemetry is not None else None
+        )
+
+    def spawn(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future:
+        """Runs ``fn(*args, **kwargs)`` on a worker; returns its :class:`Future`.
+
+        With a bounded queue (``Config.queue_size``) this blocks while the
+        queue is full. Raises TypeError if ``fn`` is not callable and
+        RuntimeError after :meth:`shutdown`.
+        """
+        if not callable(fn):
+            raise TypeError(f"spawn() needs a callable, got {type(fn).__name__} ({fn!r})")
+        future = Future(self._core)
+        if not self._core.submit(future, fn, args, kwargs):
+            raise RuntimeError("cannot spawn: the runtime has been shut down")
+        return future
+
+    def try_spawn(self, timeout: float, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future:
+        """Like :meth:`spawn`, but raises :class:`QueueFullError` if the queue is
+        still full after ``timeout`` seconds."""
+        if not callable(fn):
+            raise TypeError(f"try_spawn() needs a callable, got {type(fn).__name__} ({fn!r})")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout != timeout:
+            raise TypeError(f"try_spawn() timeout must be a number of seconds, got {timeout!r}")
+        if self._core.is_shutdown:
+            raise RuntimeError("cannot spawn: the runtime has been shut down")
+        future = Future(self._core)
+        if not self._core.try_submit(future, fn, args, kwargs, max(0.0, float(timeout))):
+            if self._core.is_shutdown:
+                raise RuntimeError("cannot spawn: the runtime has been shut down")
+            raise QueueFullError(f"the task queue stayed full ({self.config.queue_size} tasks) for {timeout} s")
+        return future
+
+    def scope(self) -> "Scope":
+        """A :class:`Scope` spawning on this runtime."""
+        return Scope(self)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Stops the runtime and joins its threads.
+
+        ``wait=True`` runs every queued task first; ``wait=False`` cancels the
+        queued ones (their futures report cancelled) and lets running ones end.
+        """
+        self._core.shutdown(wait)
+
+    @property
+    def is_shutdown(self) -> bool:
+        return self._core.is_shutdown
+
+    @property
+    def num_threads(self) -> int:
+        return self._core.num_threads
+
+    @property
+    def gpu(self) -> None:
+        """GPU telemetry is not available in this build (always None)."""
+        return None
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown(wait=True)
+
+    def __repr__(self) -> str:
+        state = "shut down" if self.is_shutdown else "running"
+        return f"<pyveda.Runtime {state}, {self.num_threads} threads, telemetry {'on' if self.telemetry else 'off'}>"
+
+
+class Scope:
+    """Joins the tasks spawned through it when the ``with`` block ends.
+
+    >>> with pyveda.scope() as s:
+    ...     s.spawn(work, 1)
+    ...     s.spawn(work, 2)
+
+    On exit every task is waited for; if any raised, the exception of the
+    first one spawned is re-raised (unless the block itself raised).
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._futures: List[Future] = []
+
+    def spawn(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future:
+        future = self._runtime.spawn(fn, *args, **kwargs)
+        self._futures.append(future)
+        return future
+
+    @property
+    def futures(self) -> List[Future]:
+        return list(self._futures)
+
+    def __enter__(self) -> "Scope":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        first: Optional[BaseException] = None
+        for future in self._futures:
+            try:
+                future.result()
+            except BaseException as error:  # noqa: BLE001 - re-raised below
+                if first is None:
+                    first = error
+        if first is not None and exc_type is None:
+            raise first
+        return False
+
+
+_lock = threading.Lock()
+_runtime: Optional[Runtime] = None
+# Every core runtime still alive (futures keep theirs alive), for the exit hook.
+_live_runtimes: "weakref.WeakSet[_core.Runtime]" = weakref.WeakSet()
+_was_shut_down = False
+
+
+def init(config: Optional[Config] = None) -> Runtime:
+    """Starts the process-wide runtime (default settings when ``config`` is None).
+
+    Raises RuntimeError if a runtime is already running: call
+    :func:`shutdown` first.
+    """
+    global _runtime, _was_shut_down
+    with _lock:
+        if _runtime is not None and not _runtime.is_shutdown:
+            raise RuntimeError(
+                "pyveda is already initialised; call pyveda.shutdown() before pyveda.init() again"
+            )
+        _runtime = Runtime(config)
+        _was_shut_down = False
+        return _runtime
+
+
+def get_runtime() -> Runtime:
+    """The process-wide runtime, started with default settings on first use.
+
+    After :func:`shutdown`, raises RuntimeError until :func:`init` is called.
+    """
+    global _runtime
+    runtime = _runtime
+    if runtime is not None and not runtime.is_shutdown:
+        return runtime
+    with _lock:
+        if _runtime is not None and not _runtime.is_shutdown:
+            return _runtime
+        if _was_shut_down or (_runtime is not None and _runtime.is_shutdown):
+            raise RuntimeError("the pyveda runtime has been shut down; call pyveda.init() to start a new one")
+        _runtime = Runtime()
+        return _runtime
+
+
+def spawn(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future:
+    """Runs ``fn(*args, **kwargs)`` on the process-wide runtime; see :meth:`Runtime.spawn`."""
+    return get_runtime().spawn(fn, *args, **kwargs)
+
+
+def scope() -> Scope:
+    """A :class:`Scope` on the process-wide runtime."""
+    return Scope(get_runtime())
+
+
+def shutdown(wait: bool = True) -> None:
+    """Shuts the process-wide runtime down (see :meth:`Runtime.shutdown`); no-op if none."""
+    global _runtime, _was_shut_down
+    with _lock:
+        runtime = _runtime
+        if runtime is None:
+            return
+        _was_shut_down = True
+    runtime.shutdown(wait)
+
+
+@atexit.register
+def _shutdown_at_exit() -> None:
+    # Joins every runtime's workers while the interpreter is still whole (a
+    # worker taking the GIL during finalisation would be torn down mid-task).
+    # Queued tasks are cancelled rather than run; running ones may finish.
+    for runtime in list(_live_runtimes):
+        if not runtime.is_shutdown:
+            runtime.shutdown(wait=False)

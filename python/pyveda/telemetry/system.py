@@ -1,0 +1,152 @@
+"""Runtime telemetry: snapshots, background collection and their exports."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional
+
+from pyveda import _core
+
+__all__ = ["MetricsSnapshot", "TelemetrySystem"]
+
+
+class MetricsSnapshot:
+    """The runtime's figures at one moment (read-only).
+
+    Counts cover this runtime since it started; ``tasks_executed`` counts every
+    finished task, failed ones included, so ``tasks_failed / tasks_executed``
+    is the failure rate. Latencies are end to end (spawn to completion) over
+    all finished tasks, in milliseconds, and read 0 before the first task
+    finishes. ``throughput_tasks_per_sec`` and ``cpu_utilization_percent``
+    cover the latest collection window (``window_seconds`` long). Memory
+    figures are MiB. The GPU fields are None unless GPU telemetry is enabled
+    and a GPU is present.
+    """
+
+    __slots__ = ("_s",)
+
+    def __init__(self, core_snapshot: _core.MetricsSnapshot) -> None:
+        self._s = core_snapshot
+
+    timestamp = property(lambda self: self._s.timestamp, doc="Unix time of the snapshot, seconds.")
+    tasks_executed = property(lambda self: self._s.tasks_executed, doc="Tasks finished (failed ones included).")
+    tasks_failed = property(lambda self: self._s.tasks_failed, doc="Tasks that raised.")
+    tasks_pending = property(lambda self: self._s.tasks_pending, doc="Tasks queued, not yet started.")
+    tasks_running = property(lambda self: self._s.tasks_running, doc="Tasks running at the time.")
+    avg_latency_ms = property(lambda self: self._s.avg_latency_ms, doc="Mean task latency, ms.")
+    p50_latency_ms = property(lambda self: self._s.p50_latency_ms, doc="Median task latency, ms.")
+    p95_latency_ms = property(lambda self: self._s.p95_latency_ms, doc="95th percentile latency, ms.")
+    p99_latency_ms = property(lambda self: self._s.p99_latency_ms, doc="99th percentile latency, ms.")
+    throughput_tasks_per_sec = property(
+        lambda self: self._s.throughput_tasks_per_sec, doc="Tasks finished per second over the window."
+    )
+    window_seconds = property(lambda self: self._s.window_seconds, doc="Length of the rate window, seconds.")
+    cpu_utilization_percent = property(
+        lambda self: self._s.cpu_utilization_percent, doc="Host CPU use over the window, 0-100."
+    )
+    memory_used_mb = property(lambda self: self._s.memory_used_mb, doc="Host memory used (total - available), MiB.")
+    memory_total_mb = property(lambda self: self._s.memory_total_mb, doc="Host memory, MiB.")
+    process_rss_mb = property(lambda self: self._s.process_rss_mb, doc="This process's resident memory, MiB.")
+    gpu_utilization_percent = property(
+        lambda self: self._s.gpu_utilization_percent, doc="Mean GPU utilization, 0-100, or None."
+    )
+    gpu_memory_used_mb = property(lambda self: self._s.gpu_memory_used_mb, doc="GPU memory used, MiB, or None.")
+
+    def export_prometheus(self) -> str:
+        """Prometheus text format 0.0.4 with the guide's ``pyveda_*`` names (rendered in C++)."""
+        return self._s.export_prometheus()
+
+    def export_json(self) -> Dict[str, Any]:
+        """The snapshot as the guide's nested dict; ``json.dumps`` accepts it as is."""
+        s = self._s
+        data: Dict[str, Any] = {
+            "timestamp": s.timestamp,
+            "tasks": {"executed": s.tasks_executed, "failed": s.tasks_failed, "pending": s.tasks_pending},
+            "latency": {
+                "avg_ms": s.avg_latency_ms,
+                "p50_ms": s.p50_latency_ms,
+                "p95_ms": s.p95_latency_ms,
+                "p99_ms": s.p99_latency_ms,
+            },
+            "system": {
+                "cpu_percent": s.cpu_utilization_percent,
+                "memory_mb": s.memory_used_mb,
+                "throughput_tasks_per_sec": s.throughput_tasks_per_sec,
+            },
+        }
+        if s.gpu_utilization_percent is not None:
+            data["system"]["gpu_percent"] = s.gpu_utilization_percent
+        if s.gpu_memory_used_mb is not None:
+            data["system"]["gpu_memory_mb"] = s.gpu_memory_used_mb
+        return data
+
+    def __repr__(self) -> str:
+        return (
+            f"MetricsSnapshot(timestamp={self.timestamp:.3f}, tasks_executed={self.tasks_executed}, "
+            f"tasks_failed={self.tasks_failed}, tasks_pending={self.tasks_pending}, "
+            f"avg_latency_ms={self.avg_latency_ms:.3f}, throughput_tasks_per_sec={self.throughput_tasks_per_sec:.1f})"
+        )
+
+
+class TelemetrySystem:
+    """A runtime's telemetry: ``runtime.telemetry`` when telemetry is enabled."""
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: _core.TelemetrySystem) -> None:
+        self._core = core
+
+    def snapshot(self) -> MetricsSnapshot:
+        """The figures now. Taking one never changes what the next reader sees."""
+        return MetricsSnapshot(self._core.snapshot())
+
+    def start(self) -> None:
+        """Collects a snapshot every ``collect_interval`` seconds on a background thread."""
+        self._core.start()
+
+    def stop(self) -> None:
+        """Stops background collection (returns within a fraction of the interval)."""
+        self._core.stop()
+
+    @property
+    def is_running(self) -> bool:
+        return self._core.is_running
+
+    @property
+    def collect_interval(self) -> float:
+        return self._core.collect_interval
+
+    def get_snapshots(self) -> List[MetricsSnapshot]:
+        """Collected snapshots, oldest first (at most ``max_snapshots``)."""
+        return [MetricsSnapshot(s) for s in self._core.snapshots()]
+
+    def clear_snapshots(self) -> None:
+        self._core.clear_snapshots()
+
+    @property
+    def max_snapshots(self) -> int:
+        """How many collected snapshots are kept; lowering it drops the oldest."""
+        return self._core.max_snapshots
+
+    @max_snapshots.setter
+    def max_snapshots(self, n: int) -> None:
+        if not isinstance(n, int) or isinstance(n, bool):
+            raise TypeError(f"max_snapshots must be an int >= 1, got {type(n).__name__}")
+        if n < 1:
+            raise ValueError(f"max_snapshots must be an int >= 1, got {n}")
+        self._core.max_snapshots = n
+
+    # The guide's troubleshooting section adjusts this name.
+    _max_snapshots = max_snapshots
+
+    def add_callback(self, callback: Callable[[MetricsSnapshot], Any]) -> int:
+        """Calls ``callback(snapshot)`` after each background collection; returns an id.
+
+        Runs on the collector thread; exceptions are reported as unraisable,
+        never stop collection.
+        """
+        if not callable(callback):
+            raise TypeError(f"add_callback() takes a callable, got {type(callback).__name__}")
+        return self._core.add_callback(lambda s: callback(MetricsSnapshot(s)))
+
+    def remove_callback(self, callback_id: int) -> None:
+        self._core.remove_callback(callback_id)
