@@ -6,5 +6,6 @@
 NB_MODULE(_core, m) {
   m.doc() = "Native core of PyVeda (C++17). Use the pyveda package, not this module.";
   veda::bindings::init_metrics(m);
+  veda::bindings::init_gpu(m);
   veda::bindings::init_runtime(m);
 }

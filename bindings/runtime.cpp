@@ -182,7 +182,10 @@ class PythonTask {
     nb::object args = nb::steal(std::exchange(args_, nullptr));
     nb::object kwargs = nb::steal(std::exchange(kwargs_, nullptr));
     try {
-      if (!start_running(future)) return true;  // cancelled before it started
+      if (!start_running(future)) {  // cancelled while queued: not an executed task
+        Scheduler::skip_current_task();
+        return true;
+      }
       PyObject* result = PyObject_Call(fn.ptr(), args.ptr(), kwargs.ptr());
       if (result) {
         nb::object owned = nb::steal(result);
@@ -240,6 +243,15 @@ void detach_worker() {
   worker_thread_state = nullptr;
 }
 
+// About 31 years: longer timeouts (and inf) are treated as no limit.
+constexpr double kForeverSeconds = 1e9;
+
+std::chrono::nanoseconds to_nanoseconds(double seconds) {
+  if (!(seconds > 0.0)) return std::chrono::nanoseconds(0);  // also NaN
+  if (seconds >= kForeverSeconds) return std::chrono::nanoseconds::max();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(seconds));
+}
+
 // A Runtime whose workers may run Python callables.
 class PyRuntime {
  public:
@@ -271,8 +283,8 @@ class PyRuntime {
   // Like submit() but gives up after `timeout` seconds when the queue stays full.
   bool try_submit(nb::handle future, nb::handle fn, nb::handle args, nb::handle kwargs, double timeout) {
     Task task(PythonTask(future, fn, args, kwargs));
+    const std::chrono::nanoseconds ns = to_nanoseconds(timeout);
     nb::gil_scoped_release release;
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(timeout));
     return runtime_->scheduler().try_submit(std::move(task), ns);
   }
 
@@ -280,10 +292,9 @@ class PyRuntime {
   // seconds pass (None: no limit). The GIL is released while waiting.
   void wait(nb::handle future, std::optional<double> timeout) {
     using clock = std::chrono::steady_clock;
-    const bool limited = timeout.has_value();
-    const auto deadline =
-        limited ? clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(*timeout))
-                : clock::time_point::max();
+    // Timeouts beyond kForever (inf included) mean no limit; converting them would overflow.
+    const bool limited = timeout.has_value() && *timeout < kForeverSeconds;
+    const auto deadline = limited ? clock::now() + to_nanoseconds(*timeout) : clock::time_point::max();
     auto done = [&] {
       const FutureNames& n = names();
       return is_state(future, n.finished) || is_state(future, n.cancelled) ||
@@ -350,6 +361,8 @@ void init_runtime(nb::module_& m) {
       .def_ro("system_ok", &MetricsSnapshot::system_ok)
       .def_ro("gpu_utilization_percent", &MetricsSnapshot::gpu_utilization_percent)
       .def_ro("gpu_memory_used_mb", &MetricsSnapshot::gpu_memory_used_mb)
+      .def_prop_ro(
+          "gpus", [](const MetricsSnapshot& s) { return s.gpus; }, "Per-device GPU samples (empty without GPU data).")
       .def("export_prometheus", &render_snapshot_prometheus,
            "The snapshot in Prometheus text format 0.0.4, with the guide's metric names.");
 
@@ -391,6 +404,10 @@ void init_runtime(nb::module_& m) {
       .def("shutdown", &PyRuntime::shutdown, "wait"_a = true)
       .def_prop_ro(
           "telemetry", [](PyRuntime& r) { return r.get().telemetry(); }, nb::rv_policy::reference_internal)
+      .def_prop_ro(
+          "gpu", [](PyRuntime& r) { return r.get().gpu(); }, nb::rv_policy::reference_internal,
+          nb::for_getter(nb::sig("def gpu(self, /) -> GpuMonitor | None")),
+          "The GpuMonitor, or None when GPU telemetry is disabled.")
       .def_prop_ro("num_threads", [](PyRuntime& r) { return r.get().scheduler().num_threads(); })
       .def_prop_ro("queue_size", [](PyRuntime& r) { return r.get().options().queue_size; })
       .def_prop_ro("is_shutdown", [](PyRuntime& r) { return r.get().is_shutdown(); })

@@ -46,7 +46,10 @@ class Config:
             queue is full, ``spawn`` blocks until there is room
             (``Runtime.try_spawn`` gives up after a timeout instead).
         enable_telemetry: record per-task metrics and allow snapshots (default False).
-        enable_gpu: add GPU figures to snapshots (default False).
+        enable_gpu: monitor NVIDIA GPUs through NVML (``runtime.gpu``) and add
+            GPU figures to snapshots (default False). Without a driver or
+            device the runtime still starts; ``runtime.gpu.is_available()``
+            is then False.
         enable_tracing: give every task a span (default False).
         collect_interval: seconds between background collections (default 1.0).
         max_snapshots: collected snapshots kept in history (default 3600).
@@ -147,6 +150,7 @@ class ConfigBuilder:
         return self
 
     def gpu(self, enabled: bool) -> "ConfigBuilder":
+        """GPU telemetry through NVML: ``runtime.gpu`` and GPU figures in snapshots."""
         self._config.enable_gpu = enabled
         return self
 

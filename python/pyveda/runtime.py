@@ -24,6 +24,7 @@ from typing import Any, Callable, List, Optional, TypeVar
 
 from pyveda import _core
 from pyveda.config import Config
+from pyveda.telemetry.gpu import GpuMonitor
 from pyveda.telemetry.system import TelemetrySystem
 
 __all__ = [
@@ -159,6 +160,8 @@ class Runtime:
         self.telemetry: Optional[TelemetrySystem] = (
             TelemetrySystem(core_telemetry) if core_telemetry is not None else None
         )
+        core_gpu = self._core.gpu
+        self._gpu: Optional[GpuMonitor] = GpuMonitor._for_runtime(core_gpu) if core_gpu is not None else None
 
     def spawn(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future:
         """Runs ``fn(*args, **kwargs)`` on a worker; returns its :class:`Future`.
@@ -199,6 +202,9 @@ class Runtime:
 
         ``wait=True`` runs every queued task first; ``wait=False`` cancels the
         queued ones (their futures report cancelled) and lets running ones end.
+        Called from inside one of its own tasks it only starts the shutdown
+        (a worker cannot join itself); the threads are joined by a later
+        ``shutdown()`` from another thread, at the latest at interpreter exit.
         """
         self._core.shutdown(wait)
 
@@ -211,9 +217,15 @@ class Runtime:
         return self._core.num_threads
 
     @property
-    def gpu(self) -> None:
-        """GPU telemetry is not available in this build (always None)."""
-        return None
+    def gpu(self) -> Optional[GpuMonitor]:
+        """The :class:`~pyveda.telemetry.gpu.GpuMonitor`, or None unless GPU telemetry is enabled.
+
+        Enable it with ``Config.builder().gpu(True)`` (``Config.enable_gpu``).
+        When enabled but no NVIDIA driver or device is found, this is still a
+        monitor: ``gpu.is_available()`` is False and ``gpu.unavailable_reason``
+        says why. After :meth:`shutdown` it reads as unavailable (NVML released).
+        """
+        return self._gpu
 
     def __enter__(self) -> "Runtime":
         return self
@@ -310,6 +322,8 @@ def get_runtime() -> Runtime:
 
 def spawn(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future:
     """Runs ``fn(*args, **kwargs)`` on the process-wide runtime; see :meth:`Runtime.spawn`."""
+    if not callable(fn):
+        raise TypeError(f"spawn() needs a callable, got {type(fn).__name__} ({fn!r})")
     return get_runtime().spawn(fn, *args, **kwargs)
 
 
@@ -335,5 +349,4 @@ def _shutdown_at_exit() -> None:
     # worker taking the GIL during finalisation would be torn down mid-task).
     # Queued tasks are cancelled rather than run; running ones may finish.
     for runtime in list(_live_runtimes):
-        if not runtime.is_shutdown:
-            runtime.shutdown(wait=False)
+        runtime.shutdown(wait=False)  # also joins one whose shutdown a task started (is_shutdown, not joined)

@@ -56,6 +56,11 @@ expected=(
   'consumer_latency_seconds{quantile="0.99"} 0.25'
   'consumer_latency_seconds_sum 2.5'
   'consumer_latency_seconds_count 10'
+  '# TYPE pyveda_tasks_executed_total counter'
+  'pyveda_tasks_executed_total 1000'
+  'pyveda_tasks_failed_total 10'
+  'pyveda_latency_ms_count 1000'
+  'pyveda_tasks_pending 0'
 )
 missing=0
 for line in "${expected[@]}"; do

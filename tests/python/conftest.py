@@ -47,3 +47,44 @@ def check_metrics(promtool):
         return problems
 
     return check
+
+
+# --- runtime fixtures (test_runtime, test_telemetry, test_guide_examples) ---
+
+
+@pytest.fixture
+def global_runtime():
+    """Shuts the process-wide runtime (``pyveda.init``) down after the test, always.
+
+    Queued tasks are cancelled, running ones may finish: tasks that block must
+    wait on events with a timeout so that a failing test cannot hang here.
+    """
+    import pyveda as veda
+
+    veda.shutdown(wait=False)  # one left over by a test without this fixture
+    yield veda
+    veda.shutdown(wait=False)
+
+
+@pytest.fixture
+def make_runtime():
+    """Factory for standalone ``pyveda.Runtime`` objects, all shut down after the test.
+
+    ``make_runtime(threads=2, telemetry=True)`` calls the ``Config.builder()``
+    methods of those names.
+    """
+    import pyveda as veda
+
+    runtimes = []
+
+    def make(**settings):
+        builder = veda.Config.builder()
+        for name, value in settings.items():
+            getattr(builder, name)(value)
+        runtime = veda.Runtime(builder.build())
+        runtimes.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in runtimes:
+        runtime.shutdown(wait=False)

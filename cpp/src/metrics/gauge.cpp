@@ -13,22 +13,20 @@ void Gauge::set_to_current_time() noexcept {
 }
 
 void Gauge::set_function(std::function<double()> fn) {
-  std::shared_ptr<const std::function<double()>> next;
-  if (fn) next = std::make_shared<const std::function<double()>>(std::move(fn));
+  std::unique_ptr<const std::function<double()>> next;
+  if (fn) next = std::make_unique<const std::function<double()>>(std::move(fn));
   std::lock_guard<std::mutex> lock(function_mutex_);
   function_ = std::move(next);
   has_function_.store(function_ != nullptr, std::memory_order_release);
 }
 
 double Gauge::call_function() const noexcept {
-  std::shared_ptr<const std::function<double()>> fn;
-  {
-    std::lock_guard<std::mutex> lock(function_mutex_);
-    fn = function_;
-  }
-  if (!fn) return value_.load(std::memory_order_relaxed);
+  // Called under the mutex, so set_function() returns only once no call of
+  // the old function is in flight: its owner may then destroy what it reads.
+  std::lock_guard<std::mutex> lock(function_mutex_);
+  if (!function_) return value_.load(std::memory_order_relaxed);
   try {
-    return (*fn)();
+    return (*function_)();
   } catch (...) {
     return std::numeric_limits<double>::quiet_NaN();
   }

@@ -37,6 +37,15 @@ using MemGetInfoFn = Result (*)(std::size_t*, std::size_t*);
 using GetErrorStringFn = Result (*)(Result, const char**);
 }
 
+// CUuuid: 16 bytes.
+struct Uuid {
+  unsigned char bytes[16];
+};
+static_assert(sizeof(Uuid) == 16, "CUuuid layout");
+extern "C" {
+using DeviceGetUuidFn = Result (*)(Uuid*, Device);
+}
+
 struct Api {
   // Required.
   InitFn init = nullptr;
@@ -47,6 +56,8 @@ struct Api {
   CtxGetCurrentFn ctx_get_current = nullptr;
   MemGetInfoFn mem_get_info_v2 = nullptr;
   GetErrorStringFn get_error_string = nullptr;
+  // cuDeviceGetUuid, else cuDeviceGetUuid_v2 (same signature).
+  DeviceGetUuidFn device_get_uuid = nullptr;
 };
 }  // namespace cu
 
@@ -138,6 +149,8 @@ struct CudaProbe::Impl {
     resolve(library, "cuCtxGetCurrent", api.ctx_get_current);
     resolve(library, "cuMemGetInfo_v2", api.mem_get_info_v2);
     resolve(library, "cuGetErrorString", api.get_error_string);
+    resolve(library, "cuDeviceGetUuid", api.device_get_uuid);
+    if (api.device_get_uuid == nullptr) resolve(library, "cuDeviceGetUuid_v2", api.device_get_uuid);
 
     cu::Result code = api.init(0);
     if (code != cu::kSuccess) {
@@ -218,6 +231,38 @@ std::optional<CudaComputeCapability> CudaProbe::compute_capability(unsigned inde
     return std::nullopt;
   }
   return capability;
+}
+
+std::optional<std::string> CudaProbe::uuid(unsigned index) noexcept {
+  if (impl_->ensure(false) != State::kAvailable) return std::nullopt;
+  cu::Uuid uuid{};
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    const cu::Api& api = impl_->api;
+    if (!impl_->available_locked() || api.device_get_uuid == nullptr ||
+        index >= impl_->device_count.load(std::memory_order_relaxed)) {
+      return std::nullopt;
+    }
+    cu::Device device = 0;
+    if (api.device_get(&device, static_cast<int>(index)) != cu::kSuccess ||
+        api.device_get_uuid(&uuid, device) != cu::kSuccess) {
+      return std::nullopt;
+    }
+  }
+  // "GPU-" then the bytes as hex in groups of 4-2-2-2-6, as nvmlDeviceGetUUID.
+  static constexpr char kHex[] = "0123456789abcdef";
+  char text[4 + 32 + 4 + 1] = {'G', 'P', 'U', '-'};
+  std::size_t pos = 4;
+  for (std::size_t i = 0; i < sizeof uuid.bytes; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) text[pos++] = '-';
+    text[pos++] = kHex[uuid.bytes[i] >> 4U];
+    text[pos++] = kHex[uuid.bytes[i] & 0x0FU];
+  }
+  try {
+    return std::string(text, pos);
+  } catch (const std::exception&) {  // std::bad_alloc
+    return std::nullopt;
+  }
 }
 
 std::optional<CudaMemoryInfo> CudaProbe::context_memory() noexcept {

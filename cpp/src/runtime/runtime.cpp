@@ -20,10 +20,15 @@ void RuntimeOptions::validate() const {
 
 Runtime::Runtime(RuntimeOptions options, Registry& registry) : options_(std::move(options)) {
   options_.validate();
+  if (options_.enable_gpu) {
+    gpu_ = std::make_shared<GpuMonitor>();
+    gpu_->init();  // never throws: no driver or device leaves it unavailable
+  }
   if (options_.enable_telemetry) {
     TelemetryOptions t;
     t.collect_interval_s = options_.collect_interval_s;
     t.max_snapshots = options_.max_snapshots;
+    if (gpu_) t.gpu_sampler = [gpu = gpu_] { return gpu->sample(); };
     telemetry_ = std::make_unique<TelemetrySystem>(t, registry);
   }
   SchedulerOptions s;
@@ -38,6 +43,7 @@ Runtime::Runtime(RuntimeOptions options, Registry& registry) : options_(std::mov
 }
 
 Runtime::~Runtime() {
+  gpu_.reset();  // so shutdown() below makes no NVML call (see the header)
   shutdown(true);
   if (telemetry_) telemetry_->attach(nullptr);
 }
@@ -48,6 +54,7 @@ void Runtime::shutdown(bool wait) {
     telemetry_->clear_callbacks();
   }
   scheduler_->shutdown(wait);
+  if (gpu_) gpu_->shutdown();
 }
 
 }  // namespace veda

@@ -495,6 +495,7 @@ struct WorkerContext {
 struct ExecFrame {
   const SchedulerCore* core;
   ExecFrame* prev;
+  bool skipped = false;  // set by Scheduler::skip_current_task()
 };
 
 thread_local WorkerContext t_worker;
@@ -912,14 +913,21 @@ bool SchedulerCore::execute(Node* raw, unsigned slot) {
       ok = false;
     }
     const std::int64_t run = std::max<std::int64_t>(0, steady_now_ns() - start);
-    observer_->on_task_end(queue_wait, run, ok);
+    if (!frame.skipped) observer_->on_task_end(queue_wait, run, ok);
   }
   t_frames = frame.prev;
 
   // Destroy the callable before the task counts as finished, so whoever
   // waits on completed() sees its captures already released.
   node.reset();
-  bump(ok ? counters.completed : counters.failed, exclusive);
+  if (frame.skipped) {
+    // Counted as cancelled instead of started, or pending() would count it
+    // gone twice and running() would count it running forever.
+    cancelled_.fetch_add(1, std::memory_order_relaxed);
+    unbump(counters.started, exclusive);
+  } else {
+    bump(ok ? counters.completed : counters.failed, exclusive);
+  }
   notify_helpers();
   return true;
 }
@@ -1124,6 +1132,13 @@ bool Scheduler::is_shutdown() const noexcept { return core_->is_shutdown(); }
 bool Scheduler::is_worker_thread() const noexcept { return core_->is_worker_thread(); }
 
 bool Scheduler::in_worker_thread() noexcept { return detail::t_worker.core != nullptr; }
+
+bool Scheduler::skip_current_task() noexcept {
+  detail::ExecFrame* frame = detail::t_frames;
+  if (frame == nullptr) return false;
+  frame->skipped = true;
+  return true;
+}
 
 int Scheduler::current_worker_index() noexcept {
   return detail::t_worker.core != nullptr ? static_cast<int>(detail::t_worker.index) : -1;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "metrics/clock.hpp"
+#include "telemetry/detail/gpu_telemetry.hpp"
 #include "veda/metrics/text_format.hpp"
 
 namespace veda {
@@ -88,6 +89,7 @@ TelemetrySystem::TelemetrySystem(TelemetryOptions options, Registry& registry)
     return s ? static_cast<double>(s->running()) : 0.0;
   });
   throughput_->set_function([this] { return throughput(); });
+  gpu_gauges_ = std::make_unique<detail::GpuGauges>(registry_);
 
   Point start;
   start.steady_ns = steady_now_ns();
@@ -121,8 +123,10 @@ void TelemetrySystem::on_task_end(std::int64_t queue_wait_ns, std::int64_t run_n
   queue_wait_->observe(wait_ms);
   run_time_->observe(run_ms);
   latency_->observe(wait_ms + run_ms);
-  if (!ok) failed_->inc();
+  // executed before failed, and snapshot() reads them the other way round, so
+  // a reader never sees more failed than executed tasks.
   executed_->inc();
+  if (!ok) failed_->inc();
 }
 
 TelemetrySystem::Point TelemetrySystem::window_start(std::int64_t now_ns) const {
@@ -157,12 +161,13 @@ MetricsSnapshot TelemetrySystem::snapshot() {
   Point now;
   now.system = probe_.sample();
   now.steady_ns = steady_now_ns();
+  const auto failed = static_cast<std::uint64_t>(failed_->get());
   now.executed = static_cast<std::uint64_t>(executed_->get());
 
   MetricsSnapshot s;
   s.timestamp = static_cast<double>(detail::unix_now_ns()) / 1e9;
   s.tasks_executed = now.executed;
-  s.tasks_failed = static_cast<std::uint64_t>(failed_->get());
+  s.tasks_failed = failed;
   if (const auto sched = scheduler()) {
     s.tasks_pending = sched->pending();
     s.tasks_running = sched->running();
@@ -197,15 +202,35 @@ MetricsSnapshot TelemetrySystem::snapshot() {
   cpu_->set(s.cpu_utilization_percent);
   memory_->set(s.memory_used_mb);
   rss_->set(s.process_rss_mb);
+  if (options_.gpu_sampler) {
+    detail::fill_gpu_fields(s, options_.gpu_sampler);
+    gpu_gauges_->update(s.gpus);
+  }
   return s;
 }
 
 void TelemetrySystem::start() {
-  std::lock_guard<std::mutex> lock(collector_mutex_);
-  if (collector_.joinable()) return;
-  stop_requested_ = false;
-  running_collector_.store(true, std::memory_order_release);
-  collector_ = std::thread([this] { collector_loop(); });
+  std::thread finished;
+  {
+    std::lock_guard<std::mutex> lock(collector_mutex_);
+    if (collector_.joinable()) {
+      if (!stop_requested_) return;  // already running
+      if (collector_.get_id() == std::this_thread::get_id()) {
+        // stop() then start() from one callback: this collector carries on.
+        stop_requested_ = false;
+        running_collector_.store(true, std::memory_order_release);
+        return;
+      }
+      // Stopped from its own callback and not joined yet: it exits once it
+      // sees it is no longer collector_; join it below, outside the lock.
+      finished = std::move(collector_);
+    }
+    stop_requested_ = false;
+    running_collector_.store(true, std::memory_order_release);
+    collector_ = std::thread([this] { collector_loop(); });
+  }
+  collector_cv_.notify_all();
+  if (finished.joinable()) finished.join();
 }
 
 void TelemetrySystem::stop() {
@@ -214,15 +239,17 @@ void TelemetrySystem::stop() {
     std::lock_guard<std::mutex> lock(collector_mutex_);
     if (!collector_.joinable()) return;
     stop_requested_ = true;
+    running_collector_.store(false, std::memory_order_release);
+    if (collector_.get_id() == std::this_thread::get_id()) {
+      // stop() from a callback: a thread cannot join itself. The loop exits
+      // after the callbacks; the thread stays in collector_ and is joined by
+      // the next start() or stop() from another thread, or the destructor.
+      return;
+    }
     collector = std::move(collector_);
   }
   collector_cv_.notify_all();
-  if (collector.get_id() == std::this_thread::get_id()) {
-    collector.detach();  // stop() from a callback: the loop sees the flag and exits
-  } else {
-    collector.join();
-  }
-  running_collector_.store(false, std::memory_order_release);
+  collector.join();
 }
 
 bool TelemetrySystem::is_running() const noexcept { return running_collector_.load(std::memory_order_acquire); }
@@ -234,7 +261,10 @@ void TelemetrySystem::collector_loop() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(collector_mutex_);
-      if (collector_cv_.wait_until(lock, next, [this] { return stop_requested_; })) return;
+      // Exit when stopped, or when a start() has replaced this thread.
+      const auto self = std::this_thread::get_id();
+      const auto stopped = [this, self] { return stop_requested_ || collector_.get_id() != self; };
+      if (collector_cv_.wait_until(lock, next, stopped)) return;
     }
     next += interval;
     const auto now = std::chrono::steady_clock::now();
@@ -342,11 +372,12 @@ std::string render_snapshot_prometheus(const MetricsSnapshot& s) {
                                    s.memory_used_mb));
   families.push_back(scalar_family("pyveda_process_rss_mb", "Resident memory of this process in MiB",
                                    MetricType::gauge, s.process_rss_mb));
-  if (s.gpu_utilization_percent) {
+  detail::append_gpu_families(s, families);  // per device, when s.gpus has any
+  if (s.gpu_utilization_percent && s.gpus.empty()) {
     families.push_back(scalar_family("pyveda_gpu_utilization_percent", "GPU utilization (0-100), mean over devices",
                                      MetricType::gauge, *s.gpu_utilization_percent));
   }
-  if (s.gpu_memory_used_mb) {
+  if (s.gpu_memory_used_mb && s.gpus.empty()) {
     families.push_back(scalar_family("pyveda_gpu_memory_used_mb", "GPU memory used in MiB, summed over devices",
                                      MetricType::gauge, *s.gpu_memory_used_mb));
   }

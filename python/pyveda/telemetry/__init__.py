@@ -14,6 +14,7 @@ from pyveda.telemetry.metrics import (
     Histogram,
     generate_prometheus,
 )
+from pyveda.telemetry.gpu import GpuDevice, GpuMonitor, GpuSample
 from pyveda.telemetry.system import MetricsSnapshot, TelemetrySystem
 
 __all__ = [
@@ -22,6 +23,9 @@ __all__ = [
     "CollectorRegistry",
     "Counter",
     "Gauge",
+    "GpuDevice",
+    "GpuMonitor",
+    "GpuSample",
     "Histogram",
     "MetricsSnapshot",
     "TelemetrySystem",

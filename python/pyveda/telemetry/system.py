@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from pyveda import _core
+from pyveda.telemetry.gpu import GpuSample
 
 __all__ = ["MetricsSnapshot", "TelemetrySystem"]
 
@@ -18,8 +19,9 @@ class MetricsSnapshot:
     all finished tasks, in milliseconds, and read 0 before the first task
     finishes. ``throughput_tasks_per_sec`` and ``cpu_utilization_percent``
     cover the latest collection window (``window_seconds`` long). Memory
-    figures are MiB. The GPU fields are None unless GPU telemetry is enabled
-    and a GPU is present.
+    figures are MiB. The GPU fields are None (and ``gpus`` is empty) unless
+    GPU telemetry is enabled (``Config.builder().gpu(True)``) and a GPU is
+    present: never 0 in place of a missing reading.
     """
 
     __slots__ = ("_s",)
@@ -47,16 +49,41 @@ class MetricsSnapshot:
     memory_total_mb = property(lambda self: self._s.memory_total_mb, doc="Host memory, MiB.")
     process_rss_mb = property(lambda self: self._s.process_rss_mb, doc="This process's resident memory, MiB.")
     gpu_utilization_percent = property(
-        lambda self: self._s.gpu_utilization_percent, doc="Mean GPU utilization, 0-100, or None."
+        lambda self: self._s.gpu_utilization_percent,
+        doc="Mean GPU utilization over the devices that report it, 0-100, or None.",
     )
-    gpu_memory_used_mb = property(lambda self: self._s.gpu_memory_used_mb, doc="GPU memory used, MiB, or None.")
+    gpu_memory_used_mb = property(
+        lambda self: self._s.gpu_memory_used_mb,
+        doc=(
+            "GPU memory used, MiB, summed over devices, or None. NVML v2 'used': excludes the memory "
+            "the driver reserves, as the 'Used' column of nvidia-smi."
+        ),
+    )
+
+    @property
+    def gpus(self) -> List[GpuSample]:
+        """One :class:`~pyveda.telemetry.gpu.GpuSample` per device, in index order (empty without GPU data)."""
+        return [GpuSample._from_core(g) for g in self._s.gpus]
 
     def export_prometheus(self) -> str:
-        """Prometheus text format 0.0.4 with the guide's ``pyveda_*`` names (rendered in C++)."""
+        """Prometheus text format 0.0.4 with the guide's ``pyveda_*`` names (rendered in C++).
+
+        With GPU data it has one series per device, labelled ``gpu`` (NVML
+        index) and ``name``, in ``pyveda_gpu_utilization_percent``,
+        ``pyveda_gpu_memory_used_mb``, ``pyveda_gpu_memory_total_mb``,
+        ``pyveda_gpu_temperature_celsius`` and ``pyveda_gpu_power_watts``
+        (aggregate with ``avg``/``sum`` in PromQL).
+        """
         return self._s.export_prometheus()
 
     def export_json(self) -> Dict[str, Any]:
-        """The snapshot as the guide's nested dict; ``json.dumps`` accepts it as is."""
+        """The snapshot as the guide's nested dict; ``json.dumps`` accepts it as is.
+
+        With GPU data (only then) it also has ``system.gpu_percent`` (mean
+        utilization), ``system.gpu_memory_mb`` (summed used memory) and a
+        top-level ``"gpus"`` list with one dict per device (the fields of
+        :class:`~pyveda.telemetry.gpu.GpuSample`).
+        """
         s = self._s
         data: Dict[str, Any] = {
             "timestamp": s.timestamp,
@@ -77,6 +104,9 @@ class MetricsSnapshot:
             data["system"]["gpu_percent"] = s.gpu_utilization_percent
         if s.gpu_memory_used_mb is not None:
             data["system"]["gpu_memory_mb"] = s.gpu_memory_used_mb
+        gpus = self.gpus
+        if gpus:
+            data["gpus"] = [g.to_dict() for g in gpus]
         return data
 
     def __repr__(self) -> str:

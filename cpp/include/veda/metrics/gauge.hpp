@@ -35,8 +35,10 @@ class Gauge {
   }
 
   // Makes get() return fn() (e.g. a queue length read when scraped); an empty
-  // function goes back to the stored value. fn must be thread-safe and must
-  // not throw (an exception makes get() return NaN).
+  // function goes back to the stored value. Calls of fn are serialised, and
+  // set_function() waits for a call in flight, so once it returns the old fn
+  // is never called again. fn must not call set_function() on this gauge; an
+  // exception it throws makes get() return NaN.
   void set_function(std::function<double()> fn);
 
   std::int64_t created_unix_nano() const noexcept { return created_ns_; }
@@ -48,7 +50,7 @@ class Gauge {
   std::int64_t created_ns_;
   std::atomic<bool> has_function_{false};
   mutable std::mutex function_mutex_;
-  std::shared_ptr<const std::function<double()>> function_;
+  std::unique_ptr<const std::function<double()>> function_;
 };
 
 }  // namespace veda

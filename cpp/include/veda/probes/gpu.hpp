@@ -169,6 +169,13 @@ class CudaProbe {
   /// Compute capability of CUDA device `index` (attributes 75/76); empty when
   /// unavailable, out of range, or on a driver error.
   std::optional<CudaComputeCapability> compute_capability(unsigned index) noexcept;
+  /// UUID of CUDA device `index` in NVML's spelling ("GPU-xxxxxxxx-xxxx-
+  /// xxxx-xxxx-xxxxxxxxxxxx", as GpuDeviceSample::uuid), to match CUDA
+  /// ordinals to NVML indexes (the two orders may differ). From the optional
+  /// cuDeviceGetUuid (the physical GPU even under MIG), else
+  /// cuDeviceGetUuid_v2; empty when neither exists, out of range, or on a
+  /// driver error.
+  std::optional<std::string> uuid(unsigned index) noexcept;
   /// cuMemGetInfo_v2 for the calling thread's current context; empty when the
   /// thread has none, the probe is unavailable, or the call fails.
   std::optional<CudaMemoryInfo> context_memory() noexcept;

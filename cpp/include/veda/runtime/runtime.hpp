@@ -7,6 +7,7 @@
 
 #include "veda/metrics/registry.hpp"
 #include "veda/runtime/scheduler.hpp"
+#include "veda/telemetry/gpu_telemetry.hpp"
 #include "veda/telemetry/telemetry.hpp"
 
 namespace veda {
@@ -16,7 +17,7 @@ struct RuntimeOptions {
   unsigned num_threads = 0;           // worker threads; 0 = one per CPU
   std::size_t queue_size = 0;         // most queued, not started tasks; 0 = unbounded
   bool enable_telemetry = false;      // per-task metrics, snapshots, collection
-  bool enable_gpu = false;            // GPU figures in snapshots
+  bool enable_gpu = false;            // a GpuMonitor (gpu()); GPU figures in snapshots
   bool enable_tracing = false;        // a span per task
   double collect_interval_s = 1.0;    // telemetry collection period, seconds, > 0
   std::size_t max_snapshots = 3600;   // collected snapshots kept, > 0
@@ -43,15 +44,23 @@ class Runtime {
   Scheduler& scheduler() noexcept { return *scheduler_; }
   // nullptr when telemetry is disabled.
   TelemetrySystem* telemetry() noexcept { return telemetry_.get(); }
+  // With enable_gpu, the GPU monitor (NVML initialised by the constructor;
+  // unavailable, with its reason, when there is no driver or device) whose
+  // samples fill the snapshots' GPU fields; nullptr when GPU is disabled.
+  GpuMonitor* gpu() noexcept { return gpu_.get(); }
   const RuntimeOptions& options() const noexcept { return options_; }
 
   // Stops telemetry collection (dropping its callbacks), then the scheduler
-  // (wait: drain the queue, else cancel it). Idempotent.
+  // (wait: drain the queue, else cancel it), then releases NVML (gpu() reads
+  // as unavailable afterwards). Idempotent. The destructor shuts down the same
+  // way but makes no NVML call (it may run at exit, after libnvidia-ml's own
+  // teardown): call shutdown() to release NVML.
   void shutdown(bool wait = true);
   bool is_shutdown() const noexcept { return scheduler_->is_shutdown(); }
 
  private:
   RuntimeOptions options_;
+  std::shared_ptr<GpuMonitor> gpu_;  // shared with telemetry's gpu_sampler
   std::unique_ptr<TelemetrySystem> telemetry_;  // outlives the scheduler it observes
   std::shared_ptr<Scheduler> scheduler_;
 };

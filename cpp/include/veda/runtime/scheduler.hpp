@@ -166,7 +166,8 @@ class Scheduler {
   std::uint64_t completed() const noexcept;
   // Tasks that returned false or threw.
   std::uint64_t failed() const noexcept;
-  // Queued tasks destroyed without running by shutdown(false).
+  // Queued tasks destroyed without running by shutdown(false), plus tasks
+  // that called skip_current_task().
   std::uint64_t cancelled() const noexcept;
 
   unsigned num_threads() const noexcept;
@@ -179,6 +180,12 @@ class Scheduler {
   static bool in_worker_thread() noexcept;
   // The calling worker's index in [0, num_threads()), or -1 on other threads.
   static int current_worker_index() noexcept;
+
+  // Called from inside a running task whose work turned out to be cancelled
+  // before it began (e.g. its future was cancelled while queued): the task is
+  // then counted in cancelled() instead of completed()/failed(), and the
+  // observer's on_task_end is not called. Returns false outside a task.
+  static bool skip_current_task() noexcept;
 
  private:
   void help_until_impl(bool (*done)(const void*), const void* ctx);

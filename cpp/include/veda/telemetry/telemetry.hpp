@@ -15,10 +15,15 @@
 #include <vector>
 
 #include "veda/metrics/registry.hpp"
+#include "veda/probes/gpu.hpp"
 #include "veda/probes/system.hpp"
 #include "veda/runtime/scheduler.hpp"
 
 namespace veda {
+
+namespace detail {
+class GpuGauges;
+}  // namespace detail
 
 // The runtime's figures at one moment, with the fields of the telemetry guide.
 //
@@ -47,8 +52,15 @@ struct MetricsSnapshot {
   double memory_total_mb = 0.0;
   double process_rss_mb = 0.0;
   bool system_ok = false;  // false when the system probe could not read /proc
+  // GPU figures, filled only when the telemetry has a GPU sampler (Runtime
+  // with enable_gpu) and it returned devices; otherwise empty, never 0.
+  // Utilization: mean over the devices that report it. Memory used: sum over
+  // devices of NVML v2 `used`, which excludes driver-reserved memory and
+  // matches nvidia-smi's "Used" column (see GpuDeviceSample::memory_used_mb).
   std::optional<double> gpu_utilization_percent;
   std::optional<double> gpu_memory_used_mb;
+  // One NVML sample per device, in index order (empty without GPU data).
+  std::vector<GpuDeviceSample> gpus;
 };
 
 // Renders a snapshot in Prometheus text format 0.0.4 with the guide's names:
@@ -56,13 +68,24 @@ struct MetricsSnapshot {
 // pyveda_tasks_running, pyveda_latency_ms (summary: 0.5, 0.95, 0.99, _sum,
 // _count; NaN quantiles before the first task), pyveda_throughput_tasks_per_sec,
 // pyveda_cpu_utilization_percent, pyveda_memory_used_mb, pyveda_process_rss_mb,
-// and the GPU gauges when the snapshot has GPU figures.
+// and the GPU gauges when the snapshot has GPU figures: with per-device samples
+// (`gpus`), one series per device labelled gpu (NVML index) and name in
+// pyveda_gpu_utilization_percent, pyveda_gpu_memory_used_mb,
+// pyveda_gpu_memory_total_mb, pyveda_gpu_temperature_celsius and
+// pyveda_gpu_power_watts, the families the registry carries (aggregate with
+// avg()/sum() in PromQL; an unlabelled total beside them would be counted
+// twice); without them, the unlabelled gpu_utilization_percent and
+// gpu_memory_used_mb figures.
 std::string render_snapshot_prometheus(const MetricsSnapshot& snapshot);
 
 struct TelemetryOptions {
   double collect_interval_s = 1.0;  // > 0
   std::size_t max_snapshots = 3600;  // history kept by the collector; > 0
   std::string proc_root = "/proc";   // where the system probe reads
+  // Per-device GPU readings for each snapshot (e.g. GpuMonitor::sample, set
+  // by Runtime when enable_gpu); empty: no GPU figures. Called on the thread
+  // taking the snapshot, possibly several at once; exceptions mean no data.
+  std::function<std::vector<GpuDeviceSample>()> gpu_sampler = {};
 };
 
 // Records every task's outcome and timings, takes snapshots, and collects them
@@ -73,6 +96,11 @@ struct TelemetryOptions {
 // pyveda_run_time_ms (histograms), pyveda_tasks_pending / _running and
 // pyveda_throughput_tasks_per_sec (read live), and pyveda_cpu_utilization_percent,
 // pyveda_memory_used_mb and pyveda_process_rss_mb (as of the latest snapshot).
+// With a gpu_sampler, each snapshot also sets per-device GPU gauges (labels gpu
+// and name): pyveda_gpu_utilization_percent, pyveda_gpu_memory_used_mb,
+// pyveda_gpu_memory_total_mb, pyveda_gpu_temperature_celsius and
+// pyveda_gpu_power_watts; they are registered with the first GPU reading and
+// a reading that goes missing removes its series.
 // Constructing a TelemetrySystem replaces families of those names left in the
 // registry by an earlier one, so counts start from zero with each runtime.
 //
@@ -103,6 +131,8 @@ class TelemetrySystem final : public SchedulerObserver {
   // history (oldest dropped beyond max_snapshots) and passed to the callbacks.
   void start();
   // Stops and joins the collector; returns within a fraction of the interval.
+  // Called from a collection callback it only stops the loop: the thread is
+  // joined by the next start()/stop() from another thread or the destructor.
   void stop();
   bool is_running() const noexcept;
 
@@ -175,6 +205,8 @@ class TelemetrySystem final : public SchedulerObserver {
   bool stop_requested_ = false;
   std::thread collector_;
   std::atomic<bool> running_collector_{false};
+
+  std::unique_ptr<detail::GpuGauges> gpu_gauges_;  // see gpu_telemetry.cpp
 };
 
 }  // namespace veda
