@@ -7,19 +7,20 @@ and review the diff with the change.
 
 from pathlib import Path
 
-import pyveda
+import pyveda._core
 
 STUBS = Path(__file__).parent / "stubs" / "_core.pyi.ref"
 
 
 def test_stub_and_py_typed_are_installed():
-    package = Path(pyveda.__file__).parent
+    # Beside the extension (in an editable install the .py files live elsewhere).
+    package = Path(pyveda._core.__file__).parent
     assert (package / "py.typed").is_file()
     assert (package / "_core.pyi").is_file()
 
 
 def test_stub_matches_reference():
-    installed = (Path(pyveda.__file__).parent / "_core.pyi").read_text()
+    installed = (Path(pyveda._core.__file__).parent / "_core.pyi").read_text()
     assert installed == STUBS.read_text(), (
         "pyveda/_core.pyi differs from tests/python/stubs/_core.pyi.ref: the binding API changed. "
         "Regenerate the reference (see this module's docstring) and review the diff."
