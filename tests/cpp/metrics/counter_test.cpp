@@ -14,28 +14,15 @@
 
 #include "veda/metrics/detail/sharded.hpp"
 
+#include "support/test_support.hpp"
+
 namespace {
 
 using veda::Counter;
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr double kInf = std::numeric_limits<double>::infinity();
-
-// Runs body(t) on `threads` threads that all start together, then joins them.
-template <class F>
-void run_threads(unsigned threads, F body) {
-  std::atomic<unsigned> ready{0};
-  std::vector<std::thread> pool;
-  pool.reserve(threads);
-  for (unsigned t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      ready.fetch_add(1);
-      while (ready.load() < threads) std::this_thread::yield();
-      body(t);
-    });
-  }
-  for (std::thread& th : pool) th.join();
-}
+using veda::test::kInf;
+using veda::test::kNaN;
+using veda::test::run_threads;
 
 // Runs `threads` threads that each call counter.inc() `per_thread` times.
 void hammer(Counter& counter, unsigned threads, int per_thread) {

@@ -9,27 +9,13 @@
 #include <limits>
 #include <stdexcept>
 #include <thread>
-#include <vector>
+
+#include "support/test_support.hpp"
 
 namespace {
 
 using veda::Gauge;
-
-// Runs body(t) on `threads` threads that all start together, then joins them.
-template <class F>
-void run_threads(unsigned threads, F body) {
-  std::atomic<unsigned> ready{0};
-  std::vector<std::thread> pool;
-  pool.reserve(threads);
-  for (unsigned t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      ready.fetch_add(1);
-      while (ready.load() < threads) std::this_thread::yield();
-      body(t);
-    });
-  }
-  for (std::thread& th : pool) th.join();
-}
+using veda::test::run_threads;
 
 TEST(Gauge, StartsAtZero) {
   Gauge g;

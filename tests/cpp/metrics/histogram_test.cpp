@@ -20,13 +20,15 @@
 
 #include "veda/metrics/detail/sharded.hpp"
 
+#include "support/test_support.hpp"
+
 namespace {
 
 using veda::Histogram;
 using veda::HistogramSnapshot;
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr double kInf = std::numeric_limits<double>::infinity();
+using veda::test::kInf;
+using veda::test::kNaN;
 
 std::uint64_t bucket_total(const HistogramSnapshot& s) {
   return std::accumulate(s.counts.begin(), s.counts.end(), std::uint64_t{0});

@@ -15,6 +15,8 @@
 #include "veda/metrics/family.hpp"
 #include "veda/metrics/names.hpp"
 
+#include "support/test_support.hpp"
+
 namespace {
 
 using veda::CounterFamily;
@@ -24,24 +26,8 @@ using veda::Registry;
 using Pairs = std::vector<std::pair<std::string, std::string>>;
 using Values = std::vector<std::string>;
 
-// Runs f, expects it to throw E, and returns the message.
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "did not throw";
-  return {};
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
+using veda::test::contains;
+using veda::test::message_of;
 
 FamilyInfo info(std::string name, std::vector<std::string> labels, MetricType type = MetricType::counter) {
   FamilyInfo i;

@@ -8,18 +8,19 @@
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
-#include <limits>
 #include <random>
 #include <string>
 
 #include "veda/metrics/registry.hpp"
 
+#include "support/test_support.hpp"
+
 namespace {
 
 using veda::Registry;
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr double kInf = std::numeric_limits<double>::infinity();
+using veda::test::kInf;
+using veda::test::kNaN;
 
 std::string text_of(double v) {
   std::string out;

@@ -14,6 +14,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/test_support.hpp"
+
 #ifndef VEDA_FAKE_NVML
 #error "VEDA_FAKE_NVML (path of the fake NVML library) must be defined by the build"
 #endif
@@ -32,16 +34,7 @@ const char* const kEnvVars[] = {
     "FAKE_NVML_NOT_SUPPORTED", "FAKE_NVML_EXTRA_PROCESSES",   "FAKE_NVML_PROCESS_MEMORY_NA",
     "FAKE_CUDA_INIT_ERROR",    "FAKE_CUDA_DEVICE_COUNT",      "FAKE_CUDA_CONTEXT"};
 
-// Reads an int-returning query exported by the fake, without loading it.
-int fake_query(const char* library, const char* symbol) {
-  void* handle = ::dlopen(library, RTLD_NOW | RTLD_NOLOAD);
-  if (handle == nullptr) return 0;  // not loaded: nothing initialised
-  using Query = int (*)();
-  auto query = reinterpret_cast<Query>(::dlsym(handle, symbol));
-  const int value = query != nullptr ? query() : -1;
-  ::dlclose(handle);
-  return value;
-}
+using veda::test::fake_query;  // reads an int-returning query of a loaded fake
 
 int nvml_refcount(const char* library = kFakeNvml) {
   return fake_query(library, "fake_nvml_init_refcount");

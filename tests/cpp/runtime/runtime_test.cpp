@@ -9,13 +9,10 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -24,89 +21,22 @@
 #include "veda/metrics/registry.hpp"
 #include "veda/telemetry/telemetry.hpp"
 
+#include "support/test_support.hpp"
+
 namespace veda {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Aborts the test binary if a test hangs, naming the test.
-class Watchdog {
- public:
-  explicit Watchdog(std::chrono::seconds limit = std::chrono::seconds(60))
-      : thread_([this, limit] {
-          std::unique_lock<std::mutex> lock(mutex_);
-          if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-            const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-            std::fprintf(stderr, "Watchdog: %s.%s did not finish within %llds; aborting\n",
-                         info != nullptr ? info->test_suite_name() : "?",
-                         info != nullptr ? info->name() : "?", static_cast<long long>(limit.count()));
-            std::abort();
-          }
-        }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
+using test::contains;
+using test::Gate;
+using test::has_line;
+using test::message_of;
+using test::spin_until;
+using test::Watchdog;
 
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
-
-// A one-shot gate tasks can block on.
-class Gate {
- public:
-  void open() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      open_ = true;
-    }
-    cv_.notify_all();
-  }
-  void wait() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait(lock, [this] { return open_; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
-
-template <class Pred>
-void spin_until(Pred pred) {
-  while (!pred()) std::this_thread::sleep_for(100us);
-}
-
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw another exception type: " << e.what();
-    return {};
-  }
-  ADD_FAILURE() << "did not throw";
-  return {};
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-// True when `text` has `line` as a whole line.
-bool has_line(const std::string& text, const std::string& line) {
-  return text.compare(0, line.size() + 1, line + "\n") == 0 || contains(text, "\n" + line + "\n");
-}
+// How long spin_until sleeps between polls in this file.
+constexpr std::chrono::microseconds kSpinPause = 100us;
 
 const FamilySnapshot* find_family(const std::vector<FamilySnapshot>& families, const std::string& name) {
   for (const auto& f : families) {
@@ -263,7 +193,7 @@ TEST(RuntimeTest, WorkerHooksArePassedThrough) {
     o.on_worker_stop = [&] { stopped.fetch_add(1); };
     Registry registry;
     Runtime rt(o, registry);
-    spin_until([&] { return started.load() == 3; });
+    spin_until([&] { return started.load() == 3; }, kSpinPause);
   }
   EXPECT_EQ(started.load(), 3);
   EXPECT_EQ(stopped.load(), 3);
@@ -331,7 +261,7 @@ TEST(RuntimeTelemetryTest, PendingAndRunningAreReadLiveFromTheScheduler) {
     gate.wait();
     return true;
   }));
-  spin_until([&] { return blocker_started.load(); });
+  spin_until([&] { return blocker_started.load(); }, kSpinPause);
 
   constexpr int kQueued = 5;
   for (int i = 0; i < kQueued; ++i) ASSERT_TRUE(rt.scheduler().submit([] { return true; }));
@@ -348,7 +278,7 @@ TEST(RuntimeTelemetryTest, PendingAndRunningAreReadLiveFromTheScheduler) {
 
   gate.open();
   rt.scheduler().help_until([&] { return rt.telemetry()->executed().get() == kQueued + 1; });
-  spin_until([&] { return rt.scheduler().running() == 0; });
+  spin_until([&] { return rt.scheduler().running() == 0; }, kSpinPause);
   EXPECT_EQ(value_of(registry, "pyveda_tasks_pending"), 0.0);
   EXPECT_EQ(value_of(registry, "pyveda_tasks_running"), 0.0);
   EXPECT_EQ(value_of(registry, "pyveda_tasks_executed"), kQueued + 1);
@@ -389,7 +319,7 @@ TEST(RuntimeTelemetryTest, SecondRuntimeOnTheSameRegistryStartsFromZero) {
     gate.wait();
     return true;
   }));
-  spin_until([&] { return started.load(); });
+  spin_until([&] { return started.load(); }, kSpinPause);
   EXPECT_EQ(value_of(registry, "pyveda_tasks_running"), 1.0);
   gate.open();
 }
@@ -433,7 +363,7 @@ TEST(RuntimeTelemetryTest, ShutdownStopsCollection) {
   EXPECT_EQ(rt.telemetry()->max_snapshots(), 7u);
   rt.telemetry()->start();
   EXPECT_TRUE(rt.telemetry()->is_running());
-  spin_until([&] { return !rt.telemetry()->snapshots().empty(); });
+  spin_until([&] { return !rt.telemetry()->snapshots().empty(); }, kSpinPause);
   rt.shutdown();
   EXPECT_FALSE(rt.telemetry()->is_running());
   EXPECT_TRUE(rt.is_shutdown());
@@ -503,7 +433,7 @@ TEST(RuntimeTelemetryTest, SkippedTaskIsNeitherExecutedNorLeftRunning) {
     gate.wait();
     return true;
   }));
-  spin_until([&] { return blocked.load(); });
+  spin_until([&] { return blocked.load(); }, kSpinPause);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(rt.scheduler().submit([] { return Scheduler::skip_current_task(); }));
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(rt.scheduler().submit([] { return true; }));
   EXPECT_EQ(value_of(registry, "pyveda_tasks_pending"), 5.0);

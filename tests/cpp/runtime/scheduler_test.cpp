@@ -6,8 +6,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <future>
@@ -20,63 +18,19 @@
 #include <tuple>
 #include <vector>
 
+#include "support/test_support.hpp"
+
 namespace veda {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Aborts the test binary if a test hangs (a deadlock or lost wake-up would
-// otherwise stall until ctest's timeout, without saying which test hung).
-class Watchdog {
- public:
-  explicit Watchdog(std::chrono::seconds limit = std::chrono::seconds(60))
-      : thread_([this, limit] {
-          std::unique_lock<std::mutex> lock(mutex_);
-          if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-            const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-            std::fprintf(stderr, "Watchdog: %s.%s did not finish within %llds; aborting\n",
-                         info != nullptr ? info->test_suite_name() : "?",
-                         info != nullptr ? info->name() : "?",
-                         static_cast<long long>(limit.count()));
-            std::abort();
-          }
-        }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
-
-// A one-shot gate tasks can block on.
-class Gate {
- public:
-  void open() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      open_ = true;
-    }
-    cv_.notify_all();
-  }
-  void wait() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait(lock, [this] { return open_; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
+// The watchdog aborts a hung test (a deadlock or lost wake-up would otherwise
+// stall until ctest's timeout, without saying which test hung); spin_until
+// yields between polls here.
+using test::Gate;
+using test::spin_until;
+using test::Watchdog;
 
 // Counts how often it is destroyed while still owning its slot, to prove every
 // task is destroyed exactly once whether it ran or was cancelled.
@@ -90,12 +44,6 @@ struct DestroyCounter {
   }
   std::atomic<int>* count;
 };
-
-// Spins (yielding) until `pred` holds; the watchdog catches a hang.
-template <class Pred>
-void spin_until(Pred pred) {
-  while (!pred()) std::this_thread::yield();
-}
 
 // --- Task ---------------------------------------------------------------------
 

@@ -20,6 +20,8 @@
 #include "veda/runtime/runtime.hpp"
 #include "veda/telemetry/telemetry.hpp"
 
+#include "support/test_support.hpp"
+
 #ifndef VEDA_FAKE_NVML
 #error "VEDA_FAKE_NVML (path of the fake NVML library) must be defined by the build"
 #endif
@@ -36,19 +38,13 @@ const char* const kEnvVars[] = {"PYVEDA_NVML_LIBRARY",     "PYVEDA_CUDA_LIBRARY"
                                 "FAKE_NVML_INIT_ERROR",    "FAKE_NVML_NOT_SUPPORTED", "FAKE_CUDA_INIT_ERROR",
                                 "FAKE_CUDA_DEVICE_COUNT",  "FAKE_CUDA_REVERSE_ORDER"};
 
-int fake_query(const char* symbol, const char* library = kFakeNvml) {
-  void* handle = ::dlopen(library, RTLD_NOW | RTLD_NOLOAD);
-  if (handle == nullptr) return 0;
-  using Query = int (*)();
-  auto query = reinterpret_cast<Query>(::dlsym(handle, symbol));
-  const int value = query != nullptr ? query() : -1;
-  ::dlclose(handle);
-  return value;
-}
+using test::contains;
+using test::fake_query;
+using test::has_line;
 
-int nvml_refcount() { return fake_query("fake_nvml_init_refcount"); }
-int nvml_uninitialised_calls() { return fake_query("fake_nvml_uninitialised_calls"); }
-int cuda_init_calls() { return fake_query("fake_cuda_init_calls", kFakeCuda); }
+int nvml_refcount() { return fake_query(kFakeNvml, "fake_nvml_init_refcount"); }
+int nvml_uninitialised_calls() { return fake_query(kFakeNvml, "fake_nvml_uninitialised_calls"); }
+int cuda_init_calls() { return fake_query(kFakeCuda, "fake_cuda_init_calls"); }
 
 // A scripted device, independent of any driver.
 GpuDeviceSample device(unsigned index, std::optional<double> utilization, std::optional<double> used,
@@ -64,12 +60,6 @@ GpuDeviceSample device(unsigned index, std::optional<double> utilization, std::o
   s.power_w = 100.0 + index;
   return s;
 }
-
-bool has_line(const std::string& text, const std::string& line) {
-  return ("\n" + text).find("\n" + line + "\n") != std::string::npos;
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
 class GpuEnv : public ::testing::Test {
  protected:
