@@ -8,5 +8,6 @@ namespace veda::bindings {
 void init_metrics(nanobind::module_& m);
 void init_runtime(nanobind::module_& m);
 void init_gpu(nanobind::module_& m);
+void init_tracing(nanobind::module_& m);
 
 }  // namespace veda::bindings

@@ -8,4 +8,5 @@ NB_MODULE(_core, m) {
   veda::bindings::init_metrics(m);
   veda::bindings::init_gpu(m);
   veda::bindings::init_runtime(m);
+  veda::bindings::init_tracing(m);
 }

@@ -338,6 +338,7 @@ void init_runtime(nb::module_& m) {
       .def_rw("enable_tracing", &RuntimeOptions::enable_tracing)
       .def_rw("collect_interval_s", &RuntimeOptions::collect_interval_s)
       .def_rw("max_snapshots", &RuntimeOptions::max_snapshots)
+      .def_rw("proc_root", &RuntimeOptions::proc_root)
       .def("validate", &RuntimeOptions::validate, "Raises ValueError naming the field that is out of range.");
 
   nb::class_<MetricsSnapshot>(m, "MetricsSnapshot", "The runtime's figures at one moment.")
@@ -352,12 +353,17 @@ void init_runtime(nb::module_& m) {
       .def_ro("p99_latency_ms", &MetricsSnapshot::p99_latency_ms)
       .def_ro("latency_sum_ms", &MetricsSnapshot::latency_sum_ms)
       .def_ro("latency_count", &MetricsSnapshot::latency_count)
+      .def_ro("start_unix_nano", &MetricsSnapshot::start_unix_nano)
+      .def_prop_ro(
+          "latency_histogram", [](const MetricsSnapshot& s) { return s.latency_histogram; },
+          nb::for_getter(nb::sig("def latency_histogram(self, /) -> HistogramSnapshot | None")),
+          "The latency buckets (HistogramSnapshot), or None for collected history snapshots.")
       .def_ro("throughput_tasks_per_sec", &MetricsSnapshot::throughput_tasks_per_sec)
       .def_ro("window_seconds", &MetricsSnapshot::window_seconds)
-      .def_ro("cpu_utilization_percent", &MetricsSnapshot::cpu_utilization_percent)
-      .def_ro("memory_used_mb", &MetricsSnapshot::memory_used_mb)
-      .def_ro("memory_total_mb", &MetricsSnapshot::memory_total_mb)
-      .def_ro("process_rss_mb", &MetricsSnapshot::process_rss_mb)
+      .def_rw("cpu_utilization_percent", &MetricsSnapshot::cpu_utilization_percent)
+      .def_rw("memory_used_mb", &MetricsSnapshot::memory_used_mb)
+      .def_rw("memory_total_mb", &MetricsSnapshot::memory_total_mb)
+      .def_rw("process_rss_mb", &MetricsSnapshot::process_rss_mb)
       .def_ro("system_ok", &MetricsSnapshot::system_ok)
       .def_ro("gpu_utilization_percent", &MetricsSnapshot::gpu_utilization_percent)
       .def_ro("gpu_memory_used_mb", &MetricsSnapshot::gpu_memory_used_mb)

@@ -115,6 +115,8 @@ class Config:
         options.enable_tracing = self.enable_tracing
         options.collect_interval_s = float(self.collect_interval)
         options.max_snapshots = self.max_snapshots
+        # Where the system probe reads /proc; for tests and unusual containers.
+        options.proc_root = os.environ.get("PYVEDA_PROC_ROOT", "/proc")
         return options
 
     def __repr__(self) -> str:

@@ -15,6 +15,7 @@ so a task may spawn children and wait for them even with one worker thread.
 from __future__ import annotations
 
 import atexit
+import contextvars
 import threading
 import weakref
 from concurrent.futures import CancelledError
@@ -26,6 +27,7 @@ from pyveda import _core
 from pyveda.config import Config
 from pyveda.telemetry.gpu import GpuMonitor
 from pyveda.telemetry.system import TelemetrySystem
+from pyveda.telemetry.tracing import TracingSystem, _current_span, _task_name, _traced_call
 
 __all__ = [
     "Future",
@@ -162,6 +164,8 @@ class Runtime:
         )
         core_gpu = self._core.gpu
         self._gpu: Optional[GpuMonitor] = GpuMonitor._for_runtime(core_gpu) if core_gpu is not None else None
+        #: The TracingSystem giving every task a span, or None when tracing is disabled.
+        self.tracing: Optional[TracingSystem] = TracingSystem() if config.enable_tracing else None
 
     def spawn(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future:
         """Runs ``fn(*args, **kwargs)`` on a worker; returns its :class:`Future`.
@@ -172,6 +176,8 @@ class Runtime:
         """
         if not callable(fn):
             raise TypeError(f"spawn() needs a callable, got {type(fn).__name__} ({fn!r})")
+        if self.tracing is not None or _current_span.get() is not None:
+            fn, args, kwargs = self._traced(fn, args, kwargs)
         future = Future(self._core)
         if not self._core.submit(future, fn, args, kwargs):
             raise RuntimeError("cannot spawn: the runtime has been shut down")
@@ -186,12 +192,24 @@ class Runtime:
             raise TypeError(f"try_spawn() timeout must be a number of seconds, got {timeout!r}")
         if self._core.is_shutdown:
             raise RuntimeError("cannot spawn: the runtime has been shut down")
+        if self.tracing is not None or _current_span.get() is not None:
+            fn, args, kwargs = self._traced(fn, args, kwargs)
         future = Future(self._core)
         if not self._core.try_submit(future, fn, args, kwargs, max(0.0, float(timeout))):
             if self._core.is_shutdown:
                 raise RuntimeError("cannot spawn: the runtime has been shut down")
             raise QueueFullError(f"the task queue stayed full ({self.config.queue_size} tasks) for {timeout} s")
         return future
+
+    def _traced(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        # Wraps a task in a span (tracing on) and runs it in a copy of the
+        # spawner's context when a span is current, so it continues that trace.
+        tracing = self.tracing
+        if tracing is not None:
+            fn, args, kwargs = _traced_call, (tracing, _task_name(fn), fn, args, kwargs), {}
+        if _current_span.get() is not None:
+            fn, args = contextvars.copy_context().run, (fn, *args)
+        return fn, args, kwargs
 
     def scope(self) -> "Scope":
         """A :class:`Scope` spawning on this runtime."""

@@ -615,3 +615,23 @@ def test_generate_prometheus_after_the_runtime_is_gone():
     values = samples_of(generate_prometheus())  # the live gauges must not read a freed runtime
     assert values[("pyveda_tasks_executed_total", ())] == 1
     assert values[("pyveda_tasks_pending", ())] == 0
+
+
+def test_host_figures_fall_back_to_psutil_without_proc(tmp_path, monkeypatch):
+    # Off Linux the core's /proc probe cannot read anything; psutil fills in.
+    psutil = pytest.importorskip("psutil")
+    monkeypatch.setenv("PYVEDA_PROC_ROOT", str(tmp_path / "no-proc-here"))
+    runtime = veda.Runtime(veda.Config.builder().threads(1).telemetry(True).build())
+    try:
+        runtime.spawn(sum, [1, 2]).result()
+        snapshot = runtime.telemetry.snapshot()
+        memory = psutil.virtual_memory()
+        used_mb = (memory.total - memory.available) / 2**20
+        rss_mb = psutil.Process().memory_info().rss / 2**20
+        assert snapshot.memory_used_mb == pytest.approx(used_mb, rel=0.05)
+        assert snapshot.process_rss_mb == pytest.approx(rss_mb, rel=0.2)
+        assert 0.0 <= snapshot.cpu_utilization_percent <= 100.0
+        text = snapshot.export_prometheus()
+        assert "pyveda_memory_used_mb 0\n" not in text
+    finally:
+        runtime.shutdown()

@@ -28,6 +28,7 @@ Runtime::Runtime(RuntimeOptions options, Registry& registry) : options_(std::mov
     TelemetryOptions t;
     t.collect_interval_s = options_.collect_interval_s;
     t.max_snapshots = options_.max_snapshots;
+    t.proc_root = options_.proc_root;
     if (gpu_) t.gpu_sampler = [gpu = gpu_] { return gpu->sample(); };
     telemetry_ = std::make_unique<TelemetrySystem>(t, registry);
   }

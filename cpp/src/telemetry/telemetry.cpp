@@ -173,15 +173,17 @@ MetricsSnapshot TelemetrySystem::snapshot() {
     s.tasks_running = sched->running();
   }
 
-  const HistogramSnapshot latency = latency_->snapshot();
+  HistogramSnapshot latency = latency_->snapshot();
   s.latency_count = latency.count;
   s.latency_sum_ms = latency.sum;
+  s.start_unix_nano = executed_->created_unix_nano();
   if (latency.count > 0) {
     s.avg_latency_ms = or_zero(latency.mean());
     s.p50_latency_ms = or_zero(latency.percentile(50));
     s.p95_latency_ms = or_zero(latency.percentile(95));
     s.p99_latency_ms = or_zero(latency.percentile(99));
   }
+  s.latency_histogram = std::make_shared<const HistogramSnapshot>(std::move(latency));
 
   Point start;
   {
@@ -273,6 +275,7 @@ void TelemetrySystem::collector_loop() {
     {
       std::lock_guard<std::mutex> lock(history_mutex_);
       history_.push_back(s);
+      history_.back().latency_histogram = nullptr;  // buckets only on demand
       while (history_.size() > max_snapshots_) history_.pop_front();
     }
     std::vector<std::function<void(const MetricsSnapshot&)>> callbacks;

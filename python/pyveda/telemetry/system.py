@@ -10,6 +10,20 @@ from pyveda.telemetry.gpu import GpuSample
 __all__ = ["MetricsSnapshot", "TelemetrySystem"]
 
 
+def _fill_from_psutil(core_snapshot: Any) -> None:
+    """Host figures from psutil, for systems where the core cannot read /proc."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil is a dependency
+        return
+    memory = psutil.virtual_memory()
+    mib = float(1 << 20)
+    core_snapshot.cpu_utilization_percent = float(psutil.cpu_percent(interval=None))
+    core_snapshot.memory_used_mb = (memory.total - memory.available) / mib
+    core_snapshot.memory_total_mb = memory.total / mib
+    core_snapshot.process_rss_mb = psutil.Process().memory_info().rss / mib
+
+
 class MetricsSnapshot:
     """The runtime's figures at one moment (read-only).
 
@@ -59,6 +73,23 @@ class MetricsSnapshot:
             "the driver reserves, as the 'Used' column of nvidia-smi."
         ),
     )
+
+    start_unix_nano = property(
+        lambda self: self._s.start_unix_nano,
+        doc="Start of the cumulative task counts (runtime start or last reset), ns since the Unix epoch.",
+    )
+    latency_count = property(lambda self: self._s.latency_count, doc="Finished tasks behind the latency figures.")
+    latency_sum_ms = property(lambda self: self._s.latency_sum_ms, doc="Sum of all task latencies, ms.")
+
+    @property
+    def latency_histogram(self) -> Optional[_core.HistogramSnapshot]:
+        """The latency buckets (OTel exponential layout: ``scale``, ``zero_count``, ``offset``, ``counts``).
+
+        Set on snapshots taken with :meth:`TelemetrySystem.snapshot` (and those
+        passed to callbacks); None on collected history snapshots, which keep
+        only the summary figures.
+        """
+        return self._s.latency_histogram
 
     @property
     def gpus(self) -> List[GpuSample]:
@@ -126,8 +157,16 @@ class TelemetrySystem:
         self._core = core
 
     def snapshot(self) -> MetricsSnapshot:
-        """The figures now. Taking one never changes what the next reader sees."""
-        return MetricsSnapshot(self._core.snapshot())
+        """The figures now. Taking one never changes what the next reader sees.
+
+        Host CPU and memory come from ``/proc`` in the core; where that cannot
+        be read (not Linux), they come from psutil instead (CPU then covers the
+        time since the previous such call in the process).
+        """
+        core_snapshot = self._core.snapshot()
+        if not core_snapshot.system_ok:
+            _fill_from_psutil(core_snapshot)
+        return MetricsSnapshot(core_snapshot)
 
     def start(self) -> None:
         """Collects a snapshot every ``collect_interval`` seconds on a background thread."""

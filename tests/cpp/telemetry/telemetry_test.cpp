@@ -13,7 +13,6 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -31,6 +30,8 @@
 #include "veda/runtime/runtime.hpp"
 #include "veda/runtime/scheduler.hpp"
 
+#include "support/test_support.hpp"
+
 namespace veda {
 namespace {
 
@@ -38,70 +39,16 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-// Aborts the test binary if a test hangs, naming the test.
-class Watchdog {
- public:
-  explicit Watchdog(std::chrono::seconds limit = std::chrono::seconds(60))
-      : thread_([this, limit] {
-          std::unique_lock<std::mutex> lock(mutex_);
-          if (!cv_.wait_for(lock, limit, [this] { return done_; })) {
-            const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-            std::fprintf(stderr, "Watchdog: %s.%s did not finish within %llds; aborting\n",
-                         info != nullptr ? info->test_suite_name() : "?",
-                         info != nullptr ? info->name() : "?", static_cast<long long>(limit.count()));
-            std::abort();
-          }
-        }) {}
-  ~Watchdog() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
+using test::contains;
+using test::Gate;
+using test::has_line;
+using test::spin_until;
+using test::Watchdog;
 
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool done_ = false;
-  std::thread thread_;
-};
-
-class Gate {
- public:
-  void open() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      open_ = true;
-    }
-    cv_.notify_all();
-  }
-  void wait() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait(lock, [this] { return open_; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
-
-template <class Pred>
-void spin_until(Pred pred) {
-  while (!pred()) std::this_thread::sleep_for(200us);
-}
+// How long spin_until sleeps between polls in this file.
+constexpr std::chrono::microseconds kSpinPause = 200us;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-bool has_line(const std::string& text, const std::string& line) {
-  return text.compare(0, line.size() + 1, line + "\n") == 0 || contains(text, "\n" + line + "\n");
-}
 
 TelemetryOptions interval(double seconds, std::size_t max_snapshots = 3600) {
   TelemetryOptions o;
@@ -379,7 +326,7 @@ TEST(TelemetrySystemTest, AttachReadsPendingAndRunningAndDetaches) {
     gate.wait();
     return true;
   }));
-  spin_until([&] { return started.load(); });
+  spin_until([&] { return started.load(); }, kSpinPause);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(scheduler->submit([] { return true; }));
   MetricsSnapshot s = t.snapshot();
   EXPECT_EQ(s.tasks_pending, 3u);
@@ -732,7 +679,7 @@ TEST(TelemetryCollectorTest, HistoryGrowsAtTheInterval) {
   const auto started = Clock::now();
   t.start();
   EXPECT_TRUE(t.is_running());
-  spin_until([&] { return t.snapshots().size() >= 5; });
+  spin_until([&] { return t.snapshots().size() >= 5; }, kSpinPause);
   const double elapsed = seconds_since(started);
   EXPECT_GE(elapsed, 5 * 0.05 * 0.95);
   t.stop();
@@ -746,6 +693,38 @@ TEST(TelemetryCollectorTest, HistoryGrowsAtTheInterval) {
   // Nothing is collected after stop().
   std::this_thread::sleep_for(150ms);
   EXPECT_EQ(t.snapshots().size(), history.size());
+}
+
+TEST(TelemetryCollectorTest, LiveSnapshotsCarryTheLatencyBucketsTheHistoryDoesNot) {
+  Watchdog dog;
+  Registry registry;
+  TelemetrySystem t(interval(0.01), registry);
+  t.on_task_end(0, 2'000'000, true);
+  t.on_task_end(1'000'000, 4'000'000, false);
+  const MetricsSnapshot live = t.snapshot();
+  ASSERT_NE(live.latency_histogram, nullptr);
+  EXPECT_EQ(live.latency_histogram->count, 2u);
+  EXPECT_EQ(live.latency_histogram->count, live.latency_count);
+  EXPECT_DOUBLE_EQ(live.latency_histogram->sum, live.latency_sum_ms);
+  EXPECT_GT(live.start_unix_nano, 0);
+  EXPECT_EQ(live.start_unix_nano, t.executed().created_unix_nano());
+
+  Recorder recorder;
+  t.add_callback([&recorder](const MetricsSnapshot& s) { recorder(s); });
+  t.start();
+  recorder.wait_for(3);
+  t.stop();
+  const auto history = t.snapshots();
+  ASSERT_GE(history.size(), 3u);
+  for (const auto& s : history) {
+    EXPECT_EQ(s.latency_histogram, nullptr) << "the history keeps no buckets";
+    EXPECT_EQ(s.start_unix_nano, live.start_unix_nano) << "the cumulative start never moves";
+  }
+  std::lock_guard<std::mutex> lock(recorder.mutex);
+  for (const auto& s : recorder.seen) {
+    ASSERT_NE(s.latency_histogram, nullptr) << "callbacks get the buckets";
+    EXPECT_EQ(s.latency_histogram->count, 2u);
+  }
 }
 
 TEST(TelemetryCollectorTest, HistoryIsBoundedAndKeepsTheNewest) {
@@ -771,7 +750,7 @@ TEST(TelemetryCollectorTest, SetMaxSnapshotsTrimsAndRejectsZero) {
   Registry registry;
   TelemetrySystem t(interval(0.01, 100), registry);
   t.start();
-  spin_until([&] { return t.snapshots().size() >= 6; });
+  spin_until([&] { return t.snapshots().size() >= 6; }, kSpinPause);
   t.stop();
   const auto before = t.snapshots();
   ASSERT_GE(before.size(), 6u);
@@ -796,7 +775,7 @@ TEST(TelemetryCollectorTest, SetMaxSnapshotsTrimsAndRejectsZero) {
   // The new bound applies to a running collector too.
   t.set_max_snapshots(1);
   t.start();
-  spin_until([&] { return !t.snapshots().empty(); });
+  spin_until([&] { return !t.snapshots().empty(); }, kSpinPause);
   std::this_thread::sleep_for(50ms);
   EXPECT_EQ(t.snapshots().size(), 1u);
   t.stop();
@@ -850,12 +829,12 @@ TEST(TelemetryCollectorTest, RestartsAfterStop) {
   Registry registry;
   TelemetrySystem t(interval(0.01), registry);
   t.start();
-  spin_until([&] { return t.snapshots().size() >= 2; });
+  spin_until([&] { return t.snapshots().size() >= 2; }, kSpinPause);
   t.stop();
   const std::size_t first = t.snapshots().size();
   t.start();
   EXPECT_TRUE(t.is_running());
-  spin_until([&] { return t.snapshots().size() >= first + 2; });
+  spin_until([&] { return t.snapshots().size() >= first + 2; }, kSpinPause);
   t.stop();
   EXPECT_FALSE(t.is_running());
 }
@@ -945,8 +924,8 @@ TEST(TelemetryCollectorTest, StopFromInsideACallbackDoesNotDeadlock) {
     returned.store(true);
   });
   t->start();
-  spin_until([&] { return calls.load() >= 1; });
-  spin_until([&] { return !raw->is_running(); });
+  spin_until([&] { return calls.load() >= 1; }, kSpinPause);
+  spin_until([&] { return !raw->is_running(); }, kSpinPause);
   EXPECT_EQ(calls.load(), 1);
   // Destroying now must wait for the collector thread: it is still inside the
   // callback and touches the system when it returns.
@@ -977,13 +956,13 @@ TEST(TelemetryCollectorTest, StartAfterAStopFromACallbackRunsOneCollector) {
     }
   });
   t.start();
-  spin_until([&] { return calls.load() >= 1 && !t.is_running(); });
+  spin_until([&] { return calls.load() >= 1 && !t.is_running(); }, kSpinPause);
   std::thread restarter([&] { t.start(); });
   std::this_thread::sleep_for(30ms);
   release.open();
   restarter.join();
   EXPECT_TRUE(t.is_running());
-  spin_until([&] { return calls.load() >= 8; });
+  spin_until([&] { return calls.load() >= 8; }, kSpinPause);
   std::this_thread::sleep_for(50ms);
   t.stop();
   EXPECT_FALSE(t.is_running());
@@ -1075,7 +1054,7 @@ TEST(TelemetryStressTest, ProducersReadersAndCollectorTogether) {
   rt.scheduler().help_until([&] {
     return static_cast<std::uint64_t>(t.executed().get()) == kTotal && rt.scheduler().running() == 0;
   });
-  spin_until([&] { return reads.load() >= 10; });
+  spin_until([&] { return reads.load() >= 10; }, kSpinPause);
   stop_readers.store(true);
   for (auto& th : readers) th.join();
   t.stop();

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "veda/metrics/registry.hpp"
 #include "veda/runtime/scheduler.hpp"
@@ -21,6 +22,7 @@ struct RuntimeOptions {
   bool enable_tracing = false;        // a span per task
   double collect_interval_s = 1.0;    // telemetry collection period, seconds, > 0
   std::size_t max_snapshots = 3600;   // collected snapshots kept, > 0
+  std::string proc_root = "/proc";    // where the system probe reads (tests, containers)
   // Run on each worker thread as it starts and before it exits (see SchedulerOptions).
   std::function<void()> on_worker_start = {};
   std::function<void()> on_worker_stop = {};

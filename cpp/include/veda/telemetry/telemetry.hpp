@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "veda/metrics/histogram.hpp"
 #include "veda/metrics/registry.hpp"
 #include "veda/probes/gpu.hpp"
 #include "veda/probes/system.hpp"
@@ -45,6 +46,9 @@ struct MetricsSnapshot {
   double p99_latency_ms = 0.0;
   double latency_sum_ms = 0.0;
   std::uint64_t latency_count = 0;
+  // Wall-clock start (ns since the Unix epoch) of the cumulative task counts:
+  // when this runtime's telemetry began (or its counters were last reset).
+  std::int64_t start_unix_nano = 0;
   double throughput_tasks_per_sec = 0.0;
   double window_seconds = 0.0;  // length of the window behind the two rates
   double cpu_utilization_percent = 0.0;
@@ -61,6 +65,10 @@ struct MetricsSnapshot {
   std::optional<double> gpu_memory_used_mb;
   // One NVML sample per device, in index order (empty without GPU data).
   std::vector<GpuDeviceSample> gpus;
+  // The latency histogram's buckets (exponential layout, lossless for OTLP),
+  // set by TelemetrySystem::snapshot(); null in the collector's history, so
+  // the history stays small.
+  std::shared_ptr<const HistogramSnapshot> latency_histogram;
 };
 
 // Renders a snapshot in Prometheus text format 0.0.4 with the guide's names:

@@ -1,0 +1,92 @@
+#include "veda/tracing/span_store.hpp"
+
+#include <chrono>
+#include <stdexcept>
+#include <utility>
+
+#include "veda/metrics/counter.hpp"
+#include "veda/metrics/registry.hpp"
+
+namespace veda {
+namespace {
+
+Counter& spans_dropped_counter() {
+  static Counter& counter =
+      default_registry()
+          .counter("pyveda_spans_dropped_total", "Finished spans dropped because the span buffer was full.")
+          ->unlabelled();
+  return counter;
+}
+
+}  // namespace
+
+std::int64_t unix_nano_now() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+SpanStore::SpanStore(std::size_t capacity)
+    : capacity_(capacity == 0 ? throw std::invalid_argument("SpanStore capacity must be at least 1")
+                              : capacity),
+      dropped_counter_(spans_dropped_counter()) {
+  ring_.reserve(capacity_ < 1024 ? capacity_ : 1024);
+}
+
+void SpanStore::add(SpanData&& span) noexcept {
+  SpanData evicted;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (ring_.size() < capacity_) {
+      ring_.push_back(std::move(span));  // may throw bad_alloc only: terminate, as for any noexcept
+      return;
+    }
+    evicted = std::exchange(ring_[head_], std::move(span));
+    head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
+    ++dropped_;
+  }
+  dropped_counter_.inc();
+}
+
+std::vector<SpanData> SpanStore::snapshot() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<SpanData> out;
+  out.reserve(ring_.size());
+  for (std::size_t i = head_; i < ring_.size(); ++i) out.push_back(ring_[i]);
+  for (std::size_t i = 0; i < head_; ++i) out.push_back(ring_[i]);
+  return out;
+}
+
+std::vector<SpanData> SpanStore::drain() {
+  std::vector<SpanData> ring;
+  std::size_t head = 0;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ring.swap(ring_);
+    head = std::exchange(head_, 0);
+  }
+  std::vector<SpanData> out;
+  out.reserve(ring.size());
+  for (std::size_t i = head; i < ring.size(); ++i) out.push_back(std::move(ring[i]));
+  for (std::size_t i = 0; i < head; ++i) out.push_back(std::move(ring[i]));
+  return out;
+}
+
+void SpanStore::clear() noexcept {
+  std::vector<SpanData> old;
+  std::lock_guard<std::mutex> lock(mutex_);
+  old.swap(ring_);
+  head_ = 0;
+}
+
+std::size_t SpanStore::size() const noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return ring_.size();
+}
+
+std::uint64_t SpanStore::dropped() const noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return dropped_;
+}
+
+}  // namespace veda

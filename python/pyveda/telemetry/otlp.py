@@ -1,0 +1,303 @@
+"""OTLP encoding of a metrics snapshot: snapshot -> OTLP/JSON dict or protobuf bytes.
+
+Transport lives in :mod:`pyveda.telemetry.exporters`; this module only encodes
+(the split opentelemetry-python makes between ``otlp-proto-common`` and its
+HTTP sender). Protobuf is imported lazily, only by :func:`metrics_request_bytes`
+and :func:`metrics_request_message`.
+
+Mapping (specs §1): task counts are monotonic cumulative Sums whose start time
+is the runtime's start; pending/running, throughput, CPU, memory, RSS and the
+GPU readings are Gauges; latency is both a Summary (0.5/0.95/0.99) and an
+ExponentialHistogram copied bucket for bucket from the core's histogram.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import unquote_to_bytes
+
+__all__ = [
+    "SCOPE_NAME",
+    "metrics_request_bytes",
+    "metrics_request_dict",
+    "metrics_request_message",
+    "parse_key_values",
+    "resource_attributes",
+]
+
+SCOPE_NAME = "pyveda"
+
+CUMULATIVE = 2
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _version() -> str:
+    import pyveda
+
+    return str(getattr(pyveda, "__version__", "0.0.0"))
+
+
+def _decode(text: str) -> str:
+    """Strict percent-decoding: a lone ``%`` or invalid UTF-8 raises ValueError."""
+    if _BAD_ESCAPE.search(text):
+        raise ValueError(f"invalid percent-encoding in {text!r}")
+    try:
+        return unquote_to_bytes(text).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"invalid UTF-8 after percent-decoding {text!r}") from e
+
+
+def parse_key_values(text: str, what: str) -> Dict[str, str]:
+    """Parses ``k1=v1,k2=v2`` (W3C-baggage style, percent-decoded).
+
+    Empty members are ignored. Raises ValueError naming ``what`` for a member
+    without ``=``, an empty key, or a bad percent-escape.
+    """
+    result: Dict[str, str] = {}
+    for member in text.split(","):
+        if not member.strip():
+            continue
+        key, sep, value = member.partition("=")
+        if not sep:
+            raise ValueError(f"{what}: {member.strip()!r} is not key=value (expected 'k1=v1,k2=v2')")
+        key = _decode(key.strip())
+        if not key:
+            raise ValueError(f"{what}: empty key in {member.strip()!r} (expected 'k1=v1,k2=v2')")
+        result[key] = _decode(value.strip())
+    return result
+
+
+def resource_attributes(extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The resource: telemetry.sdk.*, then OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME, then ``extra``.
+
+    Later sources win (specs §8). A value of OTEL_RESOURCE_ATTRIBUTES that
+    does not decode is discarded whole, with a warning. ``service.name``
+    defaults to ``"pyveda"``.
+    """
+    attrs: Dict[str, Any] = {
+        "service.name": "pyveda",
+        "telemetry.sdk.name": "pyveda",
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.version": _version(),
+    }
+    env = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
+    if env.strip():
+        try:
+            attrs.update(parse_key_values(env, "OTEL_RESOURCE_ATTRIBUTES"))
+        except ValueError as e:
+            warnings.warn(f"pyveda: ignoring OTEL_RESOURCE_ATTRIBUTES: {e}", RuntimeWarning, stacklevel=2)
+    service = os.environ.get("OTEL_SERVICE_NAME", "").strip()
+    if service:
+        attrs["service.name"] = service
+    if extra:
+        attrs.update(extra)
+    return attrs
+
+
+# --- OTLP/JSON building blocks (specs §6) -----------------------------------
+
+
+def _double(x: float) -> Any:
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    return float(x)
+
+
+def _any_value(v: Any) -> Dict[str, Any]:
+    if isinstance(v, bool):
+        return {"boolValue": v}
+    if isinstance(v, int):
+        return {"intValue": str(v)}
+    if isinstance(v, float):
+        return {"doubleValue": _double(v)}
+    if isinstance(v, (list, tuple)):
+        return {"arrayValue": {"values": [_any_value(x) for x in v]}}
+    return {"stringValue": str(v)}
+
+
+def _attributes(attrs: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    return [{"key": k, "value": _any_value(v)} for k, v in attrs.items()]
+
+
+def _ns(seconds: float) -> int:
+    return int(round(seconds * 1e9))
+
+
+def _number_point(
+    value: Any, time_ns: int, start_ns: Optional[int] = None, attrs: Optional[Mapping[str, Any]] = None
+) -> Dict[str, Any]:
+    point: Dict[str, Any] = {}
+    if attrs:
+        point["attributes"] = _attributes(attrs)
+    if start_ns is not None:
+        point["startTimeUnixNano"] = str(start_ns)
+    point["timeUnixNano"] = str(time_ns)
+    if isinstance(value, int) and not isinstance(value, bool):
+        point["asInt"] = str(value)
+    else:
+        point["asDouble"] = _double(float(value))
+    return point
+
+
+def _sum(name: str, description: str, unit: str, value: int, start_ns: int, time_ns: int) -> Dict[str, Any]:
+    return {
+        "name": name,
+        "description": description,
+        "unit": unit,
+        "sum": {
+            "aggregationTemporality": CUMULATIVE,
+            "isMonotonic": True,
+            "dataPoints": [_number_point(value, time_ns, start_ns)],
+        },
+    }
+
+
+def _gauge(name: str, description: str, unit: str, points: List[Dict[str, Any]]) -> Dict[str, Any]:
+    return {"name": name, "description": description, "unit": unit, "gauge": {"dataPoints": points}}
+
+
+def _trimmed(counts: List[int], offset: int) -> Tuple[List[int], int]:
+    """Drops zero buckets at both ends (lossless: the offset moves with them)."""
+    first = next((i for i, c in enumerate(counts) if c), None)
+    if first is None:
+        return [], 0
+    last = max(i for i, c in enumerate(counts) if c)
+    return list(counts[first : last + 1]), offset + first
+
+
+def _exponential_histogram(h: Any, time_ns: int) -> Dict[str, Any]:
+    counts, offset = _trimmed(list(h.counts), int(h.offset))
+    point: Dict[str, Any] = {
+        "startTimeUnixNano": str(int(h.start_unix_nano)),
+        "timeUnixNano": str(time_ns),
+        "count": str(int(h.count)),
+        "sum": _double(h.sum),
+        "scale": int(h.scale),
+        "zeroCount": str(int(h.zero_count)),
+        "zeroThreshold": _double(h.zero_threshold),
+    }
+    if counts:
+        point["positive"] = {"offset": offset, "bucketCounts": [str(c) for c in counts]}
+    if h.count > 0:
+        point["min"] = _double(h.min)
+        point["max"] = _double(h.max)
+    return {
+        "name": "pyveda.task.latency",
+        "description": "Task latency, spawn to completion",
+        "unit": "ms",
+        "exponentialHistogram": {"aggregationTemporality": CUMULATIVE, "dataPoints": [point]},
+    }
+
+
+# (attribute, OTLP name, description, unit, as int?): one Gauge point each.
+_HOST_GAUGES = (
+    ("tasks_pending", "pyveda.tasks.pending", "Tasks queued, not yet started", "{task}", True),
+    ("tasks_running", "pyveda.tasks.running", "Tasks running", "{task}", True),
+    ("throughput_tasks_per_sec", "pyveda.throughput", "Tasks finished per second over the window", "{task}/s", False),
+    ("cpu_utilization_percent", "pyveda.cpu.utilization", "Host CPU use over the window, 0-100", "%", False),
+    ("memory_used_mb", "pyveda.memory.used", "Host memory used (total - available)", "MiBy", False),
+    ("process_rss_mb", "pyveda.process.rss", "Resident memory of this process", "MiBy", False),
+)
+
+# (GpuSample field, snapshot aggregate or None, OTLP name, description, unit): one point per device.
+_GPU_GAUGES = (
+    ("utilization_percent", "gpu_utilization_percent", "pyveda.gpu.utilization", "GPU utilization, 0-100", "%"),
+    ("memory_used_mb", "gpu_memory_used_mb", "pyveda.gpu.memory.used", "GPU memory used (NVML v2 used)", "MiBy"),
+    ("memory_total_mb", None, "pyveda.gpu.memory.total", "GPU memory", "MiBy"),
+    ("temperature_c", None, "pyveda.gpu.temperature", "GPU core temperature", "Cel"),
+    ("power_w", None, "pyveda.gpu.power", "GPU board power draw", "W"),
+)
+
+
+def _metrics(snapshot: Any) -> List[Dict[str, Any]]:
+    time_ns = _ns(snapshot.timestamp)
+    start_ns = int(getattr(snapshot, "start_unix_nano", 0) or 0) or time_ns
+    metrics = [
+        _sum("pyveda.tasks.executed", "Tasks finished, failed ones included", "{task}",
+             int(snapshot.tasks_executed), start_ns, time_ns),
+        _sum("pyveda.tasks.failed", "Tasks that raised", "{task}", int(snapshot.tasks_failed), start_ns, time_ns),
+    ]
+    for attr, name, description, unit, as_int in _HOST_GAUGES:
+        value = int(getattr(snapshot, attr)) if as_int else float(getattr(snapshot, attr))
+        metrics.append(_gauge(name, description, unit, [_number_point(value, time_ns)]))
+
+    gpus = list(snapshot.gpus)
+    for field, aggregate, name, description, unit in _GPU_GAUGES:
+        if gpus:  # one series per device, labelled as in the Prometheus exposition
+            points = [
+                _number_point(float(getattr(g, field)), time_ns, attrs={"gpu": int(g.index), "name": g.name})
+                for g in gpus
+                if getattr(g, field) is not None
+            ]
+        elif aggregate is not None and getattr(snapshot, aggregate) is not None:
+            points = [_number_point(float(getattr(snapshot, aggregate)), time_ns)]
+        else:
+            points = []
+        if points:  # a missing reading is no series, never 0
+            metrics.append(_gauge(name, description, unit, points))
+
+    count = int(getattr(snapshot, "latency_count", 0))
+    summary_point: Dict[str, Any] = {
+        "startTimeUnixNano": str(start_ns),
+        "timeUnixNano": str(time_ns),
+        "count": str(count),
+        "sum": _double(float(getattr(snapshot, "latency_sum_ms", 0.0))),
+    }
+    if count > 0:
+        summary_point["quantileValues"] = [
+            {"quantile": 0.5, "value": _double(snapshot.p50_latency_ms)},
+            {"quantile": 0.95, "value": _double(snapshot.p95_latency_ms)},
+            {"quantile": 0.99, "value": _double(snapshot.p99_latency_ms)},
+        ]
+    metrics.append(
+        {
+            "name": "pyveda.task.latency.summary",
+            "description": "Task latency quantiles, spawn to completion",
+            "unit": "ms",
+            "summary": {"dataPoints": [summary_point]},
+        }
+    )
+    hist = getattr(snapshot, "latency_histogram", None)
+    if hist is not None:
+        metrics.append(_exponential_histogram(hist, time_ns))
+    return metrics
+
+
+def metrics_request_dict(snapshot: Any, resource: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The snapshot as an OTLP/JSON ExportMetricsServiceRequest (post it to ``/v1/metrics``).
+
+    ``resource`` defaults to :func:`resource_attributes`. The exponential
+    histogram is present only when the snapshot carries the latency buckets
+    (``snapshot.latency_histogram``; None for collected history snapshots).
+    """
+    attrs = resource_attributes() if resource is None else resource
+    return {
+        "resourceMetrics": [
+            {
+                "resource": {"attributes": _attributes(attrs)},
+                "scopeMetrics": [
+                    {"scope": {"name": SCOPE_NAME, "version": _version()}, "metrics": _metrics(snapshot)}
+                ],
+            }
+        ]
+    }
+
+
+def metrics_request_message(snapshot: Any, resource: Optional[Mapping[str, Any]] = None) -> Any:
+    """The same request as an ``ExportMetricsServiceRequest`` protobuf message."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    return json_format.ParseDict(metrics_request_dict(snapshot, resource), ExportMetricsServiceRequest())
+
+
+def metrics_request_bytes(snapshot: Any, resource: Optional[Mapping[str, Any]] = None) -> bytes:
+    """The same request serialised as binary protobuf (``application/x-protobuf``)."""
+    return bytes(metrics_request_message(snapshot, resource).SerializeToString())

@@ -1,0 +1,78 @@
+"""Expose PyVeda's metrics through prometheus_client (optional integration).
+
+>>> import prometheus_client
+>>> from pyveda.telemetry import register_prometheus_collector
+>>> collector = register_prometheus_collector()   # into prometheus_client.REGISTRY
+>>> prometheus_client.start_http_server(8000)     # serves the app's metrics and PyVeda's
+>>> prometheus_client.REGISTRY.unregister(collector)
+
+The collector renders the PyVeda registry on every ``collect()`` and hands
+the parsed families (``prometheus_client.parser``) to the app's registry, so
+values stay in the C++ core and are read live. prometheus_client is imported
+only here, when this function is called.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Optional
+
+from pyveda.telemetry.metrics import REGISTRY, CollectorRegistry
+
+__all__ = ["PyVedaCollector", "register_prometheus_collector"]
+
+
+def _prometheus_client() -> Any:
+    try:
+        import prometheus_client
+        import prometheus_client.parser
+    except ImportError as error:
+        raise ImportError(
+            "register_prometheus_collector() needs the prometheus_client package: "
+            "pip install prometheus-client (or pip install 'pyveda[test]')"
+        ) from error
+    return prometheus_client
+
+
+class PyVedaCollector:
+    """A prometheus_client custom collector yielding a PyVeda registry's families."""
+
+    def __init__(self, registry: Optional[CollectorRegistry] = None) -> None:
+        if registry is None:
+            registry = REGISTRY
+        elif not isinstance(registry, CollectorRegistry):
+            raise TypeError(
+                f"PyVedaCollector: registry must be a pyveda.telemetry.CollectorRegistry, got {type(registry).__name__}"
+            )
+        self._parse = _prometheus_client().parser.text_string_to_metric_families
+        self.registry = registry
+
+    def collect(self) -> Iterator[Any]:
+        """The registry's families now, as prometheus_client metric families."""
+        return iter(list(self._parse(self.registry.generate_prometheus())))
+
+    def describe(self) -> Iterator[Any]:
+        """The families at registration time: prometheus_client checks their names for clashes."""
+        return self.collect()
+
+
+def register_prometheus_collector(
+    registry: Any = None, *, source: Optional[CollectorRegistry] = None
+) -> PyVedaCollector:
+    """Adds PyVeda's metrics (``source``, default the PyVeda REGISTRY) to a
+    prometheus_client registry (default ``prometheus_client.REGISTRY``).
+
+    Returns the collector; ``registry.unregister(collector)`` removes it.
+    prometheus_client raises ValueError if a PyVeda name clashes with one it
+    already exposes (names checked are those present at registration). Raises ImportError if prometheus_client is missing.
+    """
+    prometheus_client = _prometheus_client()
+    if registry is None:
+        registry = prometheus_client.REGISTRY
+    elif not isinstance(registry, prometheus_client.CollectorRegistry):
+        raise TypeError(
+            "register_prometheus_collector: registry must be a prometheus_client.CollectorRegistry "
+            f"(for a PyVeda registry pass source=), got {type(registry).__name__}"
+        )
+    collector = PyVedaCollector(source)
+    registry.register(collector)
+    return collector

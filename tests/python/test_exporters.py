@@ -1,0 +1,605 @@
+"""Exporters: OTLP encoding checked against the official classes and the OTel SDK,
+OTLP/HTTP transport against a real receiver (oteltap) and a scripted local server,
+environment configuration, bad input, and the background pusher."""
+
+import asyncio
+import gzip
+import json
+import http.server
+import os
+import socket
+import threading
+import time
+import warnings
+
+import pytest
+
+import pyveda as veda
+from pyveda.telemetry import create_exporter
+from pyveda.telemetry.exporters import ExportResult, OTLPExporter
+
+pb_metrics = pytest.importorskip("opentelemetry.proto.collector.metrics.v1.metrics_service_pb2")
+json_format = pytest.importorskip("google.protobuf.json_format")
+
+OTEL_VARS = [
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    *(
+        f"OTEL_EXPORTER_OTLP_{sig}{name}"
+        for sig in ("", "TRACES_", "METRICS_")
+        for name in ("ENDPOINT", "HEADERS", "TIMEOUT", "COMPRESSION", "PROTOCOL")
+    ),
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in OTEL_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def square(x):
+    time.sleep(0.001 * (x % 3))
+    return x * x
+
+
+@pytest.fixture(scope="module")
+def snapshot():
+    """A live snapshot of a runtime that ran 200 tasks (with the latency buckets)."""
+    runtime = veda.Runtime(veda.Config.builder().threads(2).telemetry(True).build())
+    try:
+        for f in [runtime.spawn(square, i) for i in range(200)]:
+            f.result(timeout=30)
+        runtime.shutdown()
+        yield runtime.telemetry.snapshot()
+    finally:
+        runtime.shutdown(wait=False)
+
+
+def encoded(item):
+    """The protobuf request ``create_exporter('otlp')`` makes for ``item``, decoded."""
+    raw = create_exporter("otlp").export(item, encoding="protobuf")
+    return pb_metrics.ExportMetricsServiceRequest.FromString(raw)
+
+
+def by_name(request):
+    return {m.name: m for m in request.resource_metrics[0].scope_metrics[0].metrics}
+
+
+# --- encoding -------------------------------------------------------------------
+
+
+def test_json_dict_and_protobuf_bytes_are_the_same_request(snapshot):
+    exporter = create_exporter("otlp", endpoint="http://localhost:4318")
+    data = exporter.export(snapshot)
+    raw = exporter.export(snapshot, encoding="protobuf")
+    assert isinstance(data, dict) and isinstance(raw, bytes)
+    from_bytes = pb_metrics.ExportMetricsServiceRequest.FromString(raw)
+    from_json = json_format.ParseDict(data, pb_metrics.ExportMetricsServiceRequest())
+    assert from_bytes == from_json
+    assert json.loads(json.dumps(data)) == data  # the guide posts it with json=
+    assert create_exporter("otlp", encoding="protobuf").export(snapshot) == raw
+
+    # OTLP/JSON conventions (specs §6): integer enums, 64-bit ints as strings.
+    metrics = {m["name"]: m for m in data["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]}
+    executed = metrics["pyveda.tasks.executed"]["sum"]
+    assert executed["aggregationTemporality"] == 2 and executed["isMonotonic"] is True
+    point = executed["dataPoints"][0]
+    assert point["asInt"] == "200"
+    assert point["startTimeUnixNano"] == str(snapshot.start_unix_nano)
+    assert point["timeUnixNano"] == str(round(snapshot.timestamp * 1e9))
+    scope = data["resourceMetrics"][0]["scopeMetrics"][0]["scope"]
+    assert scope == {"name": "pyveda", "version": veda.__version__}
+
+
+def test_metric_kinds_and_values(snapshot):
+    metrics = by_name(encoded(snapshot))
+    kinds = {name: m.WhichOneof("data") for name, m in metrics.items()}
+    assert kinds == {
+        "pyveda.tasks.executed": "sum",
+        "pyveda.tasks.failed": "sum",
+        "pyveda.tasks.pending": "gauge",
+        "pyveda.tasks.running": "gauge",
+        "pyveda.throughput": "gauge",
+        "pyveda.cpu.utilization": "gauge",
+        "pyveda.memory.used": "gauge",
+        "pyveda.process.rss": "gauge",
+        "pyveda.task.latency.summary": "summary",
+        "pyveda.task.latency": "exponential_histogram",
+    }  # no GPU telemetry in this runtime: no GPU gauges
+    assert metrics["pyveda.tasks.failed"].sum.data_points[0].as_int == 0
+    assert metrics["pyveda.process.rss"].gauge.data_points[0].as_double == snapshot.process_rss_mb
+    summary = metrics["pyveda.task.latency.summary"].summary.data_points[0]
+    assert summary.count == 200 and summary.sum == pytest.approx(snapshot.latency_sum_ms)
+    assert [(q.quantile, q.value) for q in summary.quantile_values] == [
+        (0.5, snapshot.p50_latency_ms),
+        (0.95, snapshot.p95_latency_ms),
+        (0.99, snapshot.p99_latency_ms),
+    ]
+
+
+def test_exponential_histogram_reproduces_the_core_buckets(snapshot):
+    core = snapshot.latency_histogram
+    assert core is not None and core.count == 200
+    request = encoded(snapshot)
+    exp = by_name(request)["pyveda.task.latency"].exponential_histogram
+    assert exp.aggregation_temporality == 2
+    point = exp.data_points[0]
+    assert point.scale == core.scale and point.zero_count == core.zero_count
+    assert point.count == core.count and point.sum == core.sum
+    assert point.min == core.min and point.max == core.max
+    assert point.start_time_unix_nano == core.start_unix_nano
+    exported = {point.positive.offset + i: c for i, c in enumerate(point.positive.bucket_counts) if c}
+    expected = {core.offset + i: c for i, c in enumerate(core.counts) if c}
+    assert exported == expected
+    assert point.zero_count + sum(point.positive.bucket_counts) == point.count
+
+
+def test_history_snapshots_carry_no_buckets_and_start_time_is_constant():
+    runtime = veda.Runtime(veda.Config.builder().threads(1).telemetry(True).collect_interval(0.05).build())
+    try:
+        runtime.spawn(square, 3).result(timeout=10)
+        telemetry = runtime.telemetry
+        telemetry.start()
+        deadline = time.monotonic() + 5
+        while len(telemetry.get_snapshots()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        telemetry.stop()
+        history = telemetry.get_snapshots()
+        assert len(history) >= 2 and all(s.latency_histogram is None for s in history)
+        exporter = create_exporter("otlp")
+        starts = set()
+        for s in [*history, telemetry.snapshot()]:
+            metrics = {m["name"]: m for m in exporter.export(s)["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]}
+            starts.add(metrics["pyveda.tasks.executed"]["sum"]["dataPoints"][0]["startTimeUnixNano"])
+            assert ("pyveda.task.latency" in metrics) == (s.latency_histogram is not None)
+        assert len(starts) == 1
+    finally:
+        runtime.shutdown(wait=False)
+
+
+def test_matches_what_the_opentelemetry_sdk_produces(snapshot):
+    encoder = pytest.importorskip("opentelemetry.exporter.otlp.proto.common.metrics_encoder")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("pyveda", veda.__version__)
+    meter.create_counter("pyveda.tasks.executed", unit="{task}").add(snapshot.tasks_executed)
+    meter.create_counter("pyveda.tasks.failed", unit="{task}").add(snapshot.tasks_failed)
+    meter.create_gauge("pyveda.tasks.pending", unit="{task}").set(snapshot.tasks_pending)
+    meter.create_gauge("pyveda.tasks.running", unit="{task}").set(snapshot.tasks_running)
+    meter.create_gauge("pyveda.cpu.utilization", unit="%").set(snapshot.cpu_utilization_percent)
+    meter.create_gauge("pyveda.process.rss", unit="MiBy").set(snapshot.process_rss_mb)
+    sdk = by_name(encoder.encode_metrics(reader.get_metrics_data()))
+    ours = by_name(encoded(snapshot))
+
+    assert set(sdk) <= set(ours)
+    for name, expected in sdk.items():
+        got = ours[name]
+        kind = expected.WhichOneof("data")
+        assert got.WhichOneof("data") == kind, name
+        assert got.unit == expected.unit, name
+        e_point, g_point = getattr(expected, kind).data_points[0], getattr(got, kind).data_points[0]
+        if kind == "sum":
+            assert got.sum.aggregation_temporality == expected.sum.aggregation_temporality == 2
+            assert got.sum.is_monotonic and expected.sum.is_monotonic
+        assert g_point.WhichOneof("value") == e_point.WhichOneof("value"), name
+        assert getattr(g_point, g_point.WhichOneof("value")) == getattr(e_point, e_point.WhichOneof("value")), name
+
+
+def test_resource_from_the_environment(snapshot, monkeypatch):
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=ignored,deployment.environment=prod,team=a%2Cb%3Dc")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "etl")
+    request = encoded(snapshot)
+    attrs = {a.key: a.value.string_value for a in request.resource_metrics[0].resource.attributes}
+    assert attrs["service.name"] == "etl"
+    assert attrs["deployment.environment"] == "prod"
+    assert attrs["team"] == "a,b=c"
+    assert attrs["telemetry.sdk.name"] == "pyveda" and attrs["telemetry.sdk.language"] == "python"
+    assert attrs["telemetry.sdk.version"] == veda.__version__
+    exporter = create_exporter("otlp", resource_attributes={"service.name": "mine"})
+    assert exporter.resource["service.name"] == "mine"  # user-supplied wins
+
+    monkeypatch.delenv("OTEL_SERVICE_NAME")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=ok,bad=%zz")
+    with pytest.warns(RuntimeWarning, match="ignoring OTEL_RESOURCE_ATTRIBUTES: invalid percent-encoding"):
+        exporter = create_exporter("otlp")
+    assert "team" not in exporter.resource and exporter.resource["service.name"] == "pyveda"
+
+
+def test_other_exporters(snapshot):
+    assert create_exporter("prometheus").export(snapshot) == snapshot.export_prometheus()
+    assert create_exporter("json").export(snapshot) == snapshot.export_json()
+    try:
+        import pyveda.telemetry.tracing as tracing
+    except ImportError:
+        with pytest.raises(RuntimeError, match=r"needs pyveda.telemetry.tracing"):
+            create_exporter("jaeger")
+    else:
+        system = tracing.TracingSystem()
+        with system.span("work"):
+            pass
+        assert create_exporter("jaeger").export(system) == system.export_jaeger()
+
+
+# --- bad input ------------------------------------------------------------------
+
+
+def test_unknown_exporter_name():
+    with pytest.raises(ValueError, match=r"unknown exporter 'zipkin'; valid exporters: jaeger, json, otlp, prometheus"):
+        create_exporter("zipkin")
+
+
+@pytest.mark.parametrize(
+    "endpoint, message",
+    [
+        ("localhost:4318", r"'localhost:4318' is not an absolute URL"),
+        ("//localhost:4318", r"is not an absolute URL"),
+        ("http://", r"is not an absolute URL"),
+        ("ftp://collector:4318", r"unsupported scheme 'ftp'"),
+        ("http://:4318", r"has no host"),
+        ("http://collector:port", r"bad port"),
+    ],
+)
+def test_malformed_endpoint(endpoint, message):
+    with pytest.raises(ValueError, match=message):
+        create_exporter("otlp", endpoint=endpoint)
+
+
+def test_malformed_endpoint_from_env(monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "collector/v1/metrics")
+    message = r"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: 'collector/v1/metrics' is not an absolute URL"
+    with pytest.raises(ValueError, match=message):
+        create_exporter("otlp")
+
+
+def test_headers_that_do_not_parse(monkeypatch):
+    with pytest.raises(ValueError, match=r"headers: 'api-key' is not key=value"):
+        create_exporter("otlp", headers="a=1,api-key")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "=x")
+    with pytest.raises(ValueError, match=r"OTEL_EXPORTER_OTLP_HEADERS: empty key in '=x'"):
+        create_exporter("otlp")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "k=%E2%28")
+    with pytest.raises(ValueError, match=r"invalid UTF-8"):
+        create_exporter("otlp")
+
+
+def test_bad_timeout_and_compression_env_warn_and_default(monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2.5s")
+    message = r"OTEL_EXPORTER_OTLP_TIMEOUT='2.5s' is not a non-negative integer of milliseconds; using 10000"
+    with pytest.warns(RuntimeWarning, match=message):
+        exporter = create_exporter("otlp")
+    assert exporter.metrics.timeout == 10.0
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "-5")
+    with pytest.warns(RuntimeWarning, match="using 10000"):
+        assert create_exporter("otlp").metrics.timeout == 10.0
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TIMEOUT")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "brotli")
+    message = r"OTEL_EXPORTER_OTLP_METRICS_COMPRESSION='brotli' is not 'gzip' or 'none'; sending uncompressed"
+    with pytest.warns(RuntimeWarning, match=message):
+        exporter = create_exporter("otlp")
+    assert exporter.metrics.compression is None
+    with pytest.raises(ValueError, match=r"compression must be 'gzip' or 'none', got 'zstd'"):
+        create_exporter("otlp", compression="zstd")
+    with pytest.raises(ValueError, match=r"timeout must be a number of seconds >= 0"):
+        create_exporter("otlp", timeout=-1)
+
+
+def test_environment_precedence(monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/base/")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "2500")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "700")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "a=1,b=2")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "b=3")
+    exporter = create_exporter("otlp")
+    assert exporter.metrics.url == "http://c:4318/base/v1/metrics"
+    assert exporter.traces.url == "http://c:4318/base/v1/traces"
+    assert (exporter.metrics.timeout, exporter.traces.timeout) == (0.7, 2.5)
+    assert (exporter.metrics.compression, exporter.traces.compression) == ("gzip", None)
+    assert exporter.metrics.headers == {"a": "1", "b": "3"} and exporter.traces.headers == {"a": "1", "b": "2"}
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:9/custom")
+    exporter = create_exporter("otlp")
+    assert exporter.traces.url == "http://c:4318/"  # as-is: nothing appended
+    assert exporter.metrics.url == "http://m:9/custom"
+    assert create_exporter("otlp", endpoint="http://x:1").metrics.url == "http://x:1/v1/metrics"  # argument wins
+
+
+# --- a real OTLP/HTTP receiver ------------------------------------------------------
+
+
+def test_send_to_a_real_otlp_receiver(snapshot):
+    oteltap = pytest.importorskip(
+        "oteltap", reason="oteltap (OTLP/HTTP receiver from PyPI) not installed: pip install -e .[test]"
+    )
+    port = free_port()
+    exporter = create_exporter("otlp", endpoint=f"http://127.0.0.1:{port}", timeout=5)
+    try:
+        import pyveda.telemetry.tracing as tracing
+    except ImportError:
+        tracing = None
+
+    async def main():
+        settings = oteltap.OtelTapHttpProtobufReceiverSettings(http_port=port)
+        async with oteltap.OtelTapHttpProtobufReceiver(settings) as receiver:
+            metrics, spans = [], []
+
+            async def collect(stream, into, n):
+                async for item in stream:
+                    into.append(item)
+                    if len(into) >= n:
+                        return
+
+            tasks = [asyncio.create_task(collect(receiver.stream_metrics(), metrics, 10))]
+            system = None
+            if tracing is not None:
+                system = tracing.TracingSystem()
+                with system.span("parent"):
+                    with system.span("child"):
+                        pass
+                tasks.append(asyncio.create_task(collect(receiver.stream_traces(), spans, 2)))
+            await asyncio.sleep(0.05)
+            result = await asyncio.to_thread(exporter.send, snapshot)
+            trace_result = await asyncio.to_thread(exporter.send, system) if system is not None else None
+            await asyncio.wait_for(asyncio.gather(*tasks), 5)
+            return result, trace_result, metrics, spans
+
+    result, trace_result, metrics, spans = asyncio.run(main())
+    assert result.success and result.status_code == 200 and result.attempts == 1
+    received = {m.name: m for m in metrics}
+    assert received["pyveda.tasks.executed"].sum.data_points[0].as_int == 200
+    assert received["pyveda.tasks.executed"].sum.is_monotonic
+    assert received["pyveda.task.latency"].exponential_histogram.data_points[0].count == 200
+    assert received["pyveda.task.latency.summary"].summary.data_points[0].count == 200
+    assert (trace_result is None) == (tracing is None)
+    if trace_result is not None:
+        assert trace_result.success
+        assert sorted(s.name for s in spans) == ["child", "parent"]
+
+
+# --- a scripted local server: retries, failures, gzip, headers, partial success -------
+
+
+class Scripted(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, responses):
+        self.responses = list(responses)  # (status, headers, body); the last repeats
+        self.requests = []
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def close(self):
+        self.shutdown()
+        self.server_close()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.requests.append((self.path, dict(self.headers), body))
+        responses = self.server.responses
+        status, headers, reply = responses.pop(0) if len(responses) > 1 else responses[0]
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    servers = []
+
+    def make(*responses):
+        s = Scripted(responses)
+        servers.append(s)
+        return s
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def decode(body):
+    return pb_metrics.ExportMetricsServiceRequest.FromString(body)
+
+
+def test_retries_503_then_succeeds(server, snapshot):
+    srv = server((503, {"Retry-After": "0"}, b""), (200, {"Content-Type": "application/x-protobuf"}, b""))
+    result = create_exporter("otlp", endpoint=srv.endpoint, timeout=5).send(snapshot)
+    assert result == ExportResult(True, 200, 2)
+    assert len(srv.requests) == 2
+    path, headers, body = srv.requests[1]
+    assert path == "/v1/metrics"
+    assert headers["Content-Type"] == "application/x-protobuf"
+    assert headers["User-Agent"] == f"PyVeda/{veda.__version__}"
+    assert by_name(decode(body))["pyveda.tasks.executed"].sum.data_points[0].as_int == 200
+
+
+def test_retry_after_seconds_or_http_date():
+    import email.utils
+
+    from pyveda.telemetry.exporters import _retry_after
+
+    assert _retry_after("0") == 0.0 and _retry_after(" 120 ") == 120.0
+    assert _retry_after(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0.0
+    assert 25 < _retry_after(email.utils.formatdate(time.time() + 30, usegmt=True)) <= 30
+    assert _retry_after("soon") is None and _retry_after(None) is None
+
+
+def test_400_is_not_retried(server, snapshot):
+    srv = server((400, {}, b"bad data"))
+    result = create_exporter("otlp", endpoint=srv.endpoint, timeout=5).send(snapshot)
+    assert not result and result.status_code == 400 and result.attempts == 1
+    assert result.error == "HTTP 400: bad data"
+    assert len(srv.requests) == 1
+
+
+def test_down_receiver_returns_within_the_timeout(snapshot):
+    exporter = create_exporter("otlp", endpoint=f"http://127.0.0.1:{free_port()}", timeout=1.5)
+    start = time.monotonic()
+    result = exporter.send(snapshot)
+    elapsed = time.monotonic() - start
+    assert not result.success and result.status_code is None and result.attempts >= 1
+    assert "ConnectionRefusedError" in result.error
+    assert elapsed < 1.5 + 0.5
+
+
+def test_silent_receiver_returns_within_the_timeout(snapshot):
+    with socket.socket() as listener:  # accepts connections (backlog) and never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        exporter = create_exporter("otlp", endpoint=f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=0.8)
+        start = time.monotonic()
+        result = exporter.send(snapshot)
+        elapsed = time.monotonic() - start
+    assert not result.success and result.status_code is None
+    assert "timed out" in result.error
+    assert elapsed < 0.8 + 0.3
+
+
+def test_retries_stop_at_the_timeout(server, snapshot):
+    srv = server((503, {"Retry-After": "5"}, b""))
+    start = time.monotonic()
+    result = create_exporter("otlp", endpoint=srv.endpoint, timeout=1).send(snapshot)
+    assert time.monotonic() - start < 1.5
+    assert not result and result.status_code == 503 and result.attempts == 1
+    assert "next retry would pass the timeout" in result.error
+
+
+def test_gzip_and_headers_from_env(server, snapshot, monkeypatch):
+    srv = server((200, {}, b""))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s%3Dcret,x-team=data")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "gzip")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.endpoint + "/otlp")
+    result = create_exporter("otlp").send(snapshot)
+    assert result.success
+    path, headers, body = srv.requests[0]
+    assert path == "/otlp/v1/metrics"
+    assert headers["Content-Encoding"] == "gzip"
+    assert headers["api-key"] == "s=cret" and headers["x-team"] == "data"
+    assert by_name(decode(gzip.decompress(body)))["pyveda.tasks.executed"].sum.data_points[0].as_int == 200
+
+
+def test_partial_success_is_parsed(server, snapshot):
+    response = pb_metrics.ExportMetricsServiceResponse()
+    response.partial_success.rejected_data_points = 3
+    response.partial_success.error_message = "3 points too old"
+    srv = server((200, {"Content-Type": "application/x-protobuf"}, response.SerializeToString()))
+    with pytest.warns(RuntimeWarning, match="3 rejected: 3 points too old"):
+        result = create_exporter("otlp", endpoint=srv.endpoint, timeout=5).send(snapshot)
+    assert result.success and result.rejected == 3 and result.error_message == "3 points too old"
+    assert len(srv.requests) == 1  # never retried
+
+
+# --- background pushing ---------------------------------------------------------
+
+
+def test_background_export_and_bounded_queue(server, snapshot):
+    srv = server((200, {}, b""))
+    runtime = veda.Runtime(veda.Config.builder().threads(1).telemetry(True).build())
+    try:
+        exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5, max_queue_size=2)
+        assert isinstance(exporter, OTLPExporter)
+        for _ in range(5):  # nobody drains yet: the queue keeps the newest 2
+            exporter.submit(snapshot)
+        assert exporter.dropped == 3
+        exporter.start(0.05, runtime.telemetry)
+        deadline = time.monotonic() + 5
+        while len(srv.requests) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        exporter.shutdown()
+        sent = len(srv.requests)
+        assert sent >= 4  # the 2 queued, then snapshots taken by the thread, then the final one
+        assert exporter.last_result.success
+        time.sleep(0.15)
+        assert len(srv.requests) == sent  # stopped
+    finally:
+        runtime.shutdown(wait=False)
+
+
+def test_gpu_readings_become_per_device_gauges(snapshot):
+    from types import SimpleNamespace
+
+    from pyveda.telemetry import GpuSample
+
+    def device(index, util, used):
+        return GpuSample(
+            index, f"H100-{index}", f"GPU-{index}", util, None, used, None, 81559.0, None, 40.0, None, None, None, None
+        )
+
+    fields = ("timestamp", "start_unix_nano", "tasks_executed", "tasks_failed", "tasks_pending", "tasks_running",
+              "throughput_tasks_per_sec", "cpu_utilization_percent", "memory_used_mb", "process_rss_mb",
+              "latency_count", "latency_sum_ms", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms")
+    fake = SimpleNamespace(**{f: getattr(snapshot, f) for f in fields}, latency_histogram=None,
+                           gpus=[device(0, 75.0, 1024.0), device(1, None, 2048.0)],
+                           gpu_utilization_percent=75.0, gpu_memory_used_mb=3072.0)
+    metrics = by_name(encoded(fake))
+    util = metrics["pyveda.gpu.utilization"].gauge.data_points
+    assert [(p.as_double, {a.key: a.value for a in p.attributes}["gpu"].int_value) for p in util] == [(75.0, 0)]
+    used = metrics["pyveda.gpu.memory.used"].gauge.data_points
+    assert sorted(p.as_double for p in used) == [1024.0, 2048.0]
+    assert "pyveda.gpu.power" not in metrics  # no device reported it: no series, never 0
+
+    aggregate_only = SimpleNamespace(**{**vars(fake), "gpus": []})  # GPU figures without per-device samples
+    metrics = by_name(encoded(aggregate_only))
+    assert [p.as_double for p in metrics["pyveda.gpu.utilization"].gauge.data_points] == [75.0]
+    assert [p.as_double for p in metrics["pyveda.gpu.memory.used"].gauge.data_points] == [3072.0]
+    assert "pyveda.gpu.memory.total" not in metrics
+    assert "pyveda.task.latency" not in metrics and "pyveda.task.latency.summary" in metrics
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_background_thread_restarts_in_a_forked_child(server, snapshot):
+    srv = server((200, {}, b""))
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=2)
+    exporter.start(60, lambda: snapshot)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+            pid = os.fork()
+        if pid == 0:  # child: the parent's thread is gone, a fresh one runs
+            code = 0 if exporter._thread is not None and exporter._thread.is_alive() else 1
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        exporter.shutdown(timeout=2)
+    assert len(srv.requests) == 1  # the parent's final flush
+
+
+def test_traces_go_to_v1_traces_and_empty_ones_are_not_sent(server):
+    tracing = pytest.importorskip("pyveda.telemetry.tracing")
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    srv = server((200, {}, b""))
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5)
+    system = tracing.TracingSystem()
+    assert exporter.send(system) == ExportResult(True) and srv.requests == []
+    with system.span("load", attributes={"batch": 1}):
+        pass
+    assert exporter.export(system) == system.export_otlp()
+    result = exporter.send(system)
+    assert result == ExportResult(True, 200, 1)
+    path, headers, body = srv.requests[0]
+    assert path == "/v1/traces" and headers["Content-Type"] == "application/x-protobuf"
+    spans = ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans
+    assert [s.name for s in spans] == ["load"]

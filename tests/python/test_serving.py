@@ -1,0 +1,836 @@
+"""Serving: the /metrics endpoint, OpenMetrics, the prometheus_client bridge,
+the Pushgateway, alerts and the shipped Prometheus/Grafana files.
+
+Everything listens on 127.0.0.1. The end-to-end tests run a real Prometheus
+server and Pushgateway (Debian packages ``prometheus`` and
+``prometheus-pushgateway``; .ci/run installs them) and skip only when those
+binaries are missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.client
+import importlib.resources
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import pyveda as veda
+from pyveda.telemetry import (
+    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_OPENMETRICS,
+    Alert,
+    AlertRule,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    alerts,
+    delete_from_gateway,
+    push_to_gateway,
+    register_prometheus_collector,
+    start_http_server,
+    to_openmetrics,
+)
+from pyveda.telemetry.push import _url as gateway_url
+
+from conftest import UNIT_LINT
+
+# What Prometheus 2.x sends when it scrapes.
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+DATA = importlib.resources.files("pyveda") / "data"
+
+
+# --- helpers ------------------------------------------------------------------
+
+
+def fetch(url, headers=None, method="GET", context=None, data=None):
+    """(status, headers, raw body) without raising for HTTP errors."""
+    request = urllib.request.Request(url, headers=headers or {}, method=method, data=data)
+    try:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read()
+
+
+def base_url(server):
+    return server.url[: -len("/metrics")]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_tasks(runtime, ok, failing=0):
+    def fail():
+        raise RuntimeError("planned failure")
+
+    futures = [runtime.spawn(int) for _ in range(ok)] + [runtime.spawn(fail) for _ in range(failing)]
+    for future in futures:
+        future.exception(timeout=30)
+
+
+def sample_lines(text, name):
+    return [line for line in text.splitlines() if line.startswith(name + " ") or line.startswith(name + "{")]
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture
+def runtime(make_runtime):
+    """A runtime with telemetry; it owns the pyveda_* families of the default registry."""
+    return make_runtime(threads=2, telemetry=True, collect_interval=0.1)
+
+
+@pytest.fixture(scope="module")
+def fake_nvml(tmp_path_factory):
+    """The C++ tests' scripted fake NVML (tests/cpp/probes/fake_nvml.c), or None without a C compiler."""
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None:
+        return None
+    source = Path(__file__).resolve().parents[1] / "cpp" / "probes" / "fake_nvml.c"
+    target = tmp_path_factory.mktemp("fake_nvml") / "libfake_nvml.so"
+    subprocess.run([compiler, "-shared", "-fPIC", "-O1", "-o", str(target), str(source)],
+                   check=True, capture_output=True, timeout=120)
+    return str(target)
+
+
+@pytest.fixture
+def gpu_runtime(fake_nvml, monkeypatch, make_runtime, tmp_path):
+    """Telemetry + GPU on the fake NVML (2 devices, 4096 + 5120 MiB used); without a C
+    compiler, a runtime without GPU data (the GPU checks then expect none)."""
+    if fake_nvml is None:
+        return make_runtime(threads=2, telemetry=True, collect_interval=0.1)
+    for name in list(os.environ):
+        if name.startswith(("FAKE_NVML_", "FAKE_CUDA_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PYVEDA_NVML_LIBRARY", fake_nvml)
+    monkeypatch.setenv("PYVEDA_CUDA_LIBRARY", str(tmp_path / "no-libcuda.so"))
+    runtime = make_runtime(threads=2, telemetry=True, gpu=True, collect_interval=0.1)
+    assert runtime.gpu.is_available(), runtime.gpu.unavailable_reason
+    return runtime
+
+
+def has_gpu(runtime):
+    return runtime.gpu is not None and runtime.gpu.is_available()
+
+
+@pytest.fixture
+def server(runtime):
+    with start_http_server(port=0, runtime=runtime) as srv:
+        yield srv
+
+
+# --- the endpoint -----------------------------------------------------------------
+
+
+def test_metrics_text_format_is_live_and_passes_promtool(server, runtime, check_metrics):
+    jobs = Counter("serving_text_jobs_total", "Jobs handled by the text-format test")
+    before = jobs.get()
+    run_tasks(runtime, 50, failing=2)
+    jobs.inc(3)
+    status, headers, body = fetch(server.url)
+    assert status == 200
+    assert headers["Content-Type"] == CONTENT_TYPE_LATEST == "text/plain; version=0.0.4; charset=utf-8"
+    assert "Content-Encoding" not in headers
+    text = body.decode()
+    assert sample_lines(text, "pyveda_tasks_executed_total") == ["pyveda_tasks_executed_total 52"]
+    assert sample_lines(text, "pyveda_tasks_failed_total") == ["pyveda_tasks_failed_total 2"]
+    assert sample_lines(text, "serving_text_jobs_total") == [f"serving_text_jobs_total {before + 3:g}"]
+    assert len(sample_lines(text, "pyveda_latency_ms")) == 4  # quantiles 0.5 0.9 0.95 0.99
+    check_metrics(text, allow=[UNIT_LINT])
+
+    run_tasks(runtime, 8)  # live: the next scrape sees the new count
+    assert sample_lines(fetch(server.url)[2].decode(), "pyveda_tasks_executed_total") == [
+        "pyveda_tasks_executed_total 60"
+    ]
+
+
+def test_gzip_only_when_accepted(server, runtime):
+    run_tasks(runtime, 5)
+    plain = fetch(server.url)[2].decode()
+    status, headers, body = fetch(server.url, {"Accept-Encoding": "deflate, gzip;q=0.8"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert int(headers["Content-Length"]) == len(body)
+    unzipped = gzip.decompress(body).decode()
+    assert sample_lines(unzipped, "pyveda_tasks_executed_total") == sample_lines(plain, "pyveda_tasks_executed_total")
+    for refused in ("gzip;q=0", "identity", "br"):
+        _, headers, body = fetch(server.url, {"Accept-Encoding": refused})
+        assert "Content-Encoding" not in headers, refused
+        assert body.startswith(b"# HELP")
+
+
+def test_openmetrics_negotiation_parses_with_client_python(server, runtime):
+    parser = pytest.importorskip("prometheus_client.openmetrics.parser")
+    Counter("serving_om_jobs_total", "Jobs, for the OpenMetrics test").inc(7)
+    Histogram("serving_om_empty_ms", "Never observed")  # its quantiles must read NaN in OM
+    run_tasks(runtime, 20, failing=1)
+    status, headers, body = fetch(server.url, {"Accept": PROMETHEUS_ACCEPT})
+    assert status == 200
+    assert headers["Content-Type"] == CONTENT_TYPE_OPENMETRICS
+    text = body.decode()
+    assert text.endswith("\n# EOF\n")
+    assert "# TYPE pyveda_tasks_executed counter" in text  # OM: family name without _total
+    assert "# TYPE pyveda_tasks_executed_total" not in text
+    families = {f.name: f for f in parser.text_string_to_metric_families(text)}
+    executed = families["pyveda_tasks_executed"]
+    assert executed.type == "counter"
+    assert [(s.name, s.value) for s in executed.samples] == [("pyveda_tasks_executed_total", 21)]
+    assert [s.value for s in families["serving_om_jobs"].samples] == [7]
+    latency = families["pyveda_latency_ms"]
+    assert latency.type == "summary"
+    assert {s.labels.get("quantile") for s in latency.samples} == {"0.5", "0.9", "0.95", "0.99", None}
+    empty = families["serving_om_empty_ms"]
+    assert all(s.value != s.value for s in empty.samples if "quantile" in s.labels)  # NaN
+
+    # text/plain (or no Accept header) keeps 0.0.4; q=0 refuses OpenMetrics.
+    for accept in ("text/plain;version=0.0.4", "application/openmetrics-text;q=0,text/plain;q=0.5"):
+        assert fetch(server.url, {"Accept": accept})[1]["Content-Type"] == CONTENT_TYPE_LATEST
+
+
+def test_to_openmetrics_golden():
+    text = (
+        "# HELP jobs_total Jobs \"done\" \\\\ here\\nnext\n"
+        "# TYPE jobs_total counter\n"
+        'jobs_total{path="C:\\\\tmp",note="say \\"hi\\""} 3\n'
+        "# TYPE temp untyped\n"
+        "temp 21.5 1520879607789\n"
+        "# a comment that OpenMetrics does not allow\n"
+        "\n"
+        "# HELP wait_seconds Wait.\n"
+        "# TYPE wait_seconds summary\n"
+        'wait_seconds{quantile="0.5"} 0\n'
+        'wait_seconds{quantile="1"} 0\n'
+        "wait_seconds_sum 0\n"
+        "wait_seconds_count 0\n"
+        "# TYPE size histogram\n"
+        'size_bucket{le="1"} 1\n'
+        'size_bucket{le="1000000"} 2\n'
+        'size_bucket{le="+Inf"} 2\n'
+        "size_sum 7\n"
+        "size_count 2\n"
+    )
+    assert to_openmetrics(text) == (
+        "# TYPE jobs counter\n"
+        '# HELP jobs Jobs \\"done\\" \\\\ here\\nnext\n'
+        'jobs_total{path="C:\\\\tmp",note="say \\"hi\\""} 3\n'
+        "# TYPE temp unknown\n"
+        "temp 21.5 1520879607.789\n"
+        "# TYPE wait_seconds summary\n"
+        "# HELP wait_seconds Wait.\n"
+        'wait_seconds{quantile="0.5"} NaN\n'
+        'wait_seconds{quantile="1.0"} NaN\n'
+        "wait_seconds_sum 0\n"
+        "wait_seconds_count 0\n"
+        "# TYPE size histogram\n"
+        'size_bucket{le="1.0"} 1\n'
+        'size_bucket{le="1e+06"} 2\n'
+        'size_bucket{le="+Inf"} 2\n'
+        "size_sum 7\n"
+        "size_count 2\n"
+        "# EOF\n"
+    )
+    parser = pytest.importorskip("prometheus_client.openmetrics.parser")
+    families = {f.name: f for f in parser.text_string_to_metric_families(to_openmetrics(text))}
+    assert families["jobs"].documentation == 'Jobs "done" \\ here\nnext'
+    assert families["jobs"].samples[0].labels == {"path": "C:\\tmp", "note": 'say "hi"'}
+    assert float(families["temp"].samples[0].timestamp) == pytest.approx(1520879607.789)
+    with pytest.raises(TypeError, match="str"):
+        to_openmetrics(b"x 1\n")
+
+
+def test_metrics_json_and_its_503(make_runtime, runtime, global_runtime):
+    run_tasks(runtime, 12, failing=3)
+    with start_http_server(port=0, runtime=runtime) as srv:
+        status, headers, body = fetch(base_url(srv) + "/metrics.json")
+        assert status == 200 and headers["Content-Type"] == "application/json"
+        data = json.loads(body)
+        assert data["tasks"] == {"executed": 15, "failed": 3, "pending": 0}
+        assert set(data["latency"]) == {"avg_ms", "p50_ms", "p95_ms", "p99_ms"}
+
+    quiet = make_runtime(threads=1, telemetry=False)
+    with start_http_server(port=0, runtime=quiet) as srv:
+        status, headers, body = fetch(base_url(srv) + "/metrics.json")
+        assert (status, headers["Content-Type"]) == (503, "application/json")
+        assert json.loads(body) == {"error": "telemetry is disabled"}
+
+    # runtime=None follows the process-wide runtime (pyveda.init), request by request.
+    with start_http_server(port=0) as srv:
+        status, _, body = fetch(base_url(srv) + "/metrics.json")
+        assert status == 503 and json.loads(body) == {"error": "no pyveda runtime is running"}
+        global_runtime.init(veda.Config.builder().threads(1).telemetry(True).build())
+        global_runtime.spawn(int).result(timeout=10)
+        status, _, body = fetch(base_url(srv) + "/metrics.json")
+        assert status == 200 and json.loads(body)["tasks"]["executed"] == 1
+
+
+def test_healthz_404_405_head(server):
+    root = base_url(server)
+    status, headers, body = fetch(root + "/healthz")
+    assert (status, body) == (200, b"ok\n") and headers["Content-Type"].startswith("text/plain")
+    assert fetch(root + "/nope")[0] == 404
+    assert fetch(root + "/metrics/extra")[0] == 404
+    assert fetch(root + "/metrics?name[]=x")[0] == 200  # query strings are ignored
+    for method in ("POST", "PUT", "DELETE"):
+        status, headers, _ = fetch(server.url, method=method, data=b"" if method != "DELETE" else None)
+        assert status == 405 and headers["Allow"] == "GET, HEAD", method
+    status, headers, body = fetch(server.url, method="HEAD")
+    assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
+    assert headers["Content-Type"] == CONTENT_TYPE_LATEST
+
+
+def test_basic_auth(runtime):
+    with start_http_server(port=0, basic_auth=("prom", "s3cret:x")) as srv:
+        status, headers, _ = fetch(srv.url)
+        assert status == 401 and headers["WWW-Authenticate"].startswith('Basic realm="pyveda"')
+        wrong = base64.b64encode(b"prom:nope").decode()
+        assert fetch(srv.url, {"Authorization": f"Basic {wrong}"})[0] == 401
+        assert fetch(base_url(srv) + "/healthz")[0] == 401  # every path
+        right = base64.b64encode(b"prom:s3cret:x").decode()
+        status, _, body = fetch(srv.url, {"Authorization": f"Basic {right}"})
+        assert status == 200 and b"pyveda_tasks_executed_total" in body
+
+
+def test_tls_with_a_self_signed_certificate(tmp_path, runtime):
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl not installed (needed to make a self-signed certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )
+    with start_http_server(port=0, certfile=str(cert), keyfile=str(key), basic_auth=("u", "p")) as srv:
+        assert srv.url.startswith("https://127.0.0.1:")
+        context = ssl.create_default_context(cafile=str(cert))
+        auth = {"Authorization": "Basic " + base64.b64encode(b"u:p").decode()}
+        status, headers, body = fetch(srv.url, auth, context=context)
+        assert status == 200 and headers["Content-Type"] == CONTENT_TYPE_LATEST
+        assert b"pyveda_tasks_executed_total" in body
+        # Plain HTTP on the TLS port is dropped without disturbing the server.
+        with pytest.raises((urllib.error.URLError, http.client.HTTPException, ConnectionError)):
+            urllib.request.urlopen(srv.url.replace("https", "http"), timeout=5).read()
+        assert fetch(base_url(srv) + "/healthz", auth, context=context)[0] == 200
+
+
+def test_port_zero_and_shutdown():
+    srv = start_http_server(port=0)
+    assert 0 < srv.port < 65536 and srv.url == f"http://127.0.0.1:{srv.port}/metrics"
+    assert fetch(base_url(srv) + "/healthz")[0] == 200
+    thread = srv._thread
+    srv.shutdown()
+    assert not thread.is_alive()
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(base_url(srv) + "/healthz", timeout=2)
+    srv.shutdown()  # idempotent
+    with start_http_server(port=srv.port) as again:  # the port is free again
+        assert fetch(base_url(again) + "/healthz")[0] == 200
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"port": "9090"}, TypeError, "port must be an int"),
+        ({"port": True}, TypeError, "port must be an int"),
+        ({"port": 9090.0}, TypeError, "port must be an int"),
+        ({"port": -1}, ValueError, r"port must be in \[0, 65535\]"),
+        ({"port": 65536}, ValueError, r"port must be in \[0, 65535\]"),
+        ({"port": 0, "addr": 127001}, TypeError, "addr must be a str"),
+        ({"port": 0, "registry": object()}, TypeError, "registry must be a pyveda.telemetry.CollectorRegistry"),
+        ({"port": 0, "runtime": "rt"}, TypeError, "runtime must be a pyveda.Runtime"),
+        ({"port": 0, "basic_auth": "user:pw"}, TypeError, "basic_auth must be a"),
+        ({"port": 0, "basic_auth": ("a:b", "pw")}, ValueError, "cannot contain ':'"),
+        ({"port": 0, "certfile": "cert.pem"}, ValueError, "both certfile and keyfile"),
+    ],
+)
+def test_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        start_http_server(**kwargs)
+
+
+def test_port_in_use_raises_oserror():
+    with start_http_server(port=0) as srv:
+        with pytest.raises(OSError):
+            start_http_server(port=srv.port)
+
+
+# --- prometheus_client bridge ----------------------------------------------------------
+
+
+def test_register_prometheus_collector(runtime, registry):
+    prometheus_client = pytest.importorskip("prometheus_client")
+    app_registry = prometheus_client.CollectorRegistry()
+    app_requests = prometheus_client.Counter("app_requests", "Requests the app served", registry=app_registry)
+    app_requests.inc(2)
+    Counter("bridge_jobs_total", "Jobs", registry=registry).inc(4)
+    run_tasks(runtime, 9, failing=1)
+
+    collector = register_prometheus_collector(app_registry)
+    assert app_registry.get_sample_value("pyveda_tasks_executed_total") == 10
+    assert app_registry.get_sample_value("pyveda_tasks_failed_total") == 1
+    assert app_registry.get_sample_value("pyveda_latency_ms", {"quantile": "0.99"}) is not None
+    assert app_registry.get_sample_value("app_requests_total") == 2
+    text = prometheus_client.generate_latest(app_registry).decode()
+    assert "# TYPE pyveda_tasks_executed_total counter" in text and "app_requests_total 2.0" in text
+    run_tasks(runtime, 5)  # read live on each collect
+    assert app_registry.get_sample_value("pyveda_tasks_executed_total") == 15
+
+    app_registry.unregister(collector)
+    assert app_registry.get_sample_value("pyveda_tasks_executed_total") is None
+
+    # A PyVeda registry other than the default one, via source=.
+    second = prometheus_client.CollectorRegistry()
+    register_prometheus_collector(second, source=registry)
+    assert second.get_sample_value("bridge_jobs_total") == 4
+    assert second.get_sample_value("pyveda_tasks_executed_total") is None
+
+    # A clash with a name the app already exposes is refused by prometheus_client.
+    clashing = prometheus_client.CollectorRegistry()
+    prometheus_client.Gauge("pyveda_tasks_pending", "mine", registry=clashing)
+    with pytest.raises(ValueError, match="pyveda_tasks_pending"):
+        register_prometheus_collector(clashing)
+    with pytest.raises(TypeError, match="prometheus_client.CollectorRegistry"):
+        register_prometheus_collector(registry)
+
+
+def test_register_prometheus_collector_default_registry(runtime):
+    prometheus_client = pytest.importorskip("prometheus_client")
+    collector = register_prometheus_collector()
+    try:
+        run_tasks(runtime, 3)
+        assert prometheus_client.REGISTRY.get_sample_value("pyveda_tasks_executed_total") == 3
+    finally:
+        prometheus_client.REGISTRY.unregister(collector)
+
+
+def test_register_prometheus_collector_without_prometheus_client(monkeypatch):
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    with pytest.raises(ImportError, match="pip install prometheus-client"):
+        register_prometheus_collector()
+
+
+def test_gateway_urls():
+    assert gateway_url("localhost:9091", "etl", None) == "http://localhost:9091/metrics/job/etl"
+    assert gateway_url("https://gw/", "a b", {"shard": "x/y", "empty": "", "k": "ü"}) == (
+        "https://gw/metrics/job/a%20b/shard@base64/eC95/empty@base64/=/k/%C3%BC"
+    )
+    assert gateway_url("gw:1", "job/with/slash", None) == "http://gw:1/metrics/job@base64/am9iL3dpdGgvc2xhc2g="
+    with pytest.raises(ValueError, match="job"):
+        gateway_url("gw:1", "", None)
+    with pytest.raises(TypeError, match="grouping_key"):
+        gateway_url("gw:1", "j", {"a": 1})
+
+
+# --- a real Prometheus and Pushgateway ---------------------------------------------------
+
+
+def _binary(name, package):
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} not installed (apt-get install {package}; .ci/run does this)")
+    return path
+
+
+def _start(make_argv, ready_path, log_path, timeout=30):
+    """Starts ``make_argv(port)`` on a free port; returns (process, log, base URL).
+
+    Another process may take the port between free_port() and the bind (other
+    test runs start these servers too), so a start whose process exits is
+    retried on a new port, and a server counts as ready only if it is still
+    running a moment after /-/ready answered.
+    """
+    for _attempt in range(3):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        argv = make_argv(port)
+        log = open(log_path, "wb")
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                ready = fetch(url + ready_path)[0] == 200
+            except (urllib.error.URLError, ConnectionError, OSError):
+                ready = False
+            if ready:
+                time.sleep(0.3)
+                if process.poll() is None:
+                    return process, log, url
+                break
+            time.sleep(0.1)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+            log.close()
+            raise AssertionError(f"{argv[0]} not ready after {timeout} s:\n{open(log_path).read()}")
+        log.close()
+    raise AssertionError(f"{argv[0]} kept exiting ({process.returncode}):\n{open(log_path).read()}")
+
+
+def _stop(process, log):
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """Our endpoint (default registry), a Pushgateway and a Prometheus scraping both every second."""
+    prometheus = _binary("prometheus", "prometheus")
+    pushgateway = _binary("prometheus-pushgateway", "prometheus-pushgateway")
+    tmp = tmp_path_factory.mktemp("stack")
+    endpoint = start_http_server(port=0)
+    gw, gw_log, gw_url = _start(
+        lambda port: [pushgateway, f"--web.listen-address=127.0.0.1:{port}"], "/-/ready", tmp / "gw.log"
+    )
+    gw_port = urllib.parse.urlsplit(gw_url).port
+    (tmp / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        "scrape_configs:\n"
+        "  - job_name: pyveda\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{endpoint.port}']\n"
+        "  - job_name: pushgateway\n    honor_labels: true\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{gw_port}']\n"
+    )
+    prom, prom_log, prom_url = _start(
+        lambda port: [prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+                      f"--web.listen-address=127.0.0.1:{port}"],
+        "/-/ready", tmp / "prometheus.log",
+    )
+    yield {"prometheus": prom_url, "pushgateway": gw_url, "endpoint": endpoint}
+    _stop(prom, prom_log)
+    _stop(gw, gw_log)
+    endpoint.shutdown()
+
+
+def query(prom_url, expr):
+    url = prom_url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    status, _, body = fetch(url)
+    data = json.loads(body)
+    assert status == 200 and data["status"] == "success", (expr, data)
+    return data["data"]["result"]
+
+
+def values(prom_url, expr):
+    return sorted(float(r["value"][1]) for r in query(prom_url, expr))
+
+
+def test_prometheus_scrapes_the_endpoint(stack, gpu_runtime):
+    runtime = gpu_runtime
+    prom = stack["prometheus"]
+    jobs = Counter("serving_e2e_jobs_total", "Jobs counted by the end-to-end test")
+    start = jobs.get()
+    runtime.telemetry.start()
+    total_ok, total_failed = 0, 0
+    deadline = time.monotonic() + 2.5  # a workload spread over several 1 s scrapes
+    while time.monotonic() < deadline:
+        futures = [runtime.spawn(jobs.inc) for _ in range(100)]
+        for future in futures:
+            future.result(timeout=10)
+        total_ok += 100
+        run_tasks(runtime, 0, failing=2)
+        total_failed += 2
+        time.sleep(0.05)
+    executed = total_ok + total_failed
+    final_jobs = start + total_ok
+
+    wait_until(lambda: values(prom, 'pyveda_tasks_executed_total{job="pyveda"}') == [executed], 20,
+               f"pyveda_tasks_executed_total == {executed}")
+    wait_until(lambda: values(prom, 'serving_e2e_jobs_total{job="pyveda"}') == [final_jobs], 20,
+               f"serving_e2e_jobs_total == {final_jobs}")
+    assert values(prom, 'pyveda_tasks_failed_total{job="pyveda"}') == [total_failed]
+    p99 = query(prom, 'pyveda_latency_ms{job="pyveda",quantile="0.99"}')
+    assert len(p99) == 1 and float(p99[0]["value"][1]) > 0
+    assert values(prom, 'up{job="pyveda"}') == [1]
+    targets = json.loads(fetch(prom + "/api/v1/targets")[2])["data"]["activeTargets"]
+    assert [t["lastError"] for t in targets if t["labels"]["job"] == "pyveda"] == [""]
+
+    # Every PromQL expression of the shipped Grafana dashboard returns data.
+    dashboard = json.loads((DATA / "grafana-dashboard.json").read_text())
+    titles = {p["title"] for p in dashboard["panels"]}
+    assert {"Throughput", "Task latency quantiles", "Failures", "CPU", "Memory", "GPU utilization",
+            "GPU memory"} <= titles
+    checked = 0
+    for panel in dashboard["panels"]:
+        if panel["title"].startswith("GPU") and not has_gpu(runtime):
+            continue  # no pyveda_gpu_* series without a GPU (and GPU telemetry)
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$__rate_interval", "1m")
+            wait_until(lambda: query(prom, expr), 10, f"data for {panel['title']!r}: {expr}")
+            checked += 1
+    assert checked >= (13 if has_gpu(runtime) else 10)
+    if has_gpu(runtime):
+        assert values(prom, 'pyveda_gpu_memory_used_mb{job="pyveda"}') == [4096, 5120]
+
+
+def test_pushgateway_push_read_back_and_delete(stack):
+    prom, gw = stack["prometheus"], stack["pushgateway"]
+    batch = CollectorRegistry()
+    Counter("serving_batch_records_total", "Records a batch job wrote", registry=batch).inc(42)
+    Gauge("serving_batch_last_success", "When the batch job last finished", registry=batch).set(1700000000)
+    grouping = {"shard": "eu/west"}  # '/' travels in the gateway's base64 form
+    job = f"serving_nightly_{os.getpid()}"
+    assert push_to_gateway(gw, job=job, grouping_key=grouping, registry=batch) == 200
+
+    series = wait_until(lambda: query(prom, f'serving_batch_records_total{{job="{job}"}}'), 20,
+                        "the pushed counter in Prometheus")
+    assert len(series) == 1
+    assert series[0]["metric"]["shard"] == "eu/west" and float(series[0]["value"][1]) == 42
+    assert values(prom, f'serving_batch_last_success{{job="{job}"}}') == [1700000000]
+
+    # PUT replaces the whole group: a push without the gauge removes it.
+    replaced = CollectorRegistry()
+    Counter("serving_batch_records_total", "Records a batch job wrote", registry=replaced).inc(43)
+    push_to_gateway(gw, job=job, grouping_key=grouping, registry=replaced)
+    gateway_text = fetch(gw + "/metrics")[2].decode()
+    assert f'serving_batch_records_total{{instance="",job="{job}",shard="eu/west"}} 43' in gateway_text
+    assert "serving_batch_last_success{" not in gateway_text
+
+    assert delete_from_gateway(gw, job=job, grouping_key=grouping) == 202
+    assert "serving_batch_records_total{" not in fetch(gw + "/metrics")[2].decode()
+    with pytest.raises(urllib.error.URLError):
+        push_to_gateway(f"127.0.0.1:{free_port()}", job="nowhere", registry=batch, timeout=2)
+
+
+# --- alerting -----------------------------------------------------------------------
+
+
+def test_alert_rules_file_passes_promtool(promtool, tmp_path):
+    rules = tmp_path / "alerts.yml"
+    rules.write_text((DATA / "alerts.yml").read_text())
+    result = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 4 rules found" in result.stdout
+
+    # The rules fire on the series the endpoint exposes (promtool's rule unit tests).
+    (tmp_path / "alerts_test.yml").write_text(
+        "rule_files: [alerts.yml]\n"
+        "evaluation_interval: 1m\n"
+        "tests:\n"
+        "  - interval: 1m\n"
+        "    input_series:\n"
+        "      - series: 'pyveda_tasks_executed_total{job=\"pyveda\",instance=\"a\"}'\n"
+        "        values: '0+100x15'\n"
+        "      - series: 'pyveda_tasks_failed_total{job=\"pyveda\",instance=\"a\"}'\n"
+        "        values: '0+10x15'\n"
+        "      - series: 'pyveda_latency_ms{job=\"pyveda\",instance=\"a\",quantile=\"0.99\"}'\n"
+        "        values: '250x15'\n"
+        "      - series: 'pyveda_cpu_utilization_percent{job=\"pyveda\",instance=\"a\"}'\n"
+        "        values: '20x15'\n"
+        "    alert_rule_test:\n"
+        "      - eval_time: 10m\n"
+        "        alertname: PyVedaHighFailureRate\n"
+        "        exp_alerts:\n"
+        "          - exp_labels: {severity: warning, job: pyveda, instance: a}\n"
+        "            exp_annotations:\n"
+        "              summary: High failure rate on a\n"
+        "              description: 10% of PyVeda tasks failed over the last 5 minutes (threshold 5%).\n"
+        "      - eval_time: 10m\n"
+        "        alertname: PyVedaHighP99Latency\n"
+        "        exp_alerts:\n"
+        "          - exp_labels: {severity: warning, job: pyveda, instance: a}\n"
+        "            exp_annotations:\n"
+        "              summary: High P99 task latency on a\n"
+        "              description: P99 task latency is 250.0 ms (threshold 100 ms).\n"
+        "      - eval_time: 10m\n"
+        "        alertname: PyVedaHighCpuUsage\n"
+        "        exp_alerts: []\n"
+        "      - eval_time: 10m\n"
+        "        alertname: PyVedaHighGpuMemory\n"
+        "        exp_alerts: []\n"
+    )
+    result = subprocess.run([promtool, "test", "rules", str(tmp_path / "alerts_test.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_example_prometheus_config_passes_promtool(promtool, tmp_path):
+    for name in ("prometheus.yml", "alerts.yml"):
+        (tmp_path / name).write_text((DATA / name).read_text())
+    result = subprocess.run([promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_grafana_dashboard_shape():
+    dashboard = json.loads((DATA / "grafana-dashboard.json").read_text())
+    assert dashboard["uid"] and dashboard["title"] == "PyVeda"
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert panel["targets"] and all(t["expr"] and t["refId"] for t in panel["targets"])
+
+
+def test_alert_helpers_fire_on_a_workload_with_failures(gpu_runtime):
+    runtime = gpu_runtime
+    fired = []
+    first = threading.Event()
+    rules = [
+        alerts.failure_rate(0.05),
+        alerts.p99_latency(threshold_ms=0.0),  # any finished task is above 0 ms
+        *alerts.resource_exhaustion(cpu_percent=-1.0, gpu_memory_mb=8000),  # CPU always fires; GPU only with data
+    ]
+
+    def on_alert(alert):
+        fired.append(alert)
+        if alert.name == "HighFailureRate":
+            first.set()
+
+    watch = alerts.watch(runtime.telemetry, rules=rules, on_alert=on_alert)
+    run_tasks(runtime, 90, failing=10)
+    runtime.telemetry.start()
+    assert first.wait(10), f"no failure-rate alert; got {fired}"
+    expected = {"HighFailureRate", "HighP99Latency", "HighCpuUsage"} | ({"HighGpuMemory"} if has_gpu(runtime) else set())
+    wait_until(lambda: expected <= {a.name for a in fired}, 10, f"the alerts {sorted(expected)}")
+    time.sleep(0.4)  # several more collections: firing rules do not call again (repeat=False)
+    watch.stop()
+    names = [a.name for a in fired]
+    assert names.count("HighFailureRate") == 1 and names.count("HighP99Latency") == 1
+    assert sorted(set(names)) == sorted(expected) and len(names) == len(expected)
+    if has_gpu(runtime):  # the fake NVML's 4096 + 5120 MiB
+        gpu_alert = next(a for a in fired if a.name == "HighGpuMemory")
+        assert (gpu_alert.value, gpu_alert.message) == (9216.0, "High GPU memory: 9216MB > 8000MB")
+    alert = next(a for a in fired if a.name == "HighFailureRate")
+    assert isinstance(alert, Alert)
+    assert alert.value == pytest.approx(0.10) and alert.threshold == 0.05
+    assert alert.message == "High failure rate: 10.0% > 5.0%"
+    assert watch.firing >= {"HighFailureRate", "HighP99Latency"}
+    count = len(fired)
+    time.sleep(0.3)
+    assert len(fired) == count  # stopped: no more calls
+
+
+def test_alert_rule_evaluate_repeat_and_errors(runtime):
+    quiet = alerts.evaluate(runtime.telemetry.snapshot(), [alerts.failure_rate(), alerts.p99_latency(100)])
+    assert quiet == []  # no finished task yet: nothing to judge
+    run_tasks(runtime, 10, failing=10)
+    snapshot = runtime.telemetry.snapshot()
+    [alert] = alerts.evaluate(snapshot, [alerts.failure_rate(0.05), alerts.p99_latency(1e9)])
+    assert (alert.name, alert.value, alert.timestamp) == ("HighFailureRate", 0.5, snapshot.timestamp)
+
+    custom = AlertRule("Backlog", lambda s: s.tasks_pending + 5, 3, "{name}: {value:.0f} queued")
+    calls = []
+    watch = alerts.watch(runtime.telemetry, [custom], calls.append, repeat=True)
+    try:
+        watch.check(snapshot)
+        watch.check(snapshot)
+        assert [a.message for a in calls] == ["Backlog: 5 queued", "Backlog: 5 queued"]
+    finally:
+        watch.stop()
+        watch.stop()
+
+    with pytest.raises(TypeError, match="TelemetrySystem"):
+        alerts.watch(None, [], print)
+    with pytest.raises(TypeError, match="AlertRule"):
+        alerts.watch(runtime.telemetry, ["rule"], print)
+    with pytest.raises(TypeError, match="threshold must be a number"):
+        AlertRule("x", lambda s: 1.0, "high")
+
+
+# --- load -------------------------------------------------------------------------------
+
+
+def _paced_workload(runtime, seconds, rate=1000.0):
+    """Spawns ``rate`` small tasks per second for ``seconds``; returns tasks completed per second."""
+    def task():
+        return sum(range(100))
+
+    futures = []
+    start = time.perf_counter()
+    sent = 0
+    while True:
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            break
+        due = int(elapsed * rate) + 1
+        while sent < due:
+            futures.append(runtime.spawn(task))
+            sent += 1
+        time.sleep(0.001)
+    for future in futures:
+        future.result(timeout=30)
+    return len(futures) / (time.perf_counter() - start)
+
+
+@pytest.mark.slow
+def test_eight_scrapers_against_a_busy_runtime(runtime, server):
+    baseline = _paced_workload(runtime, 2.0)
+
+    latencies, errors = [], []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def scraper():
+        mine = []
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+                conn.request("GET", "/metrics", headers={"Accept": PROMETHEUS_ACCEPT, "Accept-Encoding": "gzip"})
+                response = conn.getresponse()
+                body = gzip.decompress(response.read())
+                conn.close()
+                if response.status != 200 or not body.endswith(b"# EOF\n"):
+                    raise AssertionError(f"status {response.status}")
+            except Exception as error:  # noqa: BLE001 - collected and asserted below
+                with lock:
+                    errors.append(repr(error))
+                continue
+            mine.append(time.perf_counter() - t0)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=scraper) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        loaded = _paced_workload(runtime, 5.0)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert not errors, errors[:5]
+    assert latencies
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2] * 1000
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000
+    drop = (1 - loaded / baseline) * 100
+    print(
+        f"\n[serving load] {len(latencies)} scrapes by 8 threads in 5 s ({len(latencies) / 5:.0f}/s): "
+        f"p50 {p50:.2f} ms, p99 {p99:.2f} ms; workload {baseline:.0f} tasks/s alone, "
+        f"{loaded:.0f} tasks/s while scraped (drop {drop:.1f}%)"
+    )
