@@ -352,7 +352,7 @@ def scope() -> Scope:
 
 def shutdown(wait: bool = True) -> None:
     """Shuts the process-wide runtime down (see :meth:`Runtime.shutdown`); no-op if none."""
-    global _runtime, _was_shut_down
+    global _was_shut_down
     with _lock:
         runtime = _runtime
         if runtime is None:

@@ -24,11 +24,9 @@ import enum
 import json
 import logging
 import math
-import os
 import re
 import time
 import traceback
-import urllib.parse
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from pyveda import _core
@@ -443,30 +441,6 @@ def _clean_tracestate(value: Optional[str]) -> str:
 
 # --- resource -----------------------------------------------------------------------------------
 
-_PERCENT_OK = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-def _parse_resource_env(text: str) -> Dict[str, str]:
-    """OTEL_RESOURCE_ATTRIBUTES: ``k=v,k2=v2``, percent-decoded; any error discards the whole value."""
-    out: Dict[str, str] = {}
-    try:
-        for item in text.split(","):
-            item = item.strip()
-            if not item:
-                continue
-            key, sep, value = item.partition("=")
-            if not sep or _PERCENT_OK.search(item):
-                raise ValueError(item)
-            key = urllib.parse.unquote(key.strip(), errors="strict")
-            if not key:
-                raise ValueError(item)
-            out[key] = urllib.parse.unquote(value.strip(), errors="strict")
-    except (ValueError, UnicodeDecodeError):
-        _logger.warning("OTEL_RESOURCE_ATTRIBUTES is malformed; ignoring it: %r", text)
-        return {}
-    return out
-
-
 # --- the system ---------------------------------------------------------------------------------
 
 
@@ -621,18 +595,13 @@ class TracingSystem:
     # -- export --
 
     def resource_attributes(self) -> Dict[str, Any]:
-        """The resource describing this process in exports."""
-        attrs: Dict[str, Any] = {}
-        env = os.environ.get("OTEL_RESOURCE_ATTRIBUTES")
-        if env:
-            attrs.update(_parse_resource_env(env))
-        attrs.update(self._resource_extra)
-        service = self.service_name or os.environ.get("OTEL_SERVICE_NAME") or attrs.get("service.name") or "pyveda"
-        attrs["service.name"] = service
-        attrs["telemetry.sdk.name"] = "pyveda"
-        attrs["telemetry.sdk.language"] = "python"
-        attrs["telemetry.sdk.version"] = __version__
-        return attrs
+        """The resource describing this process in exports (see pyveda.telemetry.otlp.resource_attributes)."""
+        from pyveda.telemetry.otlp import resource_attributes
+
+        extra = dict(self._resource_extra)
+        if self.service_name:
+            extra["service.name"] = self.service_name
+        return resource_attributes(extra)
 
     def export_jaeger(self) -> Dict[str, Any]:
         """The finished spans in the Jaeger JSON model (``/api/traces`` envelope), one trace per trace id."""
