@@ -680,16 +680,19 @@ TEST(TelemetryCollectorTest, HistoryGrowsAtTheInterval) {
   t.start();
   EXPECT_TRUE(t.is_running());
   spin_until([&] { return t.snapshots().size() >= 5; }, kSpinPause);
-  const double elapsed = seconds_since(started);
-  EXPECT_GE(elapsed, 5 * 0.05 * 0.95);
+  EXPECT_GE(seconds_since(started), 5 * 0.05 * 0.95);
   t.stop();
+  // Measured after stop(): collections may happen between the wait and stop().
+  const double elapsed = seconds_since(started);
   EXPECT_FALSE(t.is_running());
   const auto history = t.snapshots();
   ASSERT_GE(history.size(), 5u);
   EXPECT_LE(history.size(), static_cast<std::size_t>(elapsed / 0.05) + 1) << "collects no faster than the interval";
-  for (std::size_t i = 1; i < history.size(); ++i) {
-    EXPECT_GE(history[i].timestamp - history[i - 1].timestamp, 0.05 * 0.8) << i;
-  }
+  // The schedule is fixed-rate (a late collection does not shift the next
+  // one), so single gaps may be short under load; the mean gap may not.
+  const double mean_gap = (history.back().timestamp - history.front().timestamp) /
+                          static_cast<double>(history.size() - 1);
+  EXPECT_GE(mean_gap, 0.05 * 0.8);
   // Nothing is collected after stop().
   std::this_thread::sleep_for(150ms);
   EXPECT_EQ(t.snapshots().size(), history.size());
