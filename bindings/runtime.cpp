@@ -187,12 +187,17 @@ class PythonTask {
         return true;
       }
       PyObject* result = PyObject_Call(fn.ptr(), args.ptr(), kwargs.ptr());
+      // Count the task before its future is done, so a snapshot taken after
+      // result() returns always includes it.
       if (result) {
         nb::object owned = nb::steal(result);
+        Scheduler::report_current_task(true);
         complete(future, owned, nb::handle());
         return true;
       }
-      complete(future, nb::none(), fetch_exception());
+      nb::object exception = fetch_exception();
+      Scheduler::report_current_task(false);
+      complete(future, nb::none(), exception);
       return false;
     } catch (nb::python_error& e) {
       // The future protocol itself failed (a waiter or lock raised): report, count as failed.

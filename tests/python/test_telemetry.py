@@ -635,3 +635,15 @@ def test_host_figures_fall_back_to_psutil_without_proc(tmp_path, monkeypatch):
         assert "pyveda_memory_used_mb 0\n" not in text
     finally:
         runtime.shutdown()
+
+
+def test_a_finished_future_is_already_counted():
+    # The task is counted before its future completes, so a snapshot taken
+    # right after result() returns always includes it.
+    runtime = veda.Runtime(veda.Config.builder().threads(2).telemetry(True).build())
+    try:
+        for n in range(1, 301):
+            runtime.spawn(int, n).result()
+            assert runtime.telemetry.snapshot().tasks_executed == n
+    finally:
+        runtime.shutdown()

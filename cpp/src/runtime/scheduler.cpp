@@ -496,6 +496,13 @@ struct ExecFrame {
   const SchedulerCore* core;
   ExecFrame* prev;
   bool skipped = false;  // set by Scheduler::skip_current_task()
+  // Set by Scheduler::report_current_task(): the outcome was reported to the
+  // observer early, before the task finished its own bookkeeping.
+  bool reported = false;
+  bool reported_ok = false;
+  SchedulerObserver* observer = nullptr;
+  std::int64_t start_ns = 0;
+  std::int64_t queue_wait_ns = 0;
 };
 
 thread_local WorkerContext t_worker;
@@ -904,17 +911,21 @@ bool SchedulerCore::execute(Node* raw, unsigned slot) {
       ok = false;
     }
   } else {
-    const std::int64_t start = steady_now_ns();
-    const std::int64_t queue_wait = std::max<std::int64_t>(0, start - node->submit_ns);
-    observer_->on_task_start(queue_wait);
+    frame.observer = observer_;
+    frame.start_ns = steady_now_ns();
+    frame.queue_wait_ns = std::max<std::int64_t>(0, frame.start_ns - node->submit_ns);
+    observer_->on_task_start(frame.queue_wait_ns);
     try {
       ok = node->task();
     } catch (...) {
       ok = false;
     }
-    const std::int64_t run = std::max<std::int64_t>(0, steady_now_ns() - start);
-    if (!frame.skipped) observer_->on_task_end(queue_wait, run, ok);
+    if (!frame.skipped && !frame.reported) {
+      const std::int64_t run = std::max<std::int64_t>(0, steady_now_ns() - frame.start_ns);
+      observer_->on_task_end(frame.queue_wait_ns, run, ok);
+    }
   }
+  if (frame.reported) ok = frame.reported_ok;
   t_frames = frame.prev;
 
   // Destroy the callable before the task counts as finished, so whoever
@@ -1132,6 +1143,18 @@ bool Scheduler::is_shutdown() const noexcept { return core_->is_shutdown(); }
 bool Scheduler::is_worker_thread() const noexcept { return core_->is_worker_thread(); }
 
 bool Scheduler::in_worker_thread() noexcept { return detail::t_worker.core != nullptr; }
+
+bool Scheduler::report_current_task(bool ok) noexcept {
+  detail::ExecFrame* frame = detail::t_frames;
+  if (frame == nullptr || frame->reported || frame->skipped) return false;
+  frame->reported = true;
+  frame->reported_ok = ok;
+  if (frame->observer != nullptr) {
+    const std::int64_t run = std::max<std::int64_t>(0, detail::steady_now_ns() - frame->start_ns);
+    frame->observer->on_task_end(frame->queue_wait_ns, run, ok);
+  }
+  return true;
+}
 
 bool Scheduler::skip_current_task() noexcept {
   detail::ExecFrame* frame = detail::t_frames;

@@ -401,6 +401,30 @@ TEST(RuntimeTelemetryTest, TasksSubmittedFromTasksAreCounted) {
   EXPECT_EQ(value_of(registry, "pyveda_tasks_failed"), 0.0);
 }
 
+TEST(RuntimeTelemetryTest, ReportedTaskIsCountedBeforeItPublishes) {
+  Watchdog dog;
+  Registry registry;
+  Runtime rt(telemetry_options(1), registry);
+  EXPECT_FALSE(Scheduler::report_current_task(true)) << "outside a task";
+  // The task reports, then checks it is already counted (as a waiter of its
+  // published result would), then returns a value that must be ignored.
+  std::atomic<double> counted_before_return{-1.0};
+  std::atomic<bool> second_report{true};
+  ASSERT_TRUE(rt.scheduler().submit([&] {
+    Scheduler::report_current_task(false);
+    second_report.store(Scheduler::report_current_task(true));
+    counted_before_return.store(rt.telemetry()->executed().get());
+    return true;
+  }));
+  rt.scheduler().help_until([&] { return rt.scheduler().completed() + rt.scheduler().failed() == 1; });
+  EXPECT_EQ(counted_before_return.load(), 1.0);
+  EXPECT_FALSE(second_report.load()) << "a task reports once";
+  EXPECT_EQ(rt.scheduler().failed(), 1u) << "the reported outcome wins over the return value";
+  EXPECT_EQ(value_of(registry, "pyveda_tasks_executed"), 1.0);
+  EXPECT_EQ(value_of(registry, "pyveda_tasks_failed"), 1.0);
+  EXPECT_EQ(count_of(registry, "pyveda_latency_ms"), 1u) << "observed once";
+}
+
 TEST(RuntimeTelemetryTest, SkippedTaskIsNeitherExecutedNorLeftRunning) {
   Watchdog dog;
   Registry registry;

@@ -187,6 +187,13 @@ class Scheduler {
   // observer's on_task_end is not called. Returns false outside a task.
   static bool skip_current_task() noexcept;
 
+  // Called from inside a running task once its work is done but before it
+  // publishes the result (e.g. completes a future): reports the outcome to
+  // the observer now, so whoever sees the result also sees it counted. The
+  // task's return value is then ignored for the outcome. Returns false
+  // outside a task or when already reported or skipped.
+  static bool report_current_task(bool ok) noexcept;
+
  private:
   void help_until_impl(bool (*done)(const void*), const void* ctx);
 
