@@ -16,7 +16,7 @@ cd "$repo"
 python="${PYTHON:-python3}"
 jobs="$(nproc 2>/dev/null || echo 2)"
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "installing build tools and pyveda[test]"
 "$python" -m pip install --quiet --upgrade pip

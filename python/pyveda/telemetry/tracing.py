@@ -152,7 +152,8 @@ def _check_attributes(attributes: Optional[Mapping[str, Any]]) -> Dict[str, Any]
         for k, v in attributes.items():
             t = type(v)
             # Fast path for the common scalar types; everything else goes through the full check.
-            out[k] = v if (t is str or t is bool or t is float) and type(k) is str else _check_attribute(k, v)
+            fast = t is str or t is bool or t is float or (t is int and _INT64_MIN <= v <= _INT64_MAX)
+            out[k] = v if fast and type(k) is str else _check_attribute(k, v)
         return out
     if not attributes:
         if attributes is None or isinstance(attributes, Mapping):
