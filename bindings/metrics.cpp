@@ -177,11 +177,11 @@ void bind_family(nb::module_& m, const char* name, const char* doc) {
   using R = SeriesRef<M>;
   nb::class_<F>(m, name, doc)
       .def(
-          "labels", [](std::shared_ptr<F> f, const Labels& values) { return R{f, f->labels(values)}; },
+          "labels", [](std::shared_ptr<F> f, const Labels& values) { return R{f, f->labels(values), {}}; },
           "values"_a, "The series for these label values (in label-name order), created on first use.")
       .def(
           "labels_by_name",
-          [](std::shared_ptr<F> f, const LabelPairs& pairs) { return R{f, f->labels(pairs)}; }, "pairs"_a,
+          [](std::shared_ptr<F> f, const LabelPairs& pairs) { return R{f, f->labels(pairs), {}}; }, "pairs"_a,
           "The series for (name, value) pairs given in any order.")
       .def("remove", &F::remove, "values"_a, "Stops exporting one series; False if it did not exist.")
       .def("clear", &F::clear, "Removes every labelled series.")

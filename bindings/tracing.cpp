@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "bindings.hpp"
+#include "veda/tracing/otlp.hpp"
 #include "veda/tracing/span_store.hpp"
 
 namespace nb = nanobind;
@@ -134,6 +135,15 @@ void init_tracing(nb::module_& m) {
         "A random trace id: 32 lowercase hex characters, never all zero.");
   m.def("new_span_id", [] { return to_hex(generate_span_id()); },
         "A random span id: 16 lowercase hex characters, never all zero.");
+  m.def(
+      "new_ids",
+      [] {
+        const std::string trace_id = to_hex(generate_trace_id());
+        const std::string span_id = to_hex(generate_span_id());
+        return nb::make_tuple(nb::str(trace_id.data(), trace_id.size()), nb::str(span_id.data(), span_id.size()));
+      },
+      nb::sig("def new_ids() -> tuple[str, str]"),
+      "A new root span's ids in one call: (new_trace_id(), new_span_id()).");
 
   nb::class_<SpanData>(m, "SpanData", "A finished span, as the span store holds it (read-only).")
       .def_prop_ro("trace_id", [](const SpanData& s) { return to_hex(s.trace_id); })
@@ -239,6 +249,21 @@ void init_tracing(nb::module_& m) {
         }
         return to_list(std::move(spans));
       }, nb::sig("def drain(self) -> list[SpanData]"), "Removes and returns the finished spans, oldest first.")
+      .def(
+          "encode_otlp",
+          [](const SpanStore& s, nb::handle resource, std::string_view scope_name, std::string_view scope_version) {
+            const Attributes res = to_attributes(resource);
+            std::string out;
+            {
+              nb::gil_scoped_release release;
+              out = encode_otlp_traces(res, scope_name, scope_version, s.snapshot());
+            }
+            return nb::bytes(out.data(), out.size());
+          },
+          "resource"_a, "scope_name"_a, "scope_version"_a,
+          nb::sig("def encode_otlp(self, resource: dict[str, object], scope_name: str, scope_version: str) "
+                  "-> bytes"),
+          "The finished spans as a serialised OTLP ExportTraceServiceRequest (protobuf), oldest first.")
       .def("clear", &SpanStore::clear)
       .def("__len__", &SpanStore::size)
       .def_prop_ro("capacity", &SpanStore::capacity)

@@ -20,7 +20,7 @@ step() { printf '\n==> %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "installing build tools and pyveda[test]"
 "$python" -m pip install --quiet --upgrade pip
-"$python" -m pip install --quiet "cmake>=3.18" ninja
+"$python" -m pip install --quiet "cmake>=3.18" ninja nanobind
 "$python" -m pip install --quiet ".[test]"
 
 ctest_build() {  # ctest_build <dir> <cmake options...>
@@ -31,10 +31,11 @@ ctest_build() {  # ctest_build <dir> <cmake options...>
   ctest --test-dir "$dir" --output-on-failure --parallel "$jobs"
 }
 
-step "C++ tests (-Wall -Wextra -Werror, benchmark smoke run)"
+step "C++ tests and the bindings (-Wall -Wextra -Werror, benchmark smoke run)"
 bench=OFF
 if [ -f /usr/include/benchmark/benchmark.h ] || [ -n "${benchmark_DIR:-}" ]; then bench=ON; fi
-ctest_build build/ctest -DVEDA_WERROR=ON -DVEDA_BUILD_BENCH="$bench"
+ctest_build build/ctest -DVEDA_WERROR=ON -DVEDA_BUILD_BENCH="$bench" \
+  -DVEDA_BUILD_PYTHON=ON -DPython_EXECUTABLE="$(command -v "$python")"
 
 if [ -z "${VEDA_SKIP_SANITIZERS:-}" ]; then
   step "C++ tests under ThreadSanitizer"

@@ -175,9 +175,15 @@ def _check_hex_id(what: str, value: Any, length: int) -> str:
 
 
 _HEX_RE = re.compile(r"[0-9a-f]+")
+_new_span_id = _core.new_span_id
+_new_ids = _core.new_ids  # (trace id, span id) in one call
 
 
 # --- spans --------------------------------------------------------------------------------------
+
+
+_UNSET = StatusCode.UNSET
+_new_span = object.__new__
 
 
 class Span:
@@ -325,7 +331,7 @@ class Span:
         """Ends the span and hands it to the span store; later calls do nothing."""
         if self.end_time is not None:
             return
-        self.end_time = _time_ns() if end_time is None else int(end_time)
+        self.end_time = end = _time_ns() if end_time is None else int(end_time)
         self._parent = None
         tracing = self._tracing
         if tracing is not None:
@@ -338,7 +344,7 @@ class Span:
                 self.name,
                 self.kind,
                 self.start_time,
-                self.end_time,
+                end,
                 self._attributes or None,
                 self._events,
                 self._status,
@@ -353,7 +359,26 @@ class Span:
         if exc is not None:
             self.record_exception(exc)
             self.set_status(StatusCode.ERROR, f"{exc_type.__name__}: {exc}")
-        self.end()
+        if self.end_time is None:  # end(), inlined: the common path of every `with` block
+            self.end_time = end = _time_ns()
+            self._parent = None
+            tracing = self._tracing
+            if tracing is not None:
+                tracing._store.add(
+                    self.trace_id,
+                    self.span_id,
+                    self.parent_span_id or "",
+                    self.trace_state,
+                    self.flags,
+                    self.name,
+                    self.kind,
+                    self.start_time,
+                    end,
+                    self._attributes or None,
+                    self._events,
+                    self._status,
+                    self._status_description or "",
+                )
         token = self._token
         if token is not None:
             self._token = None
@@ -487,16 +512,27 @@ class TracingSystem:
         """
         if type(name) is not str:
             raise TypeError(f"span name must be a str, got {type(name).__name__}")
-        span = Span.__new__(Span)
+        span = _new_span(Span)
         span._tracing = self
         span.name = name
-        span.span_id = _core.new_span_id()
-        span.trace_state = ""
-        span.flags = _LOCAL_FLAGS
         span.kind = kind if type(kind) is SpanKind else SpanKind(kind)
-        span._attributes = _check_attributes(attributes) if attributes else {}
+        if attributes:
+            if type(attributes) is dict and len(attributes) == 1:
+                # Fast path: one attribute of a common scalar type (the full check otherwise).
+                for k, v in attributes.items():
+                    t = type(v)
+                    if type(k) is str and (
+                        t is str or t is bool or t is float or (t is int and _INT64_MIN <= v <= _INT64_MAX)
+                    ):
+                        span._attributes = {k: v}
+                    else:
+                        span._attributes = _check_attributes(attributes)
+            else:
+                span._attributes = _check_attributes(attributes)
+        else:
+            span._attributes = {}
         span._events = None
-        span._status = StatusCode.UNSET
+        span._status = _UNSET
         span._status_description = None
         span._token = None
         span.end_time = None
@@ -514,6 +550,8 @@ class TracingSystem:
             if isinstance(parent_span_id, Span):
                 parent_span_id = parent_span_id.span_id
             span.parent_span_id = _check_hex_id("parent_span_id", parent_span_id, 16)
+            span.trace_state = ""
+            span.flags = _LOCAL_FLAGS
             if trace_id is None:
                 ancestor = current
                 while ancestor is not None and ancestor.span_id != parent_span_id:
@@ -531,9 +569,19 @@ class TracingSystem:
             span.trace_id = current.trace_id
             span.trace_state = current.trace_state
             span.flags = (current.flags & 0xFF) | _FLAG_HAS_IS_REMOTE
+            span.span_id = _new_span_id()
+            span.start_time = _time_ns() if start_time is None else int(start_time)
+            return span
         else:
             span.parent_span_id = None
-            span.trace_id = _core.new_trace_id() if trace_id is None else _check_hex_id("trace_id", trace_id, 32)
+            span.trace_state = ""
+            span.flags = _LOCAL_FLAGS
+            if trace_id is None:
+                span.trace_id, span.span_id = _new_ids()
+                span.start_time = _time_ns() if start_time is None else int(start_time)
+                return span
+            span.trace_id = _check_hex_id("trace_id", trace_id, 32)
+        span.span_id = _new_span_id()
         span.start_time = _time_ns() if start_time is None else int(start_time)
         return span
 
@@ -629,14 +677,18 @@ class TracingSystem:
         """An OTLP ``ExportTraceServiceRequest`` of the finished spans.
 
         ``encoding="json"``: the OTLP/JSON dict (hex ids, 64-bit ints as
-        strings, enums as ints); ``"protobuf"``: serialised bytes (needs the
-        ``opentelemetry-proto`` package).
+        strings, enums as ints); ``"protobuf"``: serialised bytes (encoded
+        natively; a resource value the native encoder does not take falls back
+        to the ``opentelemetry-proto`` package).
         """
-        spans = self._store.snapshot()
         if encoding == "json":
-            return _otlp_json(spans, self.resource_attributes())
+            return _otlp_json(self._store.snapshot(), self.resource_attributes())
         if encoding == "protobuf":
-            return _otlp_message(spans, self.resource_attributes()).SerializeToString()
+            resource = self.resource_attributes()
+            try:
+                return self._store.encode_otlp(resource, SCOPE_NAME, __version__)
+            except TypeError:  # a resource value the native encoder does not take: the protobuf runtime's path
+                return _otlp_message(self._store.snapshot(), resource).SerializeToString()
         raise ValueError(f"encoding must be 'json' or 'protobuf', got {encoding!r}")
 
     def __repr__(self) -> str:
