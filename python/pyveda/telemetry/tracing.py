@@ -359,26 +359,7 @@ class Span:
         if exc is not None:
             self.record_exception(exc)
             self.set_status(StatusCode.ERROR, f"{exc_type.__name__}: {exc}")
-        if self.end_time is None:  # end(), inlined: the common path of every `with` block
-            self.end_time = end = _time_ns()
-            self._parent = None
-            tracing = self._tracing
-            if tracing is not None:
-                tracing._store.add(
-                    self.trace_id,
-                    self.span_id,
-                    self.parent_span_id or "",
-                    self.trace_state,
-                    self.flags,
-                    self.name,
-                    self.kind,
-                    self.start_time,
-                    end,
-                    self._attributes or None,
-                    self._events,
-                    self._status,
-                    self._status_description or "",
-                )
+        self.end()
         token = self._token
         if token is not None:
             self._token = None
