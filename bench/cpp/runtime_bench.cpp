@@ -6,6 +6,8 @@
 // baseline for telemetry=1.
 #include "veda/runtime/runtime.hpp"
 
+#include "bench_support.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <atomic>
@@ -16,7 +18,8 @@
 
 namespace {
 
-constexpr int kBatch = 1000;
+using namespace veda::bench;
+
 
 // A registry of its own, so the benchmarks leave the default one alone.
 veda::Registry& bench_registry() {
@@ -24,13 +27,6 @@ veda::Registry& bench_registry() {
   return registry;
 }
 
-// time_per_task: wall time per task (a rate counter, inverted), printed in ns.
-void set_time_per_task(benchmark::State& state, std::int64_t tasks_per_iteration) {
-  const std::int64_t tasks = state.iterations() * tasks_per_iteration;
-  state.SetItemsProcessed(tasks);
-  state.counters["time_per_task"] =
-      benchmark::Counter(static_cast<double>(tasks), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-}
 
 // Submit a batch of trivial native tasks from this (non-worker) thread, then
 // help until all of them have run. One worker per hardware thread.
@@ -42,13 +38,8 @@ void BM_Runtime_Submit(benchmark::State& state) {
   std::atomic<int> done{0};
   for (auto _ : state) {
     done.store(0, std::memory_order_relaxed);
-    for (int i = 0; i < kBatch; ++i) {
-      s.submit([&done] {
-        done.fetch_add(1, std::memory_order_release);
-        return true;
-      });
-    }
-    s.help_until([&done] { return done.load(std::memory_order_acquire) == kBatch; });
+    submit_counting_batch(s, done);
+    s.help_until([&done] { return batch_done(done); });
   }
   set_time_per_task(state, kBatch);
   if (runtime.telemetry() != nullptr) {

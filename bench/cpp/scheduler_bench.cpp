@@ -6,6 +6,8 @@
 // variable pool of std::function (what a naive pool costs).
 #include "veda/runtime/scheduler.hpp"
 
+#include "bench_support.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <atomic>
@@ -19,7 +21,8 @@
 
 namespace {
 
-constexpr int kBatch = 1000;
+using namespace veda::bench;
+
 
 // The cheapest possible observer: measures the cost of the clock reads and
 // the virtual calls the scheduler adds when telemetry is attached.
@@ -49,12 +52,6 @@ veda::Scheduler& scheduler(bool observed) {
   return observed ? watched : plain;
 }
 
-void set_counters(benchmark::State& state, std::int64_t tasks_per_iteration) {
-  const auto tasks = static_cast<double>(state.iterations() * tasks_per_iteration);
-  state.SetItemsProcessed(state.iterations() * tasks_per_iteration);
-  state.counters["time_per_task"] =
-      benchmark::Counter(tasks, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
-}
 
 // Submit a batch from this (non-worker) thread, then help until it is done.
 void BM_Scheduler_SubmitBatch(benchmark::State& state) {
@@ -62,15 +59,10 @@ void BM_Scheduler_SubmitBatch(benchmark::State& state) {
   std::atomic<int> done{0};
   for (auto _ : state) {
     done.store(0, std::memory_order_relaxed);
-    for (int i = 0; i < kBatch; ++i) {
-      s.submit([&done] {
-        done.fetch_add(1, std::memory_order_release);
-        return true;
-      });
-    }
-    s.help_until([&done] { return done.load(std::memory_order_acquire) == kBatch; });
+    submit_counting_batch(s, done);
+    s.help_until([&done] { return batch_done(done); });
   }
-  set_counters(state, kBatch);
+  set_time_per_task(state, kBatch);
 }
 BENCHMARK(BM_Scheduler_SubmitBatch)->ArgName("observer")->Arg(0)->Arg(1)->Threads(1)->Threads(2)->UseRealTime();
 
@@ -80,15 +72,10 @@ void BM_Scheduler_SubmitBatchNoHelp(benchmark::State& state) {
   std::atomic<int> done{0};
   for (auto _ : state) {
     done.store(0, std::memory_order_relaxed);
-    for (int i = 0; i < kBatch; ++i) {
-      s.submit([&done] {
-        done.fetch_add(1, std::memory_order_release);
-        return true;
-      });
-    }
+    submit_counting_batch(s, done);
     while (done.load(std::memory_order_acquire) != kBatch) std::this_thread::yield();
   }
-  set_counters(state, kBatch);
+  set_time_per_task(state, kBatch);
 }
 BENCHMARK(BM_Scheduler_SubmitBatchNoHelp)->ArgName("observer")->Arg(0)->Arg(1)->Threads(1)->Threads(2)->UseRealTime();
 
@@ -102,19 +89,14 @@ void BM_Scheduler_SpawnFromWorker(benchmark::State& state) {
     children.store(0, std::memory_order_relaxed);
     root_done.store(false, std::memory_order_relaxed);
     s.submit([&s, &children, &root_done] {
-      for (int i = 0; i < kBatch; ++i) {
-        s.submit([&children] {
-          children.fetch_add(1, std::memory_order_release);
-          return true;
-        });
-      }
-      s.help_until([&children] { return children.load(std::memory_order_acquire) == kBatch; });
+      submit_counting_batch(s, children);
+      s.help_until([&children] { return batch_done(children); });
       root_done.store(true, std::memory_order_release);
       return true;
     });
     s.help_until([&root_done] { return root_done.load(std::memory_order_acquire); });
   }
-  set_counters(state, kBatch);
+  set_time_per_task(state, kBatch);
 }
 BENCHMARK(BM_Scheduler_SpawnFromWorker)->ArgName("observer")->Arg(0)->Arg(1)->Threads(1)->Threads(2)->UseRealTime();
 
@@ -130,7 +112,7 @@ void BM_Scheduler_RoundTrip(benchmark::State& state) {
     });
     while (!done.load(std::memory_order_acquire)) std::this_thread::yield();
   }
-  set_counters(state, 1);
+  set_time_per_task(state, 1);
 }
 BENCHMARK(BM_Scheduler_RoundTrip)->ArgName("observer")->Arg(0)->Arg(1)->Threads(1)->Threads(2)->UseRealTime();
 
@@ -144,7 +126,7 @@ void BM_Scheduler_BaselineInlineTask(benchmark::State& state) {
     });
     benchmark::DoNotOptimize(t());
   }
-  set_counters(state, 1);
+  set_time_per_task(state, 1);
 }
 BENCHMARK(BM_Scheduler_BaselineInlineTask);
 
@@ -204,7 +186,7 @@ void BM_Scheduler_BaselineMutexPool(benchmark::State& state) {
     }
     while (done.load(std::memory_order_acquire) != kBatch) std::this_thread::yield();
   }
-  set_counters(state, kBatch);
+  set_time_per_task(state, kBatch);
 }
 BENCHMARK(BM_Scheduler_BaselineMutexPool)->Threads(1)->Threads(2)->UseRealTime();
 
