@@ -34,6 +34,7 @@ from pyveda._version import __version__
 
 __all__ = [
     "Span",
+    "encode_spans",
     "SpanContext",
     "SpanEvent",
     "SpanKind",
@@ -335,21 +336,8 @@ class Span:
         self._parent = None
         tracing = self._tracing
         if tracing is not None:
-            tracing._store.add(
-                self.trace_id,
-                self.span_id,
-                self.parent_span_id or "",
-                self.trace_state,
-                self.flags,
-                self.name,
-                self.kind,
-                self.start_time,
-                end,
-                self._attributes or None,
-                self._events,
-                self._status,
-                self._status_description or "",
-            )
+            _store_add(tracing._store, self)
+
 
     def __enter__(self) -> "Span":
         self._token = _current_span.set(self)
@@ -393,6 +381,24 @@ class Span:
         span._token = None
         span._parent = None
         return span
+
+
+def _store_add(store: Any, span: Span) -> None:
+    store.add(
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id or "",
+        span.trace_state,
+        span.flags,
+        span.name,
+        span.kind,
+        span.start_time,
+        span.end_time,
+        span._attributes or None,
+        span._events,
+        span._status,
+        span._status_description or "",
+    )
 
 
 # --- W3C trace context ---------------------------------------------------------------------------
@@ -674,6 +680,40 @@ class TracingSystem:
 
     def __repr__(self) -> str:
         return f"<pyveda TracingSystem {len(self)}/{self.capacity} spans, {self.dropped} dropped>"
+
+
+def encode_spans(spans: Iterable[Span], resource: Optional[Mapping[str, Any]] = None,
+                 encoding: str = "protobuf") -> Union[Dict[str, Any], bytes]:
+    """An OTLP ``ExportTraceServiceRequest`` of the given finished spans, in order.
+
+    ``spans``: :class:`Span` objects that have ended (from :meth:`TracingSystem.get_spans`
+    or kept from ``with`` blocks). ``resource``: the resource attributes (default
+    :func:`pyveda.telemetry.otlp.resource_attributes`). ``encoding``: ``"protobuf"``
+    (bytes) or ``"json"`` (the OTLP/JSON dict). A live span is a ValueError, anything
+    that is not a Span a TypeError.
+    """
+    if encoding not in ("json", "protobuf"):
+        raise ValueError(f"encoding must be 'json' or 'protobuf', got {encoding!r}")
+    if resource is None:
+        from pyveda.telemetry.otlp import resource_attributes
+
+        resource = resource_attributes()
+    else:
+        resource = _check_attributes(resource)
+    spans = list(spans)
+    store = _core.SpanStore(max(1, len(spans)))
+    for i, span in enumerate(spans):
+        if not isinstance(span, Span):
+            raise TypeError(f"spans[{i}] must be a pyveda Span, got {type(span).__name__}")
+        if span.end_time is None:
+            raise ValueError(f"spans[{i}] ({span.name!r}) has not ended; only finished spans can be exported")
+        _store_add(store, span)
+    if encoding == "json":
+        return _otlp_json(store.snapshot(), resource)
+    try:
+        return store.encode_otlp(resource, SCOPE_NAME, __version__)
+    except TypeError:
+        return _otlp_message(store.snapshot(), resource).SerializeToString()
 
 
 # --- Jaeger -------------------------------------------------------------------------------------
