@@ -366,6 +366,48 @@ def test_send_to_a_real_otlp_receiver(snapshot):
         assert sorted(s.name for s in spans) == ["child", "parent"]
 
 
+def test_send_a_list_of_spans_to_a_real_otlp_receiver():
+    oteltap = pytest.importorskip(
+        "oteltap", reason="oteltap (OTLP/HTTP receiver from PyPI) not installed: pip install -e .[test]"
+    )
+    tracing = pytest.importorskip("pyveda.telemetry.tracing")
+    port = free_port()
+    exporter = create_exporter("otlp", endpoint=f"http://127.0.0.1:{port}", timeout=5)
+    system = tracing.TracingSystem()
+    with system.span("not-sent"):
+        pass
+    with system.span("parent", attributes={"batch": 7}) as parent:
+        with system.span("child") as child:
+            pass
+
+    async def main():
+        settings = oteltap.OtelTapHttpProtobufReceiverSettings(http_port=port)
+        async with oteltap.OtelTapHttpProtobufReceiver(settings) as receiver:
+            spans = []
+
+            async def collect():
+                async for item in receiver.stream_traces():
+                    spans.append(item)
+                    if len(spans) >= 2:
+                        return
+
+            task = asyncio.create_task(collect())
+            await asyncio.sleep(0.05)
+            result = await asyncio.to_thread(exporter.send, [child, parent])  # kept from the with blocks
+            await asyncio.wait_for(task, 5)
+            return result, spans
+
+    result, spans = asyncio.run(main())
+    assert result == ExportResult(True, 200, 1)
+    received = {s.name: s for s in spans}
+    assert sorted(received) == ["child", "parent"]  # only the listed spans, not the whole system
+    assert received["parent"].trace_id.hex() == parent.trace_id == child.trace_id
+    assert received["child"].parent_span_id.hex() == parent.span_id
+    assert received["child"].span_id.hex() == child.span_id
+    assert {a.key: a.value.int_value for a in received["parent"].attributes} == {"batch": 7}
+    assert received["parent"].end_time_unix_nano == parent.end_time
+
+
 # --- a scripted local server: retries, failures, gzip, headers, partial success -------
 
 
@@ -603,3 +645,240 @@ def test_traces_go_to_v1_traces_and_empty_ones_are_not_sent(server):
     assert path == "/v1/traces" and headers["Content-Type"] == "application/x-protobuf"
     spans = ExportTraceServiceRequest.FromString(body).resource_spans[0].scope_spans[0].spans
     assert [s.name for s in spans] == ["load"]
+
+
+# --- lists of spans -------------------------------------------------------------------
+
+
+def traces_request(body):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    return ExportTraceServiceRequest.FromString(body)
+
+
+def parse_otlp_json(body, message):
+    """``json_format.Parse`` of an OTLP/JSON body: OTLP/JSON writes trace and span ids as hex
+    (specs §6) where the proto3 JSON mapping expects base64, so those are converted first."""
+    import base64
+
+    def fix(node):
+        if isinstance(node, dict):
+            return {
+                k: base64.b64encode(bytes.fromhex(v)).decode() if k in ("traceId", "spanId", "parentSpanId") else fix(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [fix(v) for v in node]
+        return node
+
+    return json_format.ParseDict(fix(json.loads(body)), message)
+
+
+def test_send_a_list_or_tuple_of_spans_uses_the_exporter_resource(server):
+    tracing = pytest.importorskip("pyveda.telemetry.tracing")
+    srv = server((200, {}, b""))
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5, resource_attributes={"service.name": "svc"})
+    system = tracing.TracingSystem()
+    with system.span("load") as load:
+        pass
+    with system.span("save") as save:
+        pass
+    spans = system.get_spans()
+    assert [s.name for s in spans] == ["load", "save"]
+
+    assert exporter.send(spans) == ExportResult(True, 200, 1)
+    assert exporter.send((save,)) == ExportResult(True, 200, 1)
+    assert [path for path, _, _ in srv.requests] == ["/v1/traces", "/v1/traces"]
+    first = traces_request(srv.requests[0][2])
+    assert [s.name for s in first.resource_spans[0].scope_spans[0].spans] == ["load", "save"]
+    resource = {a.key: a.value.string_value for a in first.resource_spans[0].resource.attributes}
+    assert resource["service.name"] == "svc"  # the exporter's resource, not the tracing system's
+    second = traces_request(srv.requests[1][2])
+    assert [s.span_id.hex() for s in second.resource_spans[0].scope_spans[0].spans] == [save.span_id]
+    assert srv.requests[1][1]["Content-Type"] == "application/x-protobuf"
+
+    # export() takes the list too and gives the same request encode_spans does
+    assert exporter.export([load, save]) == tracing.encode_spans([load, save], exporter.resource, "json")
+    assert traces_request(exporter.export([load, save], encoding="protobuf")) == first
+
+
+def test_an_empty_span_list_sends_nothing(server):
+    srv = server((200, {}, b""))
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5)
+    assert exporter.send([]) == ExportResult(True)
+    assert exporter.send(()) == ExportResult(True)
+    assert create_exporter("otlp", endpoint=srv.endpoint, protocol="http/json").send([]) == ExportResult(True)
+    assert srv.requests == []
+
+
+def test_bad_span_lists_raise_the_encode_spans_error(server):
+    tracing = pytest.importorskip("pyveda.telemetry.tracing")
+    srv = server((200, {}, b""))
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5)
+    system = tracing.TracingSystem()
+    with system.span("done") as done:
+        pass
+    live = system.span("live")
+    with live:
+        for protocol in ("http/protobuf", "http/json"):
+            exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5, protocol=protocol)
+            with pytest.raises(TypeError, match=r"^spans\[1\] must be a pyveda Span, got dict$") as raised:
+                exporter.send([done, {"name": "x"}])
+            with pytest.raises(TypeError) as expected:
+                tracing.encode_spans([done, {"name": "x"}])
+            assert str(raised.value) == str(expected.value)
+            message = r"^spans\[1\] \('live'\) has not ended; only finished spans can be exported$"
+            with pytest.raises(ValueError, match=message):
+                exporter.send((done, live))
+            with pytest.raises(ValueError, match=message):
+                exporter.export([done, live])
+            with pytest.raises(TypeError, match=r"spans\[0\] must be a pyveda Span, got str"):
+                exporter.export(["done"], encoding="protobuf")
+    message = r"send\(\) takes a MetricsSnapshot, a TracingSystem or a list of Spans, got generator"
+    with pytest.raises(TypeError, match=message):
+        exporter.send(s for s in [done])
+    with pytest.raises(TypeError, match=r"got str"):
+        exporter.send("load")
+    assert srv.requests == []  # nothing was sent for any of them
+
+
+# --- OTEL_EXPORTER_OTLP_PROTOCOL / protocol= ---------------------------------------------
+
+
+def test_http_json_from_the_environment_posts_otlp_json(server, snapshot, monkeypatch):
+    tracing = pytest.importorskip("pyveda.telemetry.tracing")
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    srv = server((200, {}, b""))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5)
+    assert (exporter.metrics.protocol, exporter.traces.protocol) == ("http/json", "http/json")
+    system = tracing.TracingSystem()
+    with system.span("parent", attributes={"rows": 3, "ratio": float("nan")}) as parent:
+        with system.span("child"):
+            pass
+    assert exporter.send(snapshot) == ExportResult(True, 200, 1)
+    assert exporter.send(system.get_spans()) == ExportResult(True, 200, 1)
+    assert exporter.send(system) == ExportResult(True, 200, 1)
+
+    (m_path, m_headers, m_body), (t_path, t_headers, t_body), (s_path, s_headers, s_body) = srv.requests
+    assert (m_path, t_path, s_path) == ("/v1/metrics", "/v1/traces", "/v1/traces")
+    assert m_headers["Content-Type"] == t_headers["Content-Type"] == s_headers["Content-Type"] == "application/json"
+    assert b'", "' not in m_body and b'": ' not in m_body  # compact separators
+    metrics = json_format.Parse(m_body, pb_metrics.ExportMetricsServiceRequest())
+    assert metrics == decode(exporter.export(snapshot, encoding="protobuf"))
+    assert by_name(metrics)["pyveda.tasks.executed"].sum.data_points[0].as_int == 200
+    for body in (t_body, s_body):
+        request = parse_otlp_json(body, ExportTraceServiceRequest())
+        spans = {s.name: s for s in request.resource_spans[0].scope_spans[0].spans}
+        assert sorted(spans) == ["child", "parent"]
+        assert spans["child"].parent_span_id.hex() == parent.span_id
+        attrs = {a.key: a.value for a in spans["parent"].attributes}
+        assert attrs["rows"].int_value == 3 and attrs["ratio"].double_value != attrs["ratio"].double_value  # NaN
+    assert parse_otlp_json(t_body, ExportTraceServiceRequest()) == traces_request(
+        exporter.export(system.get_spans(), encoding="protobuf")
+    )
+
+
+def test_protocol_argument_beats_the_environment_and_gzip_still_applies(server, snapshot, monkeypatch):
+    tracing = pytest.importorskip("pyveda.telemetry.tracing")
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    srv = server((200, {}, b""))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5, protocol="http/protobuf")
+    assert exporter.send(snapshot).success
+    path, headers, body = srv.requests[-1]
+    assert headers["Content-Type"] == "application/x-protobuf"
+    assert by_name(decode(body))["pyveda.tasks.executed"].sum.data_points[0].as_int == 200
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    exporter = OTLPExporter(srv.endpoint, timeout=5, protocol="http/json", compression="gzip")
+    system = tracing.TracingSystem()
+    with system.span("zipped") as span:
+        pass
+    assert exporter.send([span]).success
+    path, headers, body = srv.requests[-1]
+    assert path == "/v1/traces" and headers["Content-Type"] == "application/json"
+    assert headers["Content-Encoding"] == "gzip"
+    request = parse_otlp_json(gzip.decompress(body), ExportTraceServiceRequest())
+    assert [(s.name, s.span_id.hex()) for s in request.resource_spans[0].scope_spans[0].spans] == [
+        ("zipped", span.span_id)
+    ]
+
+
+def test_per_signal_protocol_beats_the_generic_one(server, snapshot, monkeypatch):
+    srv = server((200, {}, b""))
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5)
+    assert (exporter.metrics.protocol, exporter.traces.protocol) == ("http/json", "http/protobuf")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json")
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5)
+    assert (exporter.metrics.protocol, exporter.traces.protocol) == ("http/json", "http/protobuf")
+    assert exporter.send(snapshot).success
+    assert srv.requests[0][1]["Content-Type"] == "application/json"
+    parsed = json_format.Parse(srv.requests[0][2], pb_metrics.ExportMetricsServiceRequest())
+    assert by_name(parsed)["pyveda.tasks.executed"].sum.data_points[0].as_int == 200
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+    exporter = create_exporter("otlp")
+    assert (exporter.metrics.protocol, exporter.traces.protocol) == ("http/protobuf", "http/protobuf")  # default
+
+
+ALLOWED = r"supported values: 'http/protobuf' \(the default\), 'http/json'"
+
+
+def test_grpc_and_unknown_protocols_are_a_value_error(monkeypatch):
+    with pytest.raises(ValueError, match=r"^protocol: 'grpc': gRPC is not supported \(PyVeda has no gRPC transport\); "
+                       + ALLOWED + "$"):
+        create_exporter("otlp", protocol="grpc")
+    with pytest.raises(ValueError, match=r"^protocol: 'json' is not a supported OTLP protocol; " + ALLOWED + "$"):
+        OTLPExporter(protocol="json")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+    with pytest.raises(ValueError, match=r"^OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc': gRPC is not supported"):
+        create_exporter("otlp")
+    assert create_exporter("otlp", protocol="http/json").metrics.protocol == "http/json"  # the argument wins
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/thrift")
+    message = r"^OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/thrift' is not a supported OTLP protocol; " + ALLOWED + "$"
+    with pytest.raises(ValueError, match=message):
+        create_exporter("otlp")
+
+
+def test_json_replies_partial_success_errors_and_retries(server, snapshot):
+    tracing = pytest.importorskip("pyveda.telemetry.tracing")
+    system = tracing.TracingSystem()
+    with system.span("a"):
+        pass
+    json_type = {"Content-Type": "application/json"}
+    partial = json.dumps({"partialSuccess": {"rejectedSpans": "2", "errorMessage": "2 spans too old"}}).encode()
+    srv = server((503, {"Retry-After": "0", **json_type}, b'{"code":14,"message":"busy"}'), (200, json_type, partial))
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5, protocol="http/json")
+    with pytest.warns(RuntimeWarning, match="traces partial success: 2 rejected: 2 spans too old"):
+        result = exporter.send(system.get_spans())
+    assert result == ExportResult(True, 200, 2, 2, "2 spans too old")
+    assert [h["Content-Type"] for _, h, _ in srv.requests] == ["application/json"] * 2
+    assert srv.requests[0][2] == srv.requests[1][2]
+
+    # a JSON reply without a Content-Type is read as JSON because the request was; int64 as a number too
+    partial = json.dumps({"partialSuccess": {"rejectedDataPoints": 3, "errorMessage": "3 points too old"}}).encode()
+    srv = server((200, {}, partial))
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5, protocol="http/json")
+    with pytest.warns(RuntimeWarning, match="metrics partial success: 3 rejected: 3 points too old"):
+        result = exporter.send(snapshot)
+    assert result.success and result.rejected == 3 and result.error_message == "3 points too old"
+
+    srv = server((400, json_type, b'{"code":3,"message":"invalid trace id"}'))
+    result = create_exporter("otlp", endpoint=srv.endpoint, timeout=5, protocol="http/json").send(system)
+    assert not result and result.status_code == 400 and result.attempts == 1
+    assert result.error == "HTTP 400: invalid trace id"
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty JSON object is a plain success: no warning
+        srv = server((200, json_type, b"{}"))
+        assert create_exporter("otlp", endpoint=srv.endpoint, timeout=5, protocol="http/json").send(system) == (
+            ExportResult(True, 200, 1)
+        )

@@ -1,9 +1,10 @@
-"""Exporters: one core snapshot (or a tracing system) in, a wire format out.
+"""Exporters: one core snapshot (or a tracing system, or a list of spans) in, a wire format out.
 
 >>> from pyveda.telemetry import create_exporter
 >>> exporter = create_exporter('otlp', endpoint='http://localhost:4318')
 >>> otlp_data = exporter.export(snapshot)        # doctest: +SKIP  (OTLP/JSON dict)
 >>> result = exporter.send(snapshot)             # doctest: +SKIP  (POST protobuf to /v1/metrics)
+>>> result = exporter.send(tracing.get_spans())  # doctest: +SKIP  (POST protobuf to /v1/traces)
 
 ``create_exporter`` knows ``'otlp'``, ``'prometheus'``, ``'json'`` and
 ``'jaeger'``. Encoding lives in :mod:`pyveda.telemetry.otlp`; this module adds
@@ -14,8 +15,10 @@ OTLP configuration follows the OpenTelemetry environment variables, the
 metrics/traces-specific ones beating ``OTEL_EXPORTER_OTLP_*``:
 ``_ENDPOINT`` (the signal-specific one is used as-is), ``_HEADERS``
 (``k=v,k2=v2``, percent-decoded), ``_TIMEOUT`` (integer milliseconds, as the
-OTel spec says; opentelemetry-python reads seconds) and ``_COMPRESSION``
-(``gzip`` or ``none``). Explicit arguments beat the environment.
+OTel spec says; opentelemetry-python reads seconds), ``_COMPRESSION``
+(``gzip`` or ``none``) and ``_PROTOCOL`` (``http/protobuf``, the default, or
+``http/json``; ``grpc`` and anything else are a ValueError when the exporter
+is made, as there is no gRPC transport). Explicit arguments beat the environment.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import email.utils
 import gzip
 import http.client
+import json
 import os
 import random
 import threading
@@ -31,6 +35,7 @@ import warnings
 import weakref
 from collections import deque
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Callable, Deque, Dict, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
@@ -52,6 +57,8 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024
 MAX_ATTEMPTS = 6
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+PROTOCOLS = ("http/protobuf", "http/json")
+CONTENT_TYPES = {"http/protobuf": "application/x-protobuf", "http/json": "application/json"}
 
 
 def _version() -> str:
@@ -62,7 +69,7 @@ def _version() -> str:
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What one :meth:`OTLPExporter.send` did. ``send`` never raises; read this instead.
+    """What one :meth:`OTLPExporter.send` did. ``send`` never raises for network or server trouble; read this instead.
 
     ``success`` is True for a 2xx answer (even with a partial success, whose
     ``rejected`` count and ``error_message`` are set then). ``status_code`` is
@@ -169,6 +176,25 @@ def _compression(signal: str, compression: Optional[str]) -> Optional[str]:
     return None if value.lower() == "none" else "gzip"
 
 
+def _protocol(signal: str, protocol: Optional[str]) -> str:
+    """``'http/protobuf'`` or ``'http/json'`` from the argument or the env; ValueError otherwise."""
+    allowed = "supported values: 'http/protobuf' (the default), 'http/json'"
+    if protocol is not None:
+        what, value = "protocol", protocol
+    else:
+        env, name = _env(signal, "PROTOCOL")
+        if env is None:
+            return "http/protobuf"
+        what, value = name, env
+        if env.lower() in PROTOCOLS:
+            return env.lower()
+    if value in PROTOCOLS:
+        return str(value)
+    if isinstance(value, str) and value.lower() == "grpc":
+        raise ValueError(f"{what}: {value!r}: gRPC is not supported (PyVeda has no gRPC transport); {allowed}")
+    raise ValueError(f"{what}: {value!r} is not a supported OTLP protocol; {allowed}")
+
+
 def _headers(signal: str, headers: Union[None, str, Mapping[str, str]]) -> Dict[str, str]:
     if isinstance(headers, Mapping):
         return {str(k): str(v) for k, v in headers.items()}
@@ -205,15 +231,22 @@ def _retry_after(value: Optional[str]) -> Optional[float]:
 
 
 class _SignalConfig:
-    __slots__ = ("url", "timeout", "compression", "headers")
+    __slots__ = ("url", "timeout", "compression", "headers", "protocol")
 
     def __init__(
-        self, signal: str, endpoint: Optional[str], timeout: Optional[float], compression: Optional[str], headers: Any
+        self,
+        signal: str,
+        endpoint: Optional[str],
+        timeout: Optional[float],
+        compression: Optional[str],
+        headers: Any,
+        protocol: Optional[str] = None,
     ) -> None:
         self.url = _signal_url(signal, endpoint)
         self.timeout = _timeout(signal, timeout)
         self.compression = _compression(signal, compression)
         self.headers = _headers(signal, headers)
+        self.protocol = _protocol(signal, protocol)
 
 
 _LIVE: "weakref.WeakSet[OTLPExporter]" = weakref.WeakSet()
@@ -231,10 +264,15 @@ if hasattr(os, "register_at_fork"):
 class OTLPExporter:
     """OTLP metrics (and traces) as OTLP/JSON dicts, protobuf bytes, or pushed over OTLP/HTTP.
 
-    ``export(snapshot)`` encodes; ``send(snapshot_or_tracing)`` posts protobuf
-    to ``<endpoint>/v1/metrics`` or ``/v1/traces`` with retries and returns an
-    :class:`ExportResult` (never raises for network or server trouble, never
-    blocks beyond ``timeout``). ``start(interval, source)`` pushes from a
+    ``export(item)`` encodes; ``send(item)`` posts to ``<endpoint>/v1/metrics``
+    (a snapshot) or ``/v1/traces`` (a tracing system, or a list or tuple of
+    finished spans) with retries and returns an :class:`ExportResult` (never
+    raises for network or server trouble, never blocks beyond ``timeout``).
+    ``protocol`` (default: ``OTEL_EXPORTER_OTLP_{TRACES,METRICS}_PROTOCOL``,
+    then ``OTEL_EXPORTER_OTLP_PROTOCOL``, then ``'http/protobuf'``) picks the
+    body ``send`` posts: protobuf, or OTLP/JSON for ``'http/json'``; ``'grpc'``
+    or any other value raises ValueError here. ``encoding`` is only what
+    ``export`` returns by default. ``start(interval, source)`` pushes from a
     background thread through a bounded queue; ``shutdown()`` flushes and joins.
 
     Thread-safety: ``export`` and ``send`` may be called from any thread.
@@ -250,14 +288,15 @@ class OTLPExporter:
         compression: Optional[str] = None,
         resource_attributes: Optional[Mapping[str, Any]] = None,
         max_queue_size: int = 64,
+        protocol: Optional[str] = None,
     ) -> None:
         if encoding not in ("json", "protobuf"):
             raise ValueError(f"encoding must be 'json' or 'protobuf', got {encoding!r}")
         if isinstance(max_queue_size, bool) or not isinstance(max_queue_size, int) or max_queue_size < 1:
             raise ValueError(f"max_queue_size must be an int >= 1, got {max_queue_size!r}")
         self.encoding = encoding
-        self.metrics = _SignalConfig("metrics", endpoint, timeout, compression, headers)
-        self.traces = _SignalConfig("traces", endpoint, timeout, compression, headers)
+        self.metrics = _SignalConfig("metrics", endpoint, timeout, compression, headers, protocol)
+        self.traces = _SignalConfig("traces", endpoint, timeout, compression, headers, protocol)
         self.resource = otlp.resource_attributes(resource_attributes)
         self.max_queue_size = max_queue_size
         self.dropped = 0
@@ -270,15 +309,25 @@ class OTLPExporter:
         """The OTLP request for ``item``: a dict (``encoding='json'``) or bytes (``'protobuf'``).
 
         A metrics snapshot gives an ExportMetricsServiceRequest; a tracing
-        system (anything with ``export_otlp``) gives its ExportTraceServiceRequest.
+        system (anything with ``export_otlp``) gives its ExportTraceServiceRequest,
+        and so does a list or tuple of finished spans (with this exporter's
+        ``resource``; ``tracing.encode_spans`` raises TypeError for an item that is
+        not a Span and ValueError for a span that has not ended). Anything else is
+        a TypeError.
         """
         encoding = encoding or self.encoding
         if encoding not in ("json", "protobuf"):
             raise ValueError(f"encoding must be 'json' or 'protobuf', got {encoding!r}")
         if _is_tracing(item):
             return item.export_otlp(encoding=encoding)
+        if _is_span_list(item):
+            from pyveda.telemetry.tracing import encode_spans
+
+            return encode_spans(item, self.resource, encoding)
         if not _is_snapshot(item):
-            raise TypeError(f"export() takes a MetricsSnapshot or a TracingSystem, got {type(item).__name__}")
+            raise TypeError(
+                f"export() takes a MetricsSnapshot, a TracingSystem or a list of Spans, got {type(item).__name__}"
+            )
         if encoding == "protobuf":
             return otlp.metrics_request_bytes(item, self.resource)
         return otlp.metrics_request_dict(item, self.resource)
@@ -286,27 +335,61 @@ class OTLPExporter:
     # -- transport --
 
     def send(self, item: Any) -> ExportResult:
-        """POSTs ``item`` as protobuf; retries 429/502/503/504 and connection errors within the timeout."""
+        """POSTs ``item``; retries 429/502/503/504 and connection errors within the timeout.
+
+        ``item``: a MetricsSnapshot (to ``/v1/metrics``), a TracingSystem or a
+        list or tuple of finished Spans (to ``/v1/traces``). The body is
+        protobuf, or OTLP/JSON (``Content-Type: application/json``) when the
+        signal's protocol is ``'http/json'``. A tracing system without spans or
+        an empty list sends nothing and returns ``ExportResult(True)``.
+
+        Network and server trouble is returned, never raised. Bad input is a
+        programming error and raises, before anything is sent: TypeError for an
+        item of another type, and for a list, the ``encode_spans`` error naming
+        the index (TypeError for an item that is not a Span, ValueError for a
+        span that has not ended).
+        """
+        spans = None
         if _is_tracing(item):
             config, kind = self.traces, "traces"
             if hasattr(item, "__len__") and len(item) == 0:
                 return ExportResult(True)  # no empty envelopes
+        elif _is_span_list(item):
+            config, kind, spans = self.traces, "traces", list(item)
+            if not spans:
+                return ExportResult(True)  # no empty envelopes
         elif _is_snapshot(item):
             config, kind = self.metrics, "metrics"
         else:
-            raise TypeError(f"send() takes a MetricsSnapshot or a TracingSystem, got {type(item).__name__}")
+            raise TypeError(
+                f"send() takes a MetricsSnapshot, a TracingSystem or a list of Spans, got {type(item).__name__}"
+            )
+        encoding = "json" if config.protocol == "http/json" else "protobuf"
         try:
-            body = self.export(item, encoding="protobuf")
+            data = self.export(spans if spans is not None else item, encoding=encoding)
+        except (TypeError, ValueError) as e:
+            if spans is not None:
+                raise  # encode_spans: an item that is not a Span, or a live span (the message names the index)
+            return ExportResult(False, error=f"could not encode {kind}: {e}")
+        except Exception as e:  # encoding trouble is reported, not raised
+            return ExportResult(False, error=f"could not encode {kind}: {e}")
+        try:
+            if encoding == "json":
+                if _no_data(data):
+                    return ExportResult(True)  # nothing to send: no empty envelopes
+                body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8")
+            else:
+                body = bytes(data)
         except Exception as e:  # encoding trouble is reported, not raised
             return ExportResult(False, error=f"could not encode {kind}: {e}")
         if not body:
             return ExportResult(True)  # nothing to send: no empty envelopes
-        return self._post(config, kind, bytes(body))
+        return self._post(config, kind, body)
 
     def _post(self, config: _SignalConfig, kind: str, body: bytes) -> ExportResult:
         deadline = None if config.timeout is None else time.monotonic() + config.timeout
         headers = dict(config.headers)
-        headers.update({"Content-Type": "application/x-protobuf", "User-Agent": f"PyVeda/{_version()}"})
+        headers.update({"Content-Type": CONTENT_TYPES[config.protocol], "User-Agent": f"PyVeda/{_version()}"})
         if config.compression == "gzip":
             body = gzip.compress(body, compresslevel=6)
             headers["Content-Encoding"] = "gzip"
@@ -330,8 +413,9 @@ class OTLPExporter:
             except (OSError, http.client.HTTPException) as e:
                 status, error = None, f"{type(e).__name__}: {e}"
             else:
+                as_json = _is_json_reply(reply_headers.get("content-type"), config.protocol)
                 if 200 <= status < 300:
-                    rejected, message = _partial_success(kind, reply)
+                    rejected, message = _partial_success(kind, reply, as_json)
                     if message or rejected:
                         warnings.warn(
                             f"pyveda: OTLP {kind} partial success: {rejected} rejected: {message}",
@@ -339,10 +423,10 @@ class OTLPExporter:
                             stacklevel=3,
                         )
                     return ExportResult(True, status, attempt, rejected, message)
-                error = f"HTTP {status}: {_status_message(reply)}"
+                error = f"HTTP {status}: {_status_message(reply, as_json)}"
                 if status not in RETRYABLE_STATUS:
                     return ExportResult(False, status, attempt, error=error)
-                retry_after = _retry_after(reply_headers.get("Retry-After"))
+                retry_after = _retry_after(reply_headers.get("retry-after"))
             if attempt >= MAX_ATTEMPTS:
                 break
             delay = retry_after if retry_after is not None else (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
@@ -476,14 +560,30 @@ def _request(
                 reply = gzip.decompress(reply)
             except (OSError, EOFError):
                 reply = b""
-        return response.status, {k: v for k, v in response.getheaders()}, reply
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, reply
     finally:
         conn.close()
 
 
-def _partial_success(kind: str, reply: bytes) -> Tuple[int, str]:
+def _is_json_reply(content_type: Optional[str], protocol: str) -> bool:
+    """Whether a reply body is OTLP/JSON: by its Content-Type, else by what was sent."""
+    if content_type:
+        return content_type.split(";")[0].strip().lower() == "application/json"
+    return protocol == "http/json"
+
+
+def _partial_success(kind: str, reply: bytes, as_json: bool = False) -> Tuple[int, str]:
     if not reply:
         return 0, ""
+    if as_json:  # {"partialSuccess": {"rejectedDataPoints"|"rejectedSpans": "3", "errorMessage": "..."}}
+        try:
+            partial = json.loads(reply.decode("utf-8")).get("partialSuccess") or {}
+            field = "rejectedDataPoints" if kind == "metrics" else "rejectedSpans"
+            rejected = int(partial.get(field) or 0)  # int64: a JSON string or number
+            message = partial.get("errorMessage") or ""
+            return rejected, message if isinstance(message, str) else str(message)
+        except Exception:
+            return 0, ""  # an unparsable 2xx body is still a success
     try:
         if kind == "metrics":
             from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
@@ -498,9 +598,17 @@ def _partial_success(kind: str, reply: bytes) -> Tuple[int, str]:
         return 0, ""  # an unparsable 2xx body is still a success
 
 
-def _status_message(reply: bytes) -> str:
+def _status_message(reply: bytes, as_json: bool = False) -> str:
     if not reply:
         return "(no body)"
+    if as_json:  # a google.rpc.Status in JSON: {"code": 3, "message": "..."}
+        try:
+            message = json.loads(reply.decode("utf-8")).get("message")
+            if isinstance(message, str) and message:
+                return message
+        except Exception:
+            pass
+        return reply[:200].decode("utf-8", "replace")
     try:
         from google.rpc import status_pb2  # type: ignore[import-not-found]
 
@@ -511,6 +619,20 @@ def _status_message(reply: bytes) -> str:
 
 def _is_tracing(item: Any) -> bool:
     return callable(getattr(item, "export_otlp", None))
+
+
+def _is_span_list(item: Any) -> bool:
+    """A list or tuple (or another sequence that is not text or bytes): spans to export."""
+    return isinstance(item, Sequence) and not isinstance(item, (str, bytes, bytearray, memoryview))
+
+
+def _no_data(request: Mapping[str, Any]) -> bool:
+    """True for an OTLP/JSON request with no metric or span in it."""
+    for resource in request.get("resourceMetrics", []) + request.get("resourceSpans", []):
+        for scope in resource.get("scopeMetrics", []) + resource.get("scopeSpans", []):
+            if scope.get("metrics") or scope.get("spans"):
+                return False
+    return True
 
 
 def _is_snapshot(item: Any) -> bool:
@@ -599,7 +721,8 @@ def create_exporter(name: str, **options: Any) -> Any:
 
     ``'otlp'`` accepts ``endpoint``, ``encoding`` (``'json'`` dict or
     ``'protobuf'`` bytes from ``export``), ``headers``, ``timeout`` (seconds),
-    ``compression``, ``resource_attributes`` and ``max_queue_size``; see
+    ``compression``, ``resource_attributes``, ``max_queue_size`` and
+    ``protocol`` (``'http/protobuf'`` or ``'http/json'``: what ``send`` posts); see
     :class:`OTLPExporter`. Raises ValueError for an unknown name or a bad option.
     """
     key = name.lower() if isinstance(name, str) else name
