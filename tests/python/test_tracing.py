@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextvars
+import gc
 import logging
 import re
 import threading
@@ -12,8 +13,9 @@ import threading
 import pytest
 
 import pyveda
+from pyveda import _core
 from pyveda.telemetry import Span, SpanKind, StatusCode, TracingSystem, generate_prometheus
-from pyveda.telemetry.tracing import SpanContext, get_current_span
+from pyveda.telemetry.tracing import SpanContext, encode_spans, get_current_span
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 HEX16 = re.compile(r"[0-9a-f]{16}")
@@ -216,6 +218,124 @@ def test_attribute_validation_names_the_key(tracing):
     (done,) = tracing.get_spans()
     assert done.attributes == {"tuple": ["a", "b"], "kind": 2}
     assert "ok" not in done.attributes  # the failed set_attributes changed nothing
+
+
+def test_span_arguments_by_position_and_keyword(tracing):
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    with tracing.span("a", {"k": 1}, None, trace_id, SpanKind.PRODUCER, None, 1_700_000_000_000_000_000) as a:
+        with tracing.start_span("b", parent_span_id=a) as b:  # a Span as the parent
+            pass
+    assert a.trace_id == trace_id and a.parent_span_id is None  # a root in a known trace
+    assert a.kind is SpanKind.PRODUCER and a.start_time == 1_700_000_000_000_000_000
+    assert a.attributes == {"k": 1}
+    assert b.parent_span_id == a.span_id and b.trace_id == trace_id
+    with tracing.span(name="c", kind=3) as c:
+        c.end(c.start_time + 5_000_000)  # an explicit end wins over the block's
+    assert c.kind is SpanKind.CLIENT and c.duration_ms == 5.0
+
+
+def test_ancestor_parent_keeps_the_ancestors_trace(tracing):
+    with tracing.span("root") as root:
+        with tracing.span("middle"):
+            with tracing.span("leaf", parent_span_id=root.span_id) as leaf:
+                pass
+    assert leaf.parent_span_id == root.span_id and leaf.trace_id == root.trace_id
+    with tracing.span("unrelated"):
+        with tracing.span("orphan", parent_span_id="00f067aa0ba902b7") as orphan:
+            pass
+    # An id that is not an ancestor: the current trace.
+    assert orphan.parent_span_id == "00f067aa0ba902b7" and orphan.trace_id == get_spans_by(tracing, "unrelated").trace_id
+
+
+def get_spans_by(tracing, name):
+    return by_name(tracing.get_spans())[name]
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda t: t.span(), TypeError, r"span\(\) missing required argument 'name'"),
+        (lambda t: t.span(b"op"), TypeError, "span name must be a str, got bytes"),
+        (lambda t: t.span("op", colour="red"), TypeError, "unexpected keyword argument 'colour'"),
+        (lambda t: t.span("op", None, name="x"), TypeError, "multiple values for argument 'name'"),
+        (lambda t: t.span("op", None, None, None, 1, None, None, 8), TypeError, "at most 7 arguments"),
+        (lambda t: t.span("op", kind=7), ValueError, r"kind must be a SpanKind \(0\.\.5\), got 7"),
+        (lambda t: t.span("op", kind="server"), ValueError, "kind must be a SpanKind"),
+        (lambda t: t.span("op", attributes=[("a", 1)]), TypeError, "attributes must be a mapping, got list"),
+        (lambda t: t.span("op", context=("a", "b")), TypeError, "context must be a SpanContext"),
+        (lambda t: t.span("op", context=SpanContext("0" * 32, "1" * 16)), ValueError,
+         "context trace_id must be 32 lowercase hex characters"),
+        (lambda t: t.span("op", parent_span_id=12), ValueError,
+         "parent_span_id must be 16 lowercase hex characters, not all zero; got 12"),
+        (lambda t: t.span("op", start_time="soon"), TypeError, "start_time must be an int"),
+        (lambda t: t.span("op").add_event(3), TypeError, "event name must be a str, got int"),
+        (lambda t: t.span("op").set_attributes(5), TypeError, "attributes must be a mapping, got int"),
+        (lambda t: _core.Span(), TypeError, "constructor"),
+    ],
+)
+def test_bad_span_calls_say_what_is_allowed(tracing, call, error, message):
+    with pytest.raises(error, match=message):
+        call(tracing)
+    assert get_current_span() is None and tracing.get_spans() == []
+
+
+def test_set_attribute_replaces_a_key_in_place(tracing):
+    with tracing.span("op", attributes={"a": 1, "b": 2}) as span:
+        span.set_attribute("a", "again")
+        span.set_attributes({"c": 3.0, "b": False})
+    assert list(span.attributes.items()) == [("a", "again"), ("b", False), ("c", 3.0)]
+
+
+def test_an_error_while_recording_the_exception_still_ends_the_span(tracing, monkeypatch):
+    def broken(self, exc, attributes=None):
+        raise RuntimeError("recorder broke")
+
+    monkeypatch.setattr(Span, "record_exception", broken)
+    with pytest.raises(RuntimeError, match="recorder broke"):
+        with tracing.span("op") as span:
+            raise KeyError("original")
+    assert not span.is_recording and get_current_span() is None
+    assert span.status is StatusCode.ERROR and span.status_description == "KeyError: 'original'"
+    assert [s.name for s in tracing.get_spans()] == ["op"]
+
+
+def test_exception_whose_str_fails_is_still_recorded(tracing):
+    class Unprintable(Exception):
+        def __str__(self):
+            raise ValueError("no str")
+
+    with pytest.raises(Unprintable):
+        with tracing.span("op"):
+            raise Unprintable()
+    (span,) = tracing.get_spans()
+    assert span.status is StatusCode.ERROR and span.status_description == "Unprintable"
+    assert span.events[0].attributes["exception.message"] == "<exception str() failed>"
+
+
+def test_a_span_entered_and_never_exited_is_collected(tracing):
+    def abandon():
+        span = tracing.span("abandoned")
+        span.__enter__()  # its token and context now refer to each other
+
+    contextvars.Context().run(abandon)
+    gc.collect()
+    assert not [o for o in gc.get_objects() if type(o) is Span and o.name == "abandoned"]
+    assert get_current_span() is None
+
+
+def test_encode_spans_matches_the_systems_export(tracing):
+    root = make_trace(tracing)
+    spans = tracing.get_spans()
+    resource = tracing.resource_attributes()
+    assert encode_spans(spans, resource) == tracing.export_otlp("protobuf")
+    assert encode_spans(spans, resource, encoding="json") == tracing.export_otlp("json")
+    with tracing.span("live") as live:
+        with pytest.raises(ValueError, match=r"spans\[1\] \('live'\) has not ended"):
+            encode_spans([root, live])
+    with pytest.raises(TypeError, match=r"spans\[0\] must be a pyveda Span, got dict"):
+        encode_spans([{}])
+    with pytest.raises(ValueError, match="encoding must be 'json' or 'protobuf'"):
+        encode_spans(spans, encoding="xml")
 
 
 def test_ring_buffer_drops_oldest_and_counts_in_prometheus():

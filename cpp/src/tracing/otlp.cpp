@@ -160,22 +160,17 @@ void put_span(std::string& out, const SpanData& s) {
   }
 }
 
-}  // namespace
-
-std::string encode_otlp_traces(const Attributes& resource, std::string_view scope_name,
-                               std::string_view scope_version, const std::vector<SpanData>& spans) {
+// The request around the ScopeSpans' span list, which `put_spans(scope_spans)` writes.
+template <class PutSpans>
+std::string encode_request(const Attributes& resource, std::string_view scope_name,
+                           std::string_view scope_version, PutSpans put_spans) {
   std::string scope_spans;  // ScopeSpans
   {
     std::string scope;  // InstrumentationScope
     put_nonempty(scope, 1, scope_name);
     put_nonempty(scope, 2, scope_version);
     put_message(scope_spans, 1, scope);
-    std::string span;
-    for (const auto& s : spans) {
-      span.clear();
-      put_span(span, s);
-      put_message(scope_spans, 2, span);
-    }
+    put_spans(scope_spans);
   }
   std::string resource_spans;  // ResourceSpans
   {
@@ -187,6 +182,33 @@ std::string encode_otlp_traces(const Attributes& resource, std::string_view scop
   std::string request;  // ExportTraceServiceRequest
   put_message(request, 1, resource_spans);
   return request;
+}
+
+void put_span_message(std::string& scope_spans, std::string& buffer, const SpanData& s) {
+  buffer.clear();
+  put_span(buffer, s);
+  put_message(scope_spans, 2, buffer);
+}
+
+}  // namespace
+
+std::string encode_otlp_traces(const Attributes& resource, std::string_view scope_name,
+                               std::string_view scope_version, const std::vector<SpanData>& spans) {
+  return encode_request(resource, scope_name, scope_version, [&](std::string& out) {
+    std::string buffer;
+    for (const auto& s : spans) put_span_message(out, buffer, s);
+  });
+}
+
+std::string encode_otlp_trace_records(const Attributes& resource, std::string_view scope_name,
+                               std::string_view scope_version,
+                               const std::vector<std::shared_ptr<const SpanData>>& spans) {
+  return encode_request(resource, scope_name, scope_version, [&](std::string& out) {
+    std::string buffer;
+    for (const auto& s : spans) {
+      if (s) put_span_message(out, buffer, *s);
+    }
+  });
 }
 
 }  // namespace veda

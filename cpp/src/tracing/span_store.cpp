@@ -34,11 +34,16 @@ SpanStore::SpanStore(std::size_t capacity)
 }
 
 void SpanStore::add(SpanData&& span) noexcept {
-  SpanData evicted;
+  // make_shared may throw bad_alloc only: terminate, as for any noexcept.
+  add(std::make_shared<const SpanData>(std::move(span)));
+}
+
+void SpanStore::add(std::shared_ptr<const SpanData> span) noexcept {
+  std::shared_ptr<const SpanData> evicted;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (ring_.size() < capacity_) {
-      ring_.push_back(std::move(span));  // may throw bad_alloc only: terminate, as for any noexcept
+      ring_.push_back(std::move(span));  // may throw bad_alloc only (see above)
       return;
     }
     evicted = std::exchange(ring_[head_], std::move(span));
@@ -48,17 +53,25 @@ void SpanStore::add(SpanData&& span) noexcept {
   dropped_counter_.inc();
 }
 
-std::vector<SpanData> SpanStore::snapshot() const {
+std::vector<std::shared_ptr<const SpanData>> SpanStore::records() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::vector<SpanData> out;
+  std::vector<std::shared_ptr<const SpanData>> out;
   out.reserve(ring_.size());
-  for (std::size_t i = head_; i < ring_.size(); ++i) out.push_back(ring_[i]);
-  for (std::size_t i = 0; i < head_; ++i) out.push_back(ring_[i]);
+  out.insert(out.end(), ring_.begin() + static_cast<std::ptrdiff_t>(head_), ring_.end());
+  out.insert(out.end(), ring_.begin(), ring_.begin() + static_cast<std::ptrdiff_t>(head_));
+  return out;
+}
+
+std::vector<SpanData> SpanStore::snapshot() const {
+  const auto shared = records();
+  std::vector<SpanData> out;
+  out.reserve(shared.size());
+  for (const auto& s : shared) out.push_back(*s);
   return out;
 }
 
 std::vector<SpanData> SpanStore::drain() {
-  std::vector<SpanData> ring;
+  std::vector<std::shared_ptr<const SpanData>> ring;
   std::size_t head = 0;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -67,16 +80,18 @@ std::vector<SpanData> SpanStore::drain() {
   }
   std::vector<SpanData> out;
   out.reserve(ring.size());
-  for (std::size_t i = head; i < ring.size(); ++i) out.push_back(std::move(ring[i]));
-  for (std::size_t i = 0; i < head; ++i) out.push_back(std::move(ring[i]));
+  for (std::size_t i = head; i < ring.size(); ++i) out.push_back(*ring[i]);
+  for (std::size_t i = 0; i < head; ++i) out.push_back(*ring[i]);
   return out;
 }
 
 void SpanStore::clear() noexcept {
-  std::vector<SpanData> old;
-  std::lock_guard<std::mutex> lock(mutex_);
-  old.swap(ring_);
-  head_ = 0;
+  std::vector<std::shared_ptr<const SpanData>> old;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    old.swap(ring_);
+    head_ = 0;
+  }
 }
 
 std::size_t SpanStore::size() const noexcept {

@@ -25,7 +25,6 @@ import json
 import logging
 import math
 import re
-import time
 import traceback
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -44,18 +43,11 @@ __all__ = [
 ]
 
 _logger = logging.getLogger("pyveda")
-_time_ns = time.time_ns
 
 SCOPE_NAME = "pyveda"
 
-# OTLP Span.flags: W3C trace flags in the low byte, then "is-remote known" and "parent is remote".
-_FLAG_SAMPLED = 0x01
-_FLAG_HAS_IS_REMOTE = 0x100
-_FLAG_IS_REMOTE = 0x200
-_LOCAL_FLAGS = _FLAG_SAMPLED | _FLAG_HAS_IS_REMOTE
+_FLAG_SAMPLED = 0x01  # the W3C "sampled" trace flag
 
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
 
 
 class SpanKind(enum.IntEnum):
@@ -95,7 +87,8 @@ class SpanEvent(NamedTuple):
     attributes: Dict[str, Any]
 
 
-_current_span: "contextvars.ContextVar[Optional[Span]]" = contextvars.ContextVar("pyveda_current_span", default=None)
+# The current span: a ContextVar made by the core, which sets and resets it in Span.__enter__/__exit__.
+_current_span: "contextvars.ContextVar[Optional[Span]]" = _core.current_span
 
 
 def get_current_span() -> "Optional[Span]":
@@ -105,208 +98,65 @@ def get_current_span() -> "Optional[Span]":
 
 # --- attribute validation -----------------------------------------------------------------------
 
-_SCALAR_TYPES = (str, bool, int, float)
-
-
-def _scalar(key: str, value: Any) -> Any:
-    t = type(value)
-    if t is str or t is bool or t is float:
-        return value
-    if t is int:
-        if _INT64_MIN <= value <= _INT64_MAX:
-            return value
-        raise TypeError(f"attribute {key!r}: int value {value} does not fit in 64 bits")
-    # Subclasses (IntEnum, str enums, numpy-free) become their base type.
-    for base in _SCALAR_TYPES:
-        if isinstance(value, base):
-            return _scalar(key, base(value))
-    raise TypeError(
-        f"attribute {key!r}: value must be str, bool, int, float or a list of one of them, "
-        f"got {type(value).__name__} ({value!r:.60})"
-    )
-
-
-def _check_attribute(key: Any, value: Any) -> Any:
-    """The stored form of ``value``; TypeError naming ``key`` for an unsupported value."""
-    if type(key) is not str:
-        raise TypeError(f"attribute keys must be str, got {type(key).__name__} ({key!r:.60})")
-    t = type(value)
-    if t is str or t is bool or t is float or t is int:
-        return _scalar(key, value)
-    if t is list or t is tuple:
-        items = [_scalar(key, v) for v in value]
-        if items:
-            first = type(items[0])
-            for item in items:
-                if type(item) is not first:
-                    raise TypeError(
-                        f"attribute {key!r}: list items must all have one type, "
-                        f"got {first.__name__} and {type(item).__name__}"
-                    )
-        return items
-    return _scalar(key, value)
-
-
-def _check_attributes(attributes: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-    if type(attributes) is dict:
-        out = {}
-        for k, v in attributes.items():
-            t = type(v)
-            # Fast path for the common scalar types; everything else goes through the full check.
-            fast = t is str or t is bool or t is float or (t is int and _INT64_MIN <= v <= _INT64_MAX)
-            out[k] = v if fast and type(k) is str else _check_attribute(k, v)
-        return out
-    if not attributes:
-        if attributes is None or isinstance(attributes, Mapping):
-            return {}
-    if not isinstance(attributes, Mapping):
-        raise TypeError(f"attributes must be a mapping, got {type(attributes).__name__}")
-    return {k: _check_attribute(k, v) for k, v in attributes.items()}
-
-
-def _check_hex_id(what: str, value: Any, length: int) -> str:
-    if (
-        type(value) is not str
-        or len(value) != length
-        or not _HEX_RE.fullmatch(value)
-        or value == "0" * length
-    ):
-        raise ValueError(f"{what} must be {length} lowercase hex characters, not all zero; got {value!r}")
-    return value
-
-
-_HEX_RE = re.compile(r"[0-9a-f]+")
-_new_span_id = _core.new_span_id
-_new_ids = _core.new_ids  # (trace id, span id) in one call
+# Values may be str, bool, int (64-bit), float, or a homogeneous list (or tuple) of one of them;
+# anything else is a TypeError naming the key. Spans check in the core; this is the same check
+# for the other places that take attributes (resources).
+_check_attributes = _core.check_attributes
 
 
 # --- spans --------------------------------------------------------------------------------------
 
 
-_UNSET = StatusCode.UNSET
-_new_span = object.__new__
-
-
-class Span:
+class Span(_core.Span):
     """One operation: a live span while its ``with`` block runs, then a finished record.
 
-    Fields: ``name``, ``trace_id`` (32 hex), ``span_id`` (16 hex),
+    Made by :meth:`TracingSystem.span` (live) and :meth:`TracingSystem.get_spans`
+    (finished). Fields: ``name``, ``trace_id`` (32 hex), ``span_id`` (16 hex),
     ``parent_span_id`` (16 hex or None), ``kind``, ``start_time`` /
     ``end_time`` (ns since the epoch; ``end_time`` None while live),
     ``duration_ms``, ``attributes``, ``events``, ``status``,
     ``status_description``.
 
-    A span is used by one thread at a time (as in OpenTelemetry); changes after
-    it ended are ignored.
+    ``set_attribute``, ``set_attributes``, ``add_event``, ``end`` and the
+    context-manager methods are native (see ``pyveda._core.Span``). A span is
+    used by one thread at a time (as in OpenTelemetry); changes after it ended
+    are ignored.
     """
 
-    __slots__ = (
-        "_tracing",
-        "name",
-        "trace_id",
-        "span_id",
-        "parent_span_id",
-        "trace_state",
-        "flags",
-        "kind",
-        "start_time",
-        "end_time",
-        "_attributes",
-        "_events",
-        "_status",
-        "_status_description",
-        "_token",
-        "_parent",
-    )
-
-    def __init__(self) -> None:  # use TracingSystem.span()
-        self._tracing: Optional[TracingSystem] = None
-        self.name = ""
-        self.trace_id = ""
-        self.span_id = ""
-        self.parent_span_id: Optional[str] = None
-        self.trace_state = ""
-        self.flags = _LOCAL_FLAGS
-        self.kind = SpanKind.INTERNAL
-        self.start_time = 0
-        self.end_time: Optional[int] = None
-        self._attributes: Dict[str, Any] = {}
-        self._events: Optional[List[Tuple[int, str, Optional[Dict[str, Any]]]]] = None
-        self._status = StatusCode.UNSET
-        self._status_description: Optional[str] = None
-        self._token: Optional[contextvars.Token] = None
-        self._parent: Optional[Span] = None
-
-    # -- reading --
+    __slots__ = ()
 
     @property
-    def attributes(self) -> Dict[str, Any]:
-        return dict(self._attributes)
-
-    @property
-    def events(self) -> List[SpanEvent]:
-        return [SpanEvent(name, t, dict(a) if a else {}) for t, name, a in (self._events or ())]
+    def kind(self) -> SpanKind:
+        return SpanKind(self._kind)
 
     @property
     def status(self) -> StatusCode:
-        return self._status
+        return StatusCode(self._status_code)
 
     @property
-    def status_description(self) -> Optional[str]:
-        return self._status_description
-
-    @property
-    def duration_ms(self) -> float:
-        """Milliseconds from start to end (to now while the span is live)."""
-        end = self.end_time if self.end_time is not None else _time_ns()
-        return (end - self.start_time) / 1e6
-
-    @property
-    def is_recording(self) -> bool:
-        return self.end_time is None
+    def events(self) -> List[SpanEvent]:
+        return [SpanEvent(name, t, attrs) for t, name, attrs in self._events]
 
     @property
     def context(self) -> SpanContext:
         return SpanContext(self.trace_id, self.span_id, self.flags & 0xFF, self.trace_state, False)
 
-    # -- changing --
-
-    def set_attribute(self, key: str, value: Any) -> "Span":
-        """Sets one attribute; TypeError naming ``key`` for an unsupported value."""
-        value = _check_attribute(key, value)
-        if self.end_time is None:
-            self._attributes[key] = value
-        return self
-
-    def set_attributes(self, attributes: Mapping[str, Any]) -> "Span":
-        checked = _check_attributes(attributes)
-        if self.end_time is None:
-            self._attributes.update(checked)
-        return self
-
-    def add_event(self, name: str, attributes: Optional[Mapping[str, Any]] = None,
-                  timestamp: Optional[int] = None) -> "Span":
-        """Adds an event (``timestamp`` in ns since the epoch, default now)."""
-        if type(name) is not str:
-            raise TypeError(f"event name must be a str, got {type(name).__name__}")
-        checked = _check_attributes(attributes) if attributes else None
-        if self.end_time is None:
-            if self._events is None:
-                self._events = []
-            self._events.append((_time_ns() if timestamp is None else int(timestamp), name, checked))
-        return self
-
     def record_exception(self, exception: BaseException, attributes: Optional[Mapping[str, Any]] = None) -> "Span":
         """Adds an ``exception`` event with the OpenTelemetry semantic-convention attributes."""
         stacktrace = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
+        try:
+            message = str(exception)
+        except Exception:  # as traceback does for an exception whose __str__ fails
+            message = "<exception str() failed>"
         attrs: Dict[str, Any] = {
             "exception.type": type(exception).__name__,
-            "exception.message": str(exception),
+            "exception.message": message,
             "exception.stacktrace": stacktrace,
         }
         if attributes:
             attrs.update(_check_attributes(attributes))
-        return self.add_event("exception", attrs)
+        self.add_event("exception", attrs)
+        return self
 
     def set_status(self, code: Union[StatusCode, int, str], description: Optional[str] = None) -> "Span":
         """Sets the status: ``StatusCode``, 0/1/2 or "unset"/"ok"/"error".
@@ -320,85 +170,15 @@ class Span:
                 raise ValueError(f"status must be 'unset', 'ok' or 'error', got {code!r}") from None
         else:
             code = StatusCode(code)
-        if self.end_time is not None or self._status is StatusCode.OK:
-            return self
-        self._status = code
-        self._status_description = str(description) if (description is not None and code is StatusCode.ERROR) else None
+        self._set_status(code, "" if description is None else str(description))
         return self
-
-    # -- ending --
-
-    def end(self, end_time: Optional[int] = None) -> None:
-        """Ends the span and hands it to the span store; later calls do nothing."""
-        if self.end_time is not None:
-            return
-        self.end_time = end = _time_ns() if end_time is None else int(end_time)
-        self._parent = None
-        tracing = self._tracing
-        if tracing is not None:
-            _store_add(tracing._store, self)
-
-
-    def __enter__(self) -> "Span":
-        self._token = _current_span.set(self)
-        return self
-
-    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Any) -> bool:
-        if exc is not None:
-            self.record_exception(exc)
-            self.set_status(StatusCode.ERROR, f"{exc_type.__name__}: {exc}")
-        self.end()
-        token = self._token
-        if token is not None:
-            self._token = None
-            try:
-                _current_span.reset(token)
-            except ValueError:  # exited in another context (a generator moved across tasks)
-                _current_span.set(None)
-        return False
 
     def __repr__(self) -> str:
         state = "live" if self.end_time is None else f"{self.duration_ms:.3f} ms"
-        return f"<pyveda Span {self.name!r} {self.trace_id}/{self.span_id} {state} {self._status.name}>"
-
-    @classmethod
-    def _from_data(cls, data: Any) -> "Span":
-        span = cls.__new__(cls)
-        span._tracing = None
-        span.name = data.name
-        span.trace_id = data.trace_id
-        span.span_id = data.span_id
-        span.parent_span_id = data.parent_span_id
-        span.trace_state = data.trace_state
-        span.flags = data.flags
-        span.kind = SpanKind(data.kind)
-        span.start_time = data.start_time_unix_nano
-        span.end_time = data.end_time_unix_nano
-        span._attributes = data.attributes
-        span._events = data.events or None
-        span._status = StatusCode(data.status_code)
-        span._status_description = data.status_message or None
-        span._token = None
-        span._parent = None
-        return span
+        return f"<pyveda Span {self.name!r} {self.trace_id}/{self.span_id} {state} {self.status.name}>"
 
 
-def _store_add(store: Any, span: Span) -> None:
-    store.add(
-        span.trace_id,
-        span.span_id,
-        span.parent_span_id or "",
-        span.trace_state,
-        span.flags,
-        span.name,
-        span.kind,
-        span.start_time,
-        span.end_time,
-        span._attributes or None,
-        span._events,
-        span._status,
-        span._status_description or "",
-    )
+_core._register_tracing_types(Span, SpanContext)
 
 
 # --- W3C trace context ---------------------------------------------------------------------------
@@ -457,13 +237,25 @@ def _clean_tracestate(value: Optional[str]) -> str:
 # --- the system ---------------------------------------------------------------------------------
 
 
-class TracingSystem:
+class TracingSystem(_core.Tracer):
     """Creates spans and keeps the finished ones (at most ``capacity``; oldest dropped first).
 
     ``service_name`` names the service in exports (else ``OTEL_SERVICE_NAME``,
     else ``service.name`` from ``OTEL_RESOURCE_ATTRIBUTES``, else "pyveda").
     ``resource_attributes`` are added to the export resource and win over
     ``OTEL_RESOURCE_ATTRIBUTES``.
+
+    ``span(name, attributes=None, parent_span_id=None, trace_id=None,
+    kind=SpanKind.INTERNAL, context=None, start_time=None)`` (native, from
+    ``pyveda._core.Tracer``) returns a started :class:`Span`; use it as a
+    context manager to make it current and end it. The parent is, first match
+    wins: ``context`` (a :class:`SpanContext` from :meth:`extract`),
+    ``parent_span_id`` (a span id or a Span; its trace is found among the
+    current span and its ancestors, else the current trace; pass ``trace_id``
+    for a parent from elsewhere), the current span. With none, the span starts
+    a new trace (in ``trace_id`` if given). ``start_time`` is in ns since the
+    epoch (default now). Bad names, ids, kinds and attributes raise TypeError
+    or ValueError saying what is allowed.
 
     Thread-safety: spans may be created and ended from any thread.
     """
@@ -474,114 +266,18 @@ class TracingSystem:
             raise ValueError(f"capacity must be a positive int, got {capacity!r}")
         if service_name is not None and not isinstance(service_name, str):
             raise TypeError(f"service_name must be a str, got {type(service_name).__name__}")
-        self._store = _core.SpanStore(capacity)
+        super().__init__(capacity)
         self.service_name = service_name
         self._resource_extra = _check_attributes(resource_attributes)
 
     # -- spans --
 
-    def span(
-        self,
-        name: str,
-        attributes: Optional[Mapping[str, Any]] = None,
-        parent_span_id: Optional[str] = None,
-        trace_id: Optional[str] = None,
-        kind: Union[SpanKind, int] = SpanKind.INTERNAL,
-        context: Optional[SpanContext] = None,
-        start_time: Optional[int] = None,
-    ) -> Span:
-        """A started span; use it as a context manager to make it current and end it.
-
-        The parent is, first match wins: ``context`` (from :meth:`extract`),
-        ``parent_span_id`` (its trace is found among the current span and its
-        ancestors; pass ``trace_id`` for a parent from elsewhere), the current
-        span. With none, the span starts a new trace.
-        """
-        if type(name) is not str:
-            raise TypeError(f"span name must be a str, got {type(name).__name__}")
-        span = _new_span(Span)
-        span._tracing = self
-        span.name = name
-        span.kind = kind if type(kind) is SpanKind else SpanKind(kind)
-        if attributes:
-            if type(attributes) is dict and len(attributes) == 1:
-                # Fast path: one attribute of a common scalar type (the full check otherwise).
-                for k, v in attributes.items():
-                    t = type(v)
-                    if type(k) is str and (
-                        t is str or t is bool or t is float or (t is int and _INT64_MIN <= v <= _INT64_MAX)
-                    ):
-                        span._attributes = {k: v}
-                    else:
-                        span._attributes = _check_attributes(attributes)
-            else:
-                span._attributes = _check_attributes(attributes)
-        else:
-            span._attributes = {}
-        span._events = None
-        span._status = _UNSET
-        span._status_description = None
-        span._token = None
-        span.end_time = None
-        current = _current_span.get()
-        span._parent = current
-        if context is not None:
-            if not isinstance(context, SpanContext):
-                raise TypeError(f"context must be a SpanContext (from extract()), got {type(context).__name__}")
-            span.trace_id = context.trace_id
-            span.parent_span_id = context.span_id
-            span.trace_state = context.trace_state
-            span.flags = (context.trace_flags & 0xFF) | _FLAG_HAS_IS_REMOTE | (_FLAG_IS_REMOTE if context.is_remote else 0)
-            span._parent = None
-        elif parent_span_id is not None:
-            if isinstance(parent_span_id, Span):
-                parent_span_id = parent_span_id.span_id
-            span.parent_span_id = _check_hex_id("parent_span_id", parent_span_id, 16)
-            span.trace_state = ""
-            span.flags = _LOCAL_FLAGS
-            if trace_id is None:
-                ancestor = current
-                while ancestor is not None and ancestor.span_id != parent_span_id:
-                    ancestor = ancestor._parent
-                if ancestor is None:
-                    span.trace_id = current.trace_id if current is not None else _core.new_trace_id()
-                else:
-                    span.trace_id = ancestor.trace_id
-                    span.trace_state = ancestor.trace_state
-                    span.flags = (ancestor.flags & 0xFF) | _FLAG_HAS_IS_REMOTE
-            else:
-                span.trace_id = _check_hex_id("trace_id", trace_id, 32)
-        elif current is not None:
-            span.parent_span_id = current.span_id
-            span.trace_id = current.trace_id
-            span.trace_state = current.trace_state
-            span.flags = (current.flags & 0xFF) | _FLAG_HAS_IS_REMOTE
-            span.span_id = _new_span_id()
-            span.start_time = _time_ns() if start_time is None else int(start_time)
-            return span
-        else:
-            span.parent_span_id = None
-            span.trace_state = ""
-            span.flags = _LOCAL_FLAGS
-            if trace_id is None:
-                span.trace_id, span.span_id = _new_ids()
-                span.start_time = _time_ns() if start_time is None else int(start_time)
-                return span
-            span.trace_id = _check_hex_id("trace_id", trace_id, 32)
-        span.span_id = _new_span_id()
-        span.start_time = _time_ns() if start_time is None else int(start_time)
-        return span
-
-    start_span = span
+    start_span = _core.Tracer.span  # the OpenTelemetry name
 
     @staticmethod
     def current_span() -> Optional[Span]:
         """The span current in this context, or None."""
         return _current_span.get()
-
-    def get_spans(self) -> List[Span]:
-        """The finished spans, oldest first (ended spans, not the live ones)."""
-        return [Span._from_data(d) for d in self._store.snapshot()]
 
     def clear(self) -> None:
         """Forgets every finished span."""
@@ -707,7 +403,7 @@ def encode_spans(spans: Iterable[Span], resource: Optional[Mapping[str, Any]] = 
             raise TypeError(f"spans[{i}] must be a pyveda Span, got {type(span).__name__}")
         if span.end_time is None:
             raise ValueError(f"spans[{i}] ({span.name!r}) has not ended; only finished spans can be exported")
-        _store_add(store, span)
+        store.add_span(span)
     if encoding == "json":
         return _otlp_json(store.snapshot(), resource)
     try:

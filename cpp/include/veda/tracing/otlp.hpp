@@ -1,6 +1,7 @@
 // OTLP protobuf encoding of finished spans (opentelemetry/proto/collector/trace/v1).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,5 +17,9 @@ namespace veda {
 // AnyValue with an empty array_value. Never throws but std::bad_alloc.
 std::string encode_otlp_traces(const Attributes& resource, std::string_view scope_name,
                                std::string_view scope_version, const std::vector<SpanData>& spans);
+// The same for shared records (SpanStore::records()); null entries are skipped.
+std::string encode_otlp_trace_records(const Attributes& resource, std::string_view scope_name,
+                               std::string_view scope_version,
+                               const std::vector<std::shared_ptr<const SpanData>>& spans);
 
 }  // namespace veda

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -71,5 +72,66 @@ struct SpanData {
 
 // Wall-clock time in ns since the Unix epoch.
 std::int64_t unix_nano_now() noexcept;
+
+// What a new span inherits: the trace it joins and, unless it is the root of
+// that trace, its parent span.
+struct SpanParent {
+  TraceId trace_id{};
+  std::optional<SpanId> span_id;  // empty: a root span of trace_id
+  std::uint32_t trace_flags = kSpanFlagsSampled;  // W3C trace flags; only the low byte is used
+  std::string trace_state;
+  bool is_remote = false;  // the parent lives in another process
+};
+
+class SpanStore;
+
+// A span while it records, then a read-only view of its finished record.
+//
+// start() gives the span a fresh span id (and trace id for a new trace).
+// While recording, the setters change the record; once end() has run they do
+// nothing and return false, and the record is shared, unchanged, with the
+// store it was handed to.
+//
+// Thread-safety: a recording span is used by one thread at a time (as in
+// OpenTelemetry). A finished span may be read from any thread.
+class Span {
+ public:
+  // Starts a span at start_time_unix_nano. parent == nullptr starts a new
+  // trace. `store` receives the record at end(); null keeps it only here.
+  // Span.flags: the parent's W3C trace flags (sampled for a new trace), plus
+  // "is-remote known" and, for a remote parent, "is remote".
+  static Span start(std::string name, SpanKind kind, const SpanParent* parent, std::int64_t start_time_unix_nano,
+                    std::shared_ptr<SpanStore> store);
+
+  // A read-only view of a finished record (as SpanStore::records() gives them).
+  explicit Span(std::shared_ptr<const SpanData> finished) noexcept;
+
+  const SpanData& data() const noexcept { return *data_; }
+  // The record; shared with the store once the span has ended.
+  const std::shared_ptr<const SpanData>& record() const noexcept { return data_; }
+  bool is_recording() const noexcept { return live_ != nullptr; }
+
+  // Sets `key`, replacing an earlier value in place (its position is kept).
+  bool set_attribute(std::string key, AttributeValue value);
+  // Sets each attribute in order, as set_attribute does.
+  bool set_attributes(Attributes attributes);
+  bool add_event(SpanEvent event);
+  // As in OpenTelemetry: OK is final, and the description is kept only with ERROR.
+  bool set_status(StatusCode code, std::string description);
+
+  // Ends the span and hands its record to the store. False (nothing done) if
+  // it had already ended.
+  bool end(std::int64_t end_time_unix_nano) noexcept;
+
+  // The identity a child of this span inherits.
+  SpanParent as_parent() const;
+
+ private:
+  Span(std::shared_ptr<SpanData> live, std::shared_ptr<SpanStore> store) noexcept;
+
+  std::shared_ptr<const SpanData> data_;
+  SpanData* live_ = nullptr;  // the record while recording, else null
+  std::shared_ptr<SpanStore> store_;
+};
 
 }  // namespace veda

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -16,9 +17,12 @@ class Counter;
 // counts it in dropped() and in the counter `pyveda_spans_dropped_total` of
 // default_registry() (shared by every store).
 //
+// Records are immutable once added and shared (std::shared_ptr) with readers:
+// records() copies pointers, not spans.
+//
 // Thread-safety: all methods may be called concurrently. add() holds a mutex
-// only to move the span into its slot (the evicted span is destroyed after
-// the lock is released) and never throws.
+// only to move the record into its slot (the evicted record is released after
+// the lock is) and never throws.
 class SpanStore {
  public:
   static constexpr std::size_t kDefaultCapacity = 100000;
@@ -29,10 +33,14 @@ class SpanStore {
   SpanStore& operator=(const SpanStore&) = delete;
 
   void add(SpanData&& span) noexcept;
+  // Shares a finished record (Span::end() hands its record over this way).
+  void add(std::shared_ptr<const SpanData> span) noexcept;
 
+  // The buffered records, oldest first, shared rather than copied.
+  std::vector<std::shared_ptr<const SpanData>> records() const;
   // Copies of the buffered spans, oldest first.
   std::vector<SpanData> snapshot() const;
-  // Moves the buffered spans out, oldest first, leaving the store empty.
+  // Removes the buffered spans and returns them, oldest first.
   std::vector<SpanData> drain();
   void clear() noexcept;
 
@@ -45,7 +53,7 @@ class SpanStore {
   const std::size_t capacity_;
   Counter& dropped_counter_;
   mutable std::mutex mutex_;
-  std::vector<SpanData> ring_;  // grows up to capacity_, then wraps
+  std::vector<std::shared_ptr<const SpanData>> ring_;  // grows up to capacity_, then wraps
   std::size_t head_ = 0;        // index of the oldest span once full
   std::uint64_t dropped_ = 0;
 };
