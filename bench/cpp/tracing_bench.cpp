@@ -1,6 +1,9 @@
-// Span ids and the span store: BM_<Component>_<Operation>.
+// Span ids, spans and the span store: BM_<Component>_<Operation>.
 #include <benchmark/benchmark.h>
 
+#include <memory>
+
+#include "veda/tracing/span.hpp"
 #include "veda/tracing/span_store.hpp"
 
 namespace {
@@ -23,5 +26,18 @@ void BM_SpanStore_Add(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_SpanStore_Add)->ThreadRange(1, 4);
+
+// What a Python `with tracing.span("op", attributes={...})` costs natively:
+// start (ids, clock), one attribute, end (clock, hand-off to the store).
+void BM_Span_StartAttributeEnd(benchmark::State& state) {
+  static auto store = std::make_shared<veda::SpanStore>(4096);
+  for (auto _ : state) {
+    veda::Span span = veda::Span::start("op", veda::SpanKind::kInternal, nullptr, veda::unix_nano_now(), store);
+    span.set_attribute("batch_id", std::int64_t{123});
+    span.end(veda::unix_nano_now());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_Span_StartAttributeEnd)->ThreadRange(1, 4);
 
 }  // namespace
