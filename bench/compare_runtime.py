@@ -21,7 +21,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from pyveda import _core
-from pyveda.telemetry import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from pyveda.telemetry import REGISTRY, Counter, Gauge, Histogram
 
 
 def test_guide_custom_metrics_example_runs_as_written():

@@ -7,7 +7,6 @@ are generous behavioural bounds, not benchmarks.
 
 import asyncio
 import concurrent.futures as cf
-import os
 import subprocess
 import sys
 import textwrap
