@@ -7,12 +7,14 @@
 // and reset through the C API. The Python subclasses add what is rare and
 // Python-shaped: enums, exception formatting, repr.
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/string_view.h>
 #include <nanobind/stl/vector.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -212,7 +214,9 @@ nb::dict from_attributes(const Attributes& attributes) {
 
 nb::list from_events(const std::vector<SpanEvent>& events) {
   nb::list out;
-  for (const auto& e : events) out.append(nb::make_tuple(e.time_unix_nano, e.name, from_attributes(e.attributes)));
+  for (const auto& e : events) {
+    out.append(nb::make_tuple(e.time_unix_nano, e.name, from_attributes(e.attributes), e.dropped_attributes_count));
+  }
   return out;
 }
 
@@ -412,6 +416,7 @@ PyType_Slot span_slots[] = {{Py_tp_methods, span_methods},
 
 struct Tracer {
   std::shared_ptr<SpanStore> store;
+  SpanLimits limits;
 };
 
 enum SpanArg { kName, kAttributes, kParentSpanId, kTraceId, kKind, kContext, kStartTime, kSpanArgCount };
@@ -537,7 +542,7 @@ PyObject* tracer_span(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
     }
 
     auto& tracer = *nb::inst_ptr<Tracer>(self);
-    veda::Span span = veda::Span::start(std::move(name), kind, parent_ptr, start, tracer.store);
+    veda::Span span = veda::Span::start(std::move(name), kind, parent_ptr, start, tracer.store, tracer.limits);
     if (!attributes.empty()) span.set_attributes(std::move(attributes));
     return make_span(std::move(span), std::move(keep)).release().ptr();
   });
@@ -608,8 +613,8 @@ void init_tracing(nb::module_& m) {
       .def_prop_ro("attributes", [](const SpanData& s) { return from_attributes(s.attributes); },
                    nb::sig("def attributes(self) -> dict[str, object]"))
       .def_prop_ro("events", [](const SpanData& s) { return from_events(s.events); },
-                   nb::sig("def events(self) -> list[tuple[int, str, dict[str, object]]]"),
-                   "(time_unix_nano, name, attributes) per event, in the order added.")
+                   nb::sig("def events(self) -> list[tuple[int, str, dict[str, object], int]]"),
+                   "(time_unix_nano, name, attributes, dropped_attributes_count) per event, in the order added.")
       .def_prop_ro("status_code", [](const SpanData& s) { return static_cast<int>(s.status_code); })
       .def_ro("status_message", &SpanData::status_message)
       .def_ro("dropped_attributes_count", &SpanData::dropped_attributes_count)
@@ -659,7 +664,11 @@ void init_tracing(nb::module_& m) {
       .def_prop_ro("attributes", [](const PySpan& s) { return from_attributes(s.span.data().attributes); },
                    nb::sig("def attributes(self) -> dict[str, object]"), "A copy of the attributes.")
       .def_prop_ro("_events", [](const PySpan& s) { return from_events(s.span.data().events); },
-                   nb::sig("def _events(self) -> list[tuple[int, str, dict[str, object]]]"))
+                   nb::sig("def _events(self) -> list[tuple[int, str, dict[str, object], int]]"))
+      .def_prop_ro("dropped_attributes_count", [](const PySpan& s) { return s.span.data().dropped_attributes_count; },
+                   "Attributes dropped because the span had its maximum (TracingSystem max_attributes).")
+      .def_prop_ro("dropped_events_count", [](const PySpan& s) { return s.span.data().dropped_events_count; },
+                   "Events dropped because the span had its maximum (TracingSystem max_events).")
       .def_prop_ro("_status_code", [](const PySpan& s) { return static_cast<int>(s.span.data().status_code); })
       .def_prop_ro(
           "status_description",
@@ -751,11 +760,14 @@ void init_tracing(nb::module_& m) {
             if (!events.is_none()) {
               if (!PyList_Check(events.ptr())) throw nb::type_error("events must be a list or None");
               for (nb::handle e : events) {
-                if (!PyTuple_Check(e.ptr()) || PyTuple_GET_SIZE(e.ptr()) != 3) {
-                  throw nb::type_error("each event must be a (time_unix_nano, name, attributes) tuple");
+                const Py_ssize_t size = PyTuple_Check(e.ptr()) ? PyTuple_GET_SIZE(e.ptr()) : 0;
+                if (size != 3 && size != 4) {
+                  throw nb::type_error(
+                      "each event must be a (time_unix_nano, name, attributes[, dropped_attributes_count]) tuple");
                 }
-                span.events.push_back(
-                    {nb::cast<std::int64_t>(e[0]), nb::cast<std::string>(e[1]), check_attributes(e[2].ptr()), 0});
+                span.events.push_back({nb::cast<std::int64_t>(e[0]), nb::cast<std::string>(e[1]),
+                                       check_attributes(e[2].ptr()),
+                                       size == 4 ? nb::cast<std::uint32_t>(e[3]) : 0u});
               }
             }
             span.status_code = static_cast<StatusCode>(status_code);
@@ -768,7 +780,7 @@ void init_tracing(nb::module_& m) {
           nb::sig("def add(self, trace_id: str, span_id: str, parent_span_id: str, trace_state: str, "
                   "flags: int, name: str, kind: int, start_time_unix_nano: int, end_time_unix_nano: int, "
                   "attributes: dict[str, object] | None, "
-                  "events: list[tuple[int, str, dict[str, object] | None]] | None, "
+                  "events: list[tuple[int, str, dict[str, object] | None] | tuple[int, str, dict[str, object] | None, int]] | None, "
                   "status_code: int, status_message: str) -> None"),
           "Records a finished span (ids as lowercase hex; parent_span_id '' for a root).")
       .def(
@@ -823,8 +835,33 @@ void init_tracing(nb::module_& m) {
                      nb::type_slots(tracer_slots))
       .def(
           "__init__",
-          [](Tracer* t, std::size_t capacity) { new (t) Tracer{std::make_shared<SpanStore>(capacity)}; },
-          "capacity"_a = SpanStore::kDefaultCapacity)
+          [](Tracer* t, std::size_t capacity, std::size_t max_attributes, std::size_t max_events,
+             std::size_t max_event_attributes, std::optional<std::size_t> max_attribute_length) {
+            SpanLimits limits;
+            limits.max_attributes = max_attributes;
+            limits.max_events = max_events;
+            limits.max_event_attributes = max_event_attributes;
+            limits.max_attribute_length = max_attribute_length.value_or(SpanLimits::kUnlimited);
+            new (t) Tracer{std::make_shared<SpanStore>(capacity), limits};
+          },
+          "capacity"_a = SpanStore::kDefaultCapacity, "max_attributes"_a = SpanLimits{}.max_attributes,
+          "max_events"_a = SpanLimits{}.max_events, "max_event_attributes"_a = SpanLimits{}.max_event_attributes,
+          "max_attribute_length"_a.none() = nb::none(),
+          "Span limits as OpenTelemetry's (max_attribute_length None: strings kept whole).")
+      .def_prop_ro(
+          "span_limits",
+          [](const Tracer& t) {
+            nb::dict out;
+            out["max_attributes"] = t.limits.max_attributes;
+            out["max_events"] = t.limits.max_events;
+            out["max_event_attributes"] = t.limits.max_event_attributes;
+            out["max_attribute_length"] = t.limits.max_attribute_length == SpanLimits::kUnlimited
+                                              ? nb::none()
+                                              : nb::object(nb::int_(t.limits.max_attribute_length));
+            return out;
+          },
+          nb::sig("def span_limits(self) -> dict[str, int | None]"),
+          "The limits each span of this tracer has (see TracingSystem).")
       .def_prop_ro("_store", [](const Tracer& t) { return t.store; }, "The span store.")
       .def(
           "get_spans",

@@ -598,6 +598,103 @@ def test_matches_opentelemetry_sdk_field_by_field(tracing):
     assert theirs.spans[0].parent_span_id == theirs.spans[1].span_id
 
 
+# --- span limits -------------------------------------------------------------------------------------
+
+
+def limited_workload(start):
+    """Attributes, events and long strings past limits of 2 attributes, 2 events, 1 event attribute, 4 characters."""
+    with start("op", attributes={"a": "héllo wörld", "b": ["abcdef", "x"], "c": 3}) as span:
+        span.set_attribute("d", True)  # dropped: the span is full
+        span.set_attribute("a", "replaced")  # an existing key: kept, cut to 4 characters
+        for i in range(3):
+            span.add_event(f"e{i}", {"k1": "long value", "k2": i, "k3": 0.5})
+
+
+def test_span_limits_drop_count_and_export(monkeypatch):
+    tracing = TracingSystem(max_attributes=2, max_events=2, max_event_attributes=1, max_attribute_length=4)
+    assert tracing.span_limits == {
+        "max_attributes": 2, "max_events": 2, "max_event_attributes": 1, "max_attribute_length": 4,
+    }
+    limited_workload(tracing.span)
+    (span,) = tracing.get_spans()
+    assert span.attributes == {"a": "repl", "b": ["abcd", "x"]}
+    assert span.dropped_attributes_count == 2 and span.dropped_events_count == 1
+    assert [(e.name, e.attributes, e.dropped_attributes_count) for e in span.events] == [
+        ("e0", {"k1": "long"}, 2), ("e1", {"k1": "long"}, 2),
+    ]
+    (json_span,) = tracing.export_otlp()["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert json_span["droppedAttributesCount"] == 2 and json_span["droppedEventsCount"] == 1
+    assert [e["droppedAttributesCount"] for e in json_span["events"]] == [2, 2]
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    (pb_span,) = ExportTraceServiceRequest.FromString(tracing.export_otlp("protobuf")).resource_spans[0].scope_spans[0].spans
+    assert (pb_span.dropped_attributes_count, pb_span.dropped_events_count) == (2, 1)
+    assert [e.dropped_attributes_count for e in pb_span.events] == [2, 2]
+    tags = {t["key"]: t["value"] for t in tracing.export_jaeger()["data"][0]["spans"][0]["tags"]}
+    assert tags["otel.dropped_attributes_count"] == 2 and tags["otel.dropped_events_count"] == 1
+
+
+def test_span_limits_match_the_opentelemetry_sdk():
+    sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    encoder = pytest.importorskip("opentelemetry.exporter.otlp.proto.common.trace_encoder")
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    limits = sdk_trace.SpanLimits(max_span_attributes=2, max_events=2, max_event_attributes=1, max_attribute_length=4)
+    exporter = InMemorySpanExporter()
+    provider = sdk_trace.TracerProvider(span_limits=limits)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    limited_workload(provider.get_tracer("t").start_as_current_span)
+    tracing = TracingSystem(max_attributes=2, max_events=2, max_event_attributes=1, max_attribute_length=4)
+    limited_workload(tracing.span)
+
+    (theirs,) = encoder.encode_spans(exporter.get_finished_spans()).resource_spans[0].scope_spans[0].spans
+    (ours,) = ExportTraceServiceRequest.FromString(tracing.export_otlp("protobuf")).resource_spans[0].scope_spans[0].spans
+    # Sizes, cut strings and event counts agree.
+    assert len(ours.attributes) == len(theirs.attributes) == 2
+    value = {kv.key: kv.value.string_value for kv in ours.attributes}["a"]
+    assert value == {kv.key: kv.value.string_value for kv in theirs.attributes}["a"] == "repl"
+    assert ours.dropped_events_count == theirs.dropped_events_count == 1
+    assert [(len(e.attributes), e.dropped_attributes_count) for e in ours.events] == [
+        (len(e.attributes), e.dropped_attributes_count) for e in theirs.events
+    ] == [(1, 2), (1, 2)]
+    # Which entries survive differs on purpose: the specification (common, "Attribute Limits")
+    # discards the addition that would pass the limit, as the Go, JS and Ruby SDKs do, while
+    # opentelemetry-sdk for Python (1.x) evicts the oldest entry instead, so the kept keys and the
+    # dropped-attribute count are compared with the specification, not with the SDK.
+    assert [kv.key for kv in ours.attributes] == ["a", "b"] and [e.name for e in ours.events] == ["e0", "e1"]
+    assert ours.dropped_attributes_count == 2  # "c" and "d"; replacing "a" drops nothing
+
+
+def test_span_limits_from_the_environment(monkeypatch):
+    monkeypatch.setenv("OTEL_ATTRIBUTE_COUNT_LIMIT", "5")
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "1")  # the span-specific one wins
+    monkeypatch.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "3")
+    monkeypatch.setenv("OTEL_SPAN_EVENT_COUNT_LIMIT", "0")
+    tracing = TracingSystem()
+    assert tracing.span_limits == {
+        "max_attributes": 1, "max_events": 0, "max_event_attributes": 128, "max_attribute_length": 3,
+    }
+    with tracing.span("op", attributes={"a": "abcdef", "b": 1}) as span:
+        span.add_event("dropped")
+    assert span.attributes == {"a": "abc"} and span.dropped_attributes_count == 1
+    assert span.events == [] and span.dropped_events_count == 1
+    assert TracingSystem(max_attributes=7).span_limits["max_attributes"] == 7  # arguments beat variables
+
+    monkeypatch.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "many")
+    monkeypatch.delenv("OTEL_ATTRIBUTE_COUNT_LIMIT")
+    with pytest.warns(RuntimeWarning, match="ignoring OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT='many': not a non-negative integer"):
+        assert TracingSystem().span_limits["max_attributes"] == 128
+
+
+@pytest.mark.parametrize("name, value", [("max_events", -1), ("max_attributes", "3"), ("max_attribute_length", 2.5)])
+def test_bad_span_limits_are_rejected(name, value):
+    with pytest.raises(ValueError, match=rf"{name} must be a non-negative int or None, got {value!r}"):
+        TracingSystem(**{name: value})
+
+
 # --- per-task spans on the runtime -----------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ def test_add_and_snapshot_round_trip_every_field():
     store = _core.SpanStore(4)
     attrs = {"s": "x", "b": True, "i": -(2**63), "f": 1.5, "ls": ["a"], "lb": [True, False], "li": [1, 2],
              "lf": [0.5], "empty": []}
-    add(store, "op", attrs, [(120, "ev", {"n": 1}), (130, "bare", None)], parent="00f067aa0ba902b7",
+    add(store, "op", attrs, [(120, "ev", {"n": 1}), (130, "bare", None, 2)], parent="00f067aa0ba902b7",
         span_id="0102030405060708")
     (data,) = store.snapshot()
     assert data.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -35,7 +35,7 @@ def test_add_and_snapshot_round_trip_every_field():
     assert (data.start_time_unix_nano, data.end_time_unix_nano) == (100, 250)
     assert data.attributes == {**attrs, "empty": []}
     assert type(data.attributes["b"]) is bool and type(data.attributes["lb"][0]) is bool
-    assert data.events == [(120, "ev", {"n": 1}), (130, "bare", {})]
+    assert data.events == [(120, "ev", {"n": 1}, 0), (130, "bare", {}, 2)]
     assert (data.status_code, data.status_message) == (2, "boom")
     assert data.dropped_attributes_count == data.dropped_events_count == data.dropped_links_count == 0
 

@@ -1,11 +1,28 @@
 #include "veda/tracing/span.hpp"
 
+#include <string>
 #include <utility>
+#include <variant>
+#include <vector>
 
 #include "veda/tracing/span_store.hpp"
 
 namespace veda {
 namespace {
+
+// The byte length of the first `max_chars` code points of UTF-8 `text`.
+std::size_t utf8_prefix(const std::string& text, std::size_t max_chars) noexcept {
+  std::size_t chars = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto byte = static_cast<unsigned char>(text[i]);
+    if ((byte & 0xC0u) != 0x80u && chars++ == max_chars) return i;  // a lead byte past the limit
+  }
+  return text.size();
+}
+
+void truncate_string(std::string& text, std::size_t max_chars) {
+  if (text.size() > max_chars) text.resize(utf8_prefix(text, max_chars));
+}
 
 bool has_repeated_key(const Attributes& attributes) noexcept {
   for (std::size_t i = 1; i < attributes.size(); ++i) {
@@ -18,15 +35,24 @@ bool has_repeated_key(const Attributes& attributes) noexcept {
 
 }  // namespace
 
-Span::Span(std::shared_ptr<SpanData> live, std::shared_ptr<SpanStore> store) noexcept
-    : live_(live.get()), store_(std::move(store)) {
+void truncate_strings(AttributeValue& value, std::size_t max_chars) {
+  if (max_chars == SpanLimits::kUnlimited) return;
+  if (auto* text = std::get_if<std::string>(&value)) {
+    truncate_string(*text, max_chars);
+  } else if (auto* texts = std::get_if<std::vector<std::string>>(&value)) {
+    for (auto& t : *texts) truncate_string(t, max_chars);
+  }
+}
+
+Span::Span(std::shared_ptr<SpanData> live, std::shared_ptr<SpanStore> store, const SpanLimits& limits) noexcept
+    : live_(live.get()), store_(std::move(store)), limits_(limits) {
   data_ = std::move(live);
 }
 
 Span::Span(std::shared_ptr<const SpanData> finished) noexcept : data_(std::move(finished)) {}
 
 Span Span::start(std::string name, SpanKind kind, const SpanParent* parent, std::int64_t start_time_unix_nano,
-                 std::shared_ptr<SpanStore> store) {
+                 std::shared_ptr<SpanStore> store, const SpanLimits& limits) {
   auto data = std::make_shared<SpanData>();
   if (parent != nullptr) {
     data->trace_id = parent->trace_id;
@@ -41,24 +67,30 @@ Span Span::start(std::string name, SpanKind kind, const SpanParent* parent, std:
   data->name = std::move(name);
   data->kind = kind;
   data->start_time_unix_nano = start_time_unix_nano;
-  return Span(std::move(data), std::move(store));
+  return Span(std::move(data), std::move(store), limits);
 }
 
 bool Span::set_attribute(std::string key, AttributeValue value) {
   if (live_ == nullptr) return false;
+  truncate_strings(value, limits_.max_attribute_length);
   for (auto& a : live_->attributes) {
     if (a.key == key) {
       a.value = std::move(value);
       return true;
     }
   }
-  live_->attributes.push_back({std::move(key), std::move(value)});
+  if (live_->attributes.size() < limits_.max_attributes) {
+    live_->attributes.push_back({std::move(key), std::move(value)});
+  } else {
+    ++live_->dropped_attributes_count;
+  }
   return true;
 }
 
 bool Span::set_attributes(Attributes attributes) {
   if (live_ == nullptr) return false;
-  if (live_->attributes.empty() && !has_repeated_key(attributes)) {
+  if (live_->attributes.empty() && attributes.size() <= limits_.max_attributes &&
+      limits_.max_attribute_length == SpanLimits::kUnlimited && !has_repeated_key(attributes)) {
     live_->attributes = std::move(attributes);  // the common case: attributes given at start
     return true;
   }
@@ -68,6 +100,16 @@ bool Span::set_attributes(Attributes attributes) {
 
 bool Span::add_event(SpanEvent event) {
   if (live_ == nullptr) return false;
+  if (live_->events.size() >= limits_.max_events) {
+    ++live_->dropped_events_count;
+    return true;
+  }
+  if (event.attributes.size() > limits_.max_event_attributes) {
+    event.dropped_attributes_count +=
+        static_cast<std::uint32_t>(event.attributes.size() - limits_.max_event_attributes);
+    event.attributes.resize(limits_.max_event_attributes);
+  }
+  for (auto& a : event.attributes) truncate_strings(a.value, limits_.max_attribute_length);
   live_->events.push_back(std::move(event));
   return true;
 }

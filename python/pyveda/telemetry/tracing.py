@@ -24,8 +24,10 @@ import enum
 import json
 import logging
 import math
+import os
 import re
 import traceback
+import warnings
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from pyveda import _core
@@ -85,6 +87,7 @@ class SpanEvent(NamedTuple):
     name: str
     time_unix_nano: int
     attributes: Dict[str, Any]
+    dropped_attributes_count: int = 0  # past the tracing system's max_event_attributes
 
 
 # The current span: a ContextVar made by the core, which sets and resets it in Span.__enter__/__exit__.
@@ -135,7 +138,7 @@ class Span(_core.Span):
 
     @property
     def events(self) -> List[SpanEvent]:
-        return [SpanEvent(name, t, attrs) for t, name, attrs in self._events]
+        return [SpanEvent(name, t, attrs, dropped) for t, name, attrs, dropped in self._events]
 
     @property
     def context(self) -> SpanContext:
@@ -237,6 +240,24 @@ def _clean_tracestate(value: Optional[str]) -> str:
 # --- the system ---------------------------------------------------------------------------------
 
 
+def _span_limit(name: str, value: Optional[int], env_names: Tuple[str, ...], default: Optional[int]) -> Optional[int]:
+    """An explicit limit (checked), else the first environment variable set, else ``default``."""
+    if value is not None:
+        if type(value) is not int or value < 0:
+            raise ValueError(f"{name} must be a non-negative int or None, got {value!r}")
+        return value
+    for env_name in env_names:
+        text = os.environ.get(env_name, "").strip()
+        if not text:
+            continue
+        if text.isascii() and text.isdigit():
+            return int(text)
+        warnings.warn(
+            f"pyveda: ignoring {env_name}={text!r}: not a non-negative integer", RuntimeWarning, stacklevel=3
+        )
+    return default
+
+
 class TracingSystem(_core.Tracer):
     """Creates spans and keeps the finished ones (at most ``capacity``; oldest dropped first).
 
@@ -257,16 +278,49 @@ class TracingSystem(_core.Tracer):
     epoch (default now). Bad names, ids, kinds and attributes raise TypeError
     or ValueError saying what is allowed.
 
+    Span limits, as the OpenTelemetry SDK's: a span keeps at most
+    ``max_attributes`` attributes and ``max_events`` events, an event at most
+    ``max_event_attributes`` attributes (128 each by default), and string
+    values at most ``max_attribute_length`` characters (default: whole).
+    What goes past them is dropped and counted in the span's
+    ``dropped_attributes_count`` / ``dropped_events_count`` (and the event's),
+    which the exports carry. Unset arguments come from
+    ``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`` (else ``OTEL_ATTRIBUTE_COUNT_LIMIT``),
+    ``OTEL_SPAN_EVENT_COUNT_LIMIT``, ``OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT`` and
+    ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`` (else
+    ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``); a variable that is not a
+    non-negative integer is ignored with a warning.
+
     Thread-safety: spans may be created and ended from any thread.
     """
 
-    def __init__(self, capacity: int = 100_000, service_name: Optional[str] = None,
-                 resource_attributes: Optional[Mapping[str, Any]] = None) -> None:
+    def __init__(
+        self,
+        capacity: int = 100_000,
+        service_name: Optional[str] = None,
+        resource_attributes: Optional[Mapping[str, Any]] = None,
+        *,
+        max_attributes: Optional[int] = None,
+        max_events: Optional[int] = None,
+        max_event_attributes: Optional[int] = None,
+        max_attribute_length: Optional[int] = None,
+    ) -> None:
         if type(capacity) is not int or capacity < 1:
             raise ValueError(f"capacity must be a positive int, got {capacity!r}")
         if service_name is not None and not isinstance(service_name, str):
             raise TypeError(f"service_name must be a str, got {type(service_name).__name__}")
-        super().__init__(capacity)
+        super().__init__(
+            capacity,
+            _span_limit("max_attributes", max_attributes, ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "OTEL_ATTRIBUTE_COUNT_LIMIT"), 128),
+            _span_limit("max_events", max_events, ("OTEL_SPAN_EVENT_COUNT_LIMIT",), 128),
+            _span_limit("max_event_attributes", max_event_attributes, ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",), 128),
+            _span_limit(
+                "max_attribute_length",
+                max_attribute_length,
+                ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+                None,
+            ),
+        )
         self.service_name = service_name
         self._resource_extra = _check_attributes(resource_attributes)
 
@@ -453,7 +507,7 @@ def _jaeger_span(d: Any) -> Dict[str, Any]:
         if count:
             tags.append({"key": key, "type": "int64", "value": count})
     logs = []
-    for t, name, attrs in d.events:
+    for t, name, attrs, _dropped in d.events:
         fields = [] if "event" in attrs else [{"key": "event", "type": "string", "value": name}]
         fields.extend(_jaeger_tag(k, v) for k, v in attrs.items())
         logs.append({"timestamp": t // 1000, "fields": fields})
@@ -498,6 +552,15 @@ def _json_attributes(attrs: Mapping[str, Any]) -> List[Dict[str, Any]]:
     return [{"key": k, "value": _json_value(v)} for k, v in attrs.items()]
 
 
+def _json_event(time_unix_nano: int, name: str, attrs: Mapping[str, Any], dropped: int) -> Dict[str, Any]:
+    event: Dict[str, Any] = {"timeUnixNano": str(time_unix_nano), "name": name}
+    if attrs:
+        event["attributes"] = _json_attributes(attrs)
+    if dropped:
+        event["droppedAttributesCount"] = dropped
+    return event
+
+
 def _otlp_json(spans: Sequence[Any], resource: Mapping[str, Any]) -> Dict[str, Any]:
     out = []
     for d in spans:
@@ -515,10 +578,7 @@ def _otlp_json(spans: Sequence[Any], resource: Mapping[str, Any]) -> Dict[str, A
         if attrs:
             span["attributes"] = _json_attributes(attrs)
         if d.events:
-            span["events"] = [
-                {"timeUnixNano": str(t), "name": name, **({"attributes": _json_attributes(a)} if a else {})}
-                for t, name, a in d.events
-            ]
+            span["events"] = [_json_event(*event) for event in d.events]
         for key, count in (
             ("droppedAttributesCount", d.dropped_attributes_count),
             ("droppedEventsCount", d.dropped_events_count),
@@ -594,12 +654,13 @@ def _otlp_message(spans: Iterable[Any], resource: Mapping[str, Any]) -> Any:
         attrs = d.attributes
         if attrs:
             _pb_attributes(span.attributes, attrs)
-        for t, name, a in d.events:
+        for t, name, a, dropped in d.events:
             event = span.events.add()
             event.time_unix_nano = t
             event.name = name
             if a:
                 _pb_attributes(event.attributes, a)
+            event.dropped_attributes_count = dropped
         span.dropped_attributes_count = d.dropped_attributes_count
         span.dropped_events_count = d.dropped_events_count
         span.dropped_links_count = d.dropped_links_count

@@ -129,6 +129,60 @@ TEST(Span, WithoutAStoreEndKeepsTheRecordHere) {
   EXPECT_EQ(span.record().use_count(), 1);
 }
 
+TEST(Span, LimitsDropAndCountAsOpenTelemetryDoes) {
+  SpanLimits limits;
+  limits.max_attributes = 2;
+  limits.max_events = 1;
+  limits.max_event_attributes = 1;
+  limits.max_attribute_length = 3;
+  Span span = Span::start("op", SpanKind::kInternal, nullptr, 1, nullptr, limits);
+  span.set_attributes({{"a", std::string("abcdef")}, {"b", std::vector<std::string>{"xyzw", "q"}}, {"c", true}});
+  EXPECT_TRUE(span.set_attribute("d", std::int64_t{4}));  // dropped, still recording
+  EXPECT_TRUE(span.set_attribute("a", std::string("replaced")));  // an existing key is not new
+  const SpanData& d = span.data();
+  EXPECT_EQ(keys(d), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(std::get<std::string>(d.attributes[0].value), "rep");
+  EXPECT_EQ(std::get<std::vector<std::string>>(d.attributes[1].value), (std::vector<std::string>{"xyz", "q"}));
+  EXPECT_EQ(d.dropped_attributes_count, 2u);
+
+  EXPECT_TRUE(span.add_event({2, "first", {{"k", std::string("long value")}, {"k2", true}, {"k3", 1.0}}, 0}));
+  EXPECT_TRUE(span.add_event({3, "second", {}, 0}));
+  ASSERT_EQ(d.events.size(), 1u);
+  EXPECT_EQ(d.dropped_events_count, 1u);
+  ASSERT_EQ(d.events[0].attributes.size(), 1u);
+  EXPECT_EQ(std::get<std::string>(d.events[0].attributes[0].value), "lon");
+  EXPECT_EQ(d.events[0].dropped_attributes_count, 2u);
+}
+
+TEST(Span, LengthLimitCountsCodePointsNotBytes) {
+  AttributeValue value = std::string("h\xc3\xa9llo \xe2\x82\xac!");  // "héllo €!"
+  truncate_strings(value, 2);
+  EXPECT_EQ(std::get<std::string>(value), "h\xc3\xa9");
+  value = std::string("ab\xe2\x82\xac");
+  truncate_strings(value, 3);
+  EXPECT_EQ(std::get<std::string>(value), "ab\xe2\x82\xac");  // exactly three: unchanged
+  truncate_strings(value, 0);
+  EXPECT_EQ(std::get<std::string>(value), "");
+  AttributeValue number = std::int64_t{123456};
+  truncate_strings(number, 1);
+  EXPECT_EQ(std::get<std::int64_t>(number), 123456);
+}
+
+TEST(Span, DefaultLimitsAreOpenTelemetrysAndKeepEveryValueWhole) {
+  const SpanLimits limits;
+  EXPECT_EQ(limits.max_attributes, 128u);
+  EXPECT_EQ(limits.max_events, 128u);
+  EXPECT_EQ(limits.max_event_attributes, 128u);
+  Span span = Span::start("op", SpanKind::kInternal, nullptr, 1, nullptr);
+  for (int i = 0; i < 200; ++i) span.set_attribute("k" + std::to_string(i), std::string(1000, 'x'));
+  for (int i = 0; i < 200; ++i) span.add_event({i, "e", {}, 0});
+  EXPECT_EQ(span.data().attributes.size(), 128u);
+  EXPECT_EQ(span.data().dropped_attributes_count, 72u);
+  EXPECT_EQ(span.data().events.size(), 128u);
+  EXPECT_EQ(span.data().dropped_events_count, 72u);
+  EXPECT_EQ(std::get<std::string>(span.data().attributes[0].value).size(), 1000u);
+}
+
 TEST(Span, SharedAndCopiedRecordsEncodeTheSame) {
   auto store = std::make_shared<SpanStore>(8);
   for (int i = 0; i < 3; ++i) {

@@ -1,7 +1,9 @@
 // veda::SpanData: one finished span, with the fields of an OTLP Span.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,6 +85,19 @@ struct SpanParent {
   bool is_remote = false;  // the parent lives in another process
 };
 
+// Per-span bounds, as OpenTelemetry's span limits (same defaults): past them,
+// new attributes and events are dropped and counted in the record's
+// dropped_attributes_count / dropped_events_count (an event's own in its
+// dropped_attributes_count), and longer string values are cut.
+struct SpanLimits {
+  static constexpr std::size_t kUnlimited = std::numeric_limits<std::size_t>::max();
+  std::size_t max_attributes = 128;
+  std::size_t max_events = 128;
+  std::size_t max_event_attributes = 128;
+  // Characters (UTF-8 code points) kept of a string value, in lists too.
+  std::size_t max_attribute_length = kUnlimited;
+};
+
 class SpanStore;
 
 // A span while it records, then a read-only view of its finished record.
@@ -101,7 +116,7 @@ class Span {
   // Span.flags: the parent's W3C trace flags (sampled for a new trace), plus
   // "is-remote known" and, for a remote parent, "is remote".
   static Span start(std::string name, SpanKind kind, const SpanParent* parent, std::int64_t start_time_unix_nano,
-                    std::shared_ptr<SpanStore> store);
+                    std::shared_ptr<SpanStore> store, const SpanLimits& limits = {});
 
   // A read-only view of a finished record (as SpanStore::records() gives them).
   explicit Span(std::shared_ptr<const SpanData> finished) noexcept;
@@ -111,6 +126,9 @@ class Span {
   const std::shared_ptr<const SpanData>& record() const noexcept { return data_; }
   bool is_recording() const noexcept { return live_ != nullptr; }
 
+  // The setters return false, doing nothing, once the span has ended; past
+  // the span's limits they drop and count (see SpanLimits) and return true.
+  //
   // Sets `key`, replacing an earlier value in place (its position is kept).
   bool set_attribute(std::string key, AttributeValue value);
   // Sets each attribute in order, as set_attribute does.
@@ -127,11 +145,15 @@ class Span {
   SpanParent as_parent() const;
 
  private:
-  Span(std::shared_ptr<SpanData> live, std::shared_ptr<SpanStore> store) noexcept;
+  Span(std::shared_ptr<SpanData> live, std::shared_ptr<SpanStore> store, const SpanLimits& limits) noexcept;
 
   std::shared_ptr<const SpanData> data_;
   SpanData* live_ = nullptr;  // the record while recording, else null
   std::shared_ptr<SpanStore> store_;
+  SpanLimits limits_;
 };
+
+// Cuts string values (also inside string lists) to `max_chars` UTF-8 code points.
+void truncate_strings(AttributeValue& value, std::size_t max_chars);
 
 }  // namespace veda
