@@ -73,10 +73,23 @@ def render_case(series: int, repeat: int):
     for i in range(series):
         vc.labels(f"/item/{i}").inc(i)
         pc.labels(f"/item/{i}").inc(i)
-    env = {"vreg": vreg, "preg": preg, "generate_latest": prometheus_client.generate_latest}
-    ours = best_ns("vreg.generate_prometheus()", env, 3, repeat) / series
-    peer = best_ns("generate_latest(preg)", env, 3, repeat) / series
-    return ours, peer
+    from prometheus_client.openmetrics import exposition as om
+
+    env = {
+        "vreg": vreg,
+        "preg": preg,
+        "generate_latest": prometheus_client.generate_latest,
+        "generate_openmetrics": om.generate_latest,
+    }
+    text = (
+        best_ns("vreg.generate_prometheus()", env, 3, repeat) / series,
+        best_ns("generate_latest(preg)", env, 3, repeat) / series,
+    )
+    openmetrics = (
+        best_ns("vreg.generate_openmetrics()", env, 3, repeat) / series,
+        best_ns("generate_openmetrics(preg)", env, 3, repeat) / series,
+    )
+    return text, openmetrics
 
 
 def main() -> None:
@@ -92,8 +105,9 @@ def main() -> None:
         t = {lib: best_ns(stmt, env, number, repeat) for lib, stmt in stmts.items()}
         rows.append((op, t["pyveda"], t["prometheus_client"], t["opentelemetry-sdk"]))
     series = 1_000 if args.quick else 10_000
-    ours, peer = render_case(series, repeat)
+    (ours, peer), (ours_om, peer_om) = render_case(series, repeat)
     rows.append((f"render {series:,} series (per series)", ours, peer, None))
+    rows.append((f"render {series:,} series, OpenMetrics", ours_om, peer_om, None))
 
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     print(f"# compare_metrics: ns per operation, best of {repeat} ({machine})")

@@ -281,11 +281,14 @@ void init_metrics(nb::module_& m) {
       .def("names", &Registry::names)
       .def("__len__", &Registry::size)
       .def("render_prometheus", &Registry::render_prometheus, nb::call_guard<nb::gil_scoped_release>(),
-           "The whole registry in Prometheus text format 0.0.4.");
+           "The whole registry in Prometheus text format 0.0.4.")
+      .def("render_openmetrics", &Registry::render_openmetrics, nb::call_guard<nb::gil_scoped_release>(),
+           "The whole registry as OpenMetrics 1.0 text (ends in '# EOF').");
 
   m.def("default_registry", &default_registry, nb::rv_policy::reference,
         "The process-wide registry metrics register in by default.");
   m.attr("PROMETHEUS_CONTENT_TYPE") = std::string(kPrometheusContentType);
+  m.attr("OPENMETRICS_CONTENT_TYPE") = std::string(kOpenMetricsContentType);
   m.attr("HISTOGRAM_DEFAULT_SCALE") = Histogram::kDefaultScale;
   m.attr("HISTOGRAM_MAX_BUCKETS") = Histogram::kMaxBuckets;
 }

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 
 import pyveda as veda
+from pyveda import _core
 from pyveda.telemetry import (
     CONTENT_TYPE_LATEST,
     CONTENT_TYPE_OPENMETRICS,
@@ -41,6 +42,8 @@ from pyveda.telemetry import (
     Histogram,
     alerts,
     delete_from_gateway,
+    generate_openmetrics,
+    generate_prometheus,
     push_to_gateway,
     register_prometheus_collector,
     start_http_server,
@@ -266,6 +269,28 @@ def test_to_openmetrics_golden():
     assert float(families["temp"].samples[0].timestamp) == pytest.approx(1520879607.789)
     with pytest.raises(TypeError, match="str"):
         to_openmetrics(b"x 1\n")
+
+
+def test_native_openmetrics_equals_the_converted_text():
+    registry = CollectorRegistry()
+    jobs = Counter("om_jobs_total", 'Jobs "done" \\ here\nnext', ["path"], registry=registry)
+    jobs.labels('C:\\tmp "x"\n').inc(3)
+    jobs.labels("").inc(0.25)
+    Gauge("om_temp", "", registry=registry).set(float("nan"))
+    Gauge("om_big", "Big.", registry=registry).set(1e21)
+    latency = Histogram("om_wait_seconds", "Wait.", ["op"], registry=registry)
+    for i in range(1, 101):
+        latency.labels("read").observe(i / 100)
+    latency.labels("idle")  # never observed: NaN quantiles in OpenMetrics
+    native = generate_openmetrics(registry)
+    assert native == to_openmetrics(generate_prometheus(registry))
+    assert native.endswith("\n# EOF\n") and 'om_wait_seconds{op="idle",quantile="0.5"} NaN' in native
+    parser = pytest.importorskip("prometheus_client.openmetrics.parser")
+    families = {f.name: f for f in parser.text_string_to_metric_families(native)}
+    assert families["om_jobs"].type == "counter" and families["om_wait_seconds"].type == "summary"
+    assert families["om_jobs"].documentation == 'Jobs "done" \\ here\nnext'
+    assert generate_openmetrics().endswith("# EOF\n") and CollectorRegistry().generate_openmetrics() == "# EOF\n"
+    assert _core.OPENMETRICS_CONTENT_TYPE == CONTENT_TYPE_OPENMETRICS
 
 
 def test_metrics_json_and_its_503(make_runtime, runtime, global_runtime):

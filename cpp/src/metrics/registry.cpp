@@ -222,6 +222,12 @@ std::string Registry::render_prometheus() const {
   return out;
 }
 
+std::string Registry::render_openmetrics() const {
+  std::string out;
+  veda::render_openmetrics(collect(), out);
+  return out;
+}
+
 Registry& default_registry() {
   // Never destroyed, so metrics may be recorded during static destruction.
   static Registry* registry = new Registry;

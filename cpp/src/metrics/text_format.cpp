@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 
 namespace veda {
 namespace {
@@ -30,16 +31,46 @@ void append_labels(std::string& out, const std::vector<std::string>& names,
   out += '}';
 }
 
-void append_header(std::string& out, std::string_view name, std::string_view help, std::string_view type) {
-  out += "# HELP ";
-  out += name;
-  out += ' ';
-  append_help(out, help);
-  out += "\n# TYPE ";
+enum class Format { kPrometheus, kOpenMetrics };
+
+// HELP text with the escapes each format wants: 0.0.4 escapes backslash and
+// newline, OpenMetrics the double quote too.
+void append_help_text(std::string& out, std::string_view help, Format format) {
+  if (format == Format::kPrometheus) {
+    append_help(out, help);
+    return;
+  }
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= help.size(); ++i) {
+    if (i == help.size() || help[i] == '"') {
+      append_help(out, help.substr(start, i - start));
+      if (i < help.size()) out += "\\\"";
+      start = i + 1;
+    }
+  }
+}
+
+void append_header(std::string& out, std::string_view name, std::string_view help, std::string_view type,
+                   Format format) {
+  if (format == Format::kPrometheus) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    append_help_text(out, help, format);
+    out += '\n';
+  }
+  out += "# TYPE ";
   out += name;
   out += ' ';
   out += type;
   out += '\n';
+  if (format == Format::kOpenMetrics && !help.empty()) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    append_help_text(out, help, format);
+    out += '\n';
+  }
 }
 
 void append_sample(std::string& out, std::string_view name, const FamilyInfo& info,
@@ -102,30 +133,39 @@ void append_help(std::string& out, std::string_view help) {
   }
 }
 
-void render_prometheus(const std::vector<FamilySnapshot>& families, std::string& out) {
+namespace {
+
+void render(const std::vector<FamilySnapshot>& families, std::string& out, Format format) {
+  const bool om = format == Format::kOpenMetrics;
   for (const FamilySnapshot& family : families) {
     const FamilyInfo& info = family.info;
     switch (info.type) {
       case MetricType::counter: {
         const std::string name = info.name + "_total";
-        append_header(out, name, info.help, "counter");
+        append_header(out, om ? info.name : name, info.help, "counter", format);
         for (const SeriesSnapshot& s : family.series) append_sample(out, name, info, s.label_values, s.value);
         break;
       }
       case MetricType::gauge:
-        append_header(out, info.name, info.help, "gauge");
+        append_header(out, info.name, info.help, "gauge", format);
         for (const SeriesSnapshot& s : family.series) append_sample(out, info.name, info, s.label_values, s.value);
         break;
       case MetricType::histogram: {
-        append_header(out, info.name, info.help, "summary");
+        append_header(out, info.name, info.help, "summary", format);
         const std::string sum_name = info.name + "_sum";
         const std::string count_name = info.name + "_count";
         for (const SeriesSnapshot& s : family.series) {
           const HistogramSnapshot& h = s.histogram;
+          // OpenMetrics: the quantiles of a series without observations are NaN.
+          const bool unknown = om && h.count == 0;
           auto append_quantile = [&](double q, double value) {
             std::string q_text;
-            append_double(q_text, q);
-            append_sample(out, info.name, info, s.label_values, value, "quantile", q_text);
+            if (om) {
+              append_canonical_number(q_text, q);
+            } else {
+              append_double(q_text, q);
+            }
+            append_sample(out, info.name, info, s.label_values, unknown ? std::nan("") : value, "quantile", q_text);
           };
           if (s.quantiles.empty()) {
             for (const double q : kSummaryQuantiles) append_quantile(q, h.percentile(q * 100.0));
@@ -138,6 +178,71 @@ void render_prometheus(const std::vector<FamilySnapshot>& families, std::string&
         break;
       }
     }
+  }
+  if (om) out += "# EOF\n";
+}
+
+}  // namespace
+
+void render_prometheus(const std::vector<FamilySnapshot>& families, std::string& out) {
+  render(families, out, Format::kPrometheus);
+}
+
+void render_openmetrics(const std::vector<FamilySnapshot>& families, std::string& out) {
+  render(families, out, Format::kOpenMetrics);
+}
+
+void append_canonical_number(std::string& out, double value) {
+  if (std::isnan(value) || std::isinf(value)) {
+    append_double(out, value);
+    return;
+  }
+  if (value == 0.0) {
+    out += std::signbit(value) ? "-0.0" : "0.0";
+    return;
+  }
+  // Shortest round-trip digits, from the scientific form "d.ddde±XX".
+  char buf[40];
+  const auto result = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
+  const std::string_view text(buf, static_cast<std::size_t>(result.ptr - buf));
+  const std::size_t e_pos = text.find('e');
+  std::string_view mantissa = text.substr(0, e_pos);
+  const int exponent = std::atoi(std::string(text.substr(e_pos + 1)).c_str());
+  if (!mantissa.empty() && mantissa.front() == '-') {
+    out += '-';
+    mantissa.remove_prefix(1);
+  }
+  std::string digits;
+  for (const char c : mantissa) {
+    if (c != '.') digits += c;
+  }
+  if (exponent < -4 || exponent >= 6) {  // Go's %g switches to an exponent here for shortest digits
+    out += digits[0];
+    if (digits.size() > 1) {
+      out += '.';
+      out.append(digits, 1, std::string::npos);
+    }
+    out += exponent < 0 ? "e-" : "e+";
+    const int magnitude = std::abs(exponent);
+    if (magnitude < 10) out += '0';
+    out += std::to_string(magnitude);
+    return;
+  }
+  if (exponent < 0) {
+    out += "0.";
+    out.append(static_cast<std::size_t>(-exponent - 1), '0');
+    out += digits;
+    return;
+  }
+  const auto whole = static_cast<std::size_t>(exponent) + 1;
+  if (digits.size() <= whole) {
+    out += digits;
+    out.append(whole - digits.size(), '0');
+    out += ".0";
+  } else {
+    out.append(digits, 0, whole);
+    out += '.';
+    out.append(digits, whole, std::string::npos);
   }
 }
 

@@ -12,6 +12,7 @@ from pyveda.telemetry.metrics import (
     Counter,
     Gauge,
     Histogram,
+    generate_openmetrics,
     generate_prometheus,
 )
 from pyveda.telemetry.exporters import ExportResult, OTLPExporter, create_exporter
@@ -60,5 +61,6 @@ __all__ = [
     "StatusCode",
     "TracingSystem",
     "create_exporter",
+    "generate_openmetrics",
     "generate_prometheus",
 ]

@@ -33,7 +33,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Optional, Tuple
 
 from pyveda.telemetry.metrics import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry
-from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS, to_openmetrics
+from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyveda.runtime import Runtime
@@ -142,11 +142,10 @@ def _server_classes() -> Tuple[type, type]:
             path = self.path.split("?", 1)[0]
             app = self.server.app
             if path == "/metrics":
-                text = app.registry.generate_prometheus()
                 if _wants_openmetrics(self.headers.get("Accept")):
-                    self._send(200, to_openmetrics(text).encode("utf-8"), CONTENT_TYPE_OPENMETRICS)
+                    self._send(200, app.registry.generate_openmetrics().encode("utf-8"), CONTENT_TYPE_OPENMETRICS)
                 else:
-                    self._send(200, text.encode("utf-8"), CONTENT_TYPE_LATEST)
+                    self._send(200, app.registry.generate_prometheus().encode("utf-8"), CONTENT_TYPE_LATEST)
             elif path == "/metrics.json":
                 runtime = app.current_runtime()
                 if runtime is None or runtime.telemetry is None:

@@ -1,8 +1,9 @@
-"""OpenMetrics 1.0 text, converted from the core's Prometheus 0.0.4 exposition.
+"""OpenMetrics 1.0 text from any Prometheus 0.0.4 exposition.
 
-The core renders text format 0.0.4 (:func:`pyveda.telemetry.generate_prometheus`);
-a scraper that asks for ``application/openmetrics-text`` gets the same
-families rewritten by :func:`to_openmetrics`:
+The core renders both formats itself (:func:`pyveda.telemetry.generate_prometheus`,
+:func:`pyveda.telemetry.generate_openmetrics`, which the scrape endpoint
+serves). :func:`to_openmetrics` rewrites other 0.0.4 text, such as
+``MetricsSnapshot.export_prometheus()``, by the same rules:
 
 * a counter's ``# TYPE``/``# HELP`` name drops ``_total`` (the sample keeps it);
 * ``untyped`` becomes ``unknown``; lines are ordered TYPE, HELP;

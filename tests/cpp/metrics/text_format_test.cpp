@@ -1,4 +1,4 @@
-// Tests for the Prometheus text exposition format 0.0.4.
+// Tests for the text expositions: Prometheus text format 0.0.4 and OpenMetrics 1.0.
 #include "veda/metrics/text_format.hpp"
 
 #include <gtest/gtest.h>
@@ -28,8 +28,8 @@ std::string text_of(double v) {
   return out;
 }
 
-TEST(TextFormat, GoldenExposition) {
-  Registry r;
+// The registry both golden texts render.
+void fill_golden(Registry& r) {
   auto requests = r.counter("http_requests_total", "Requests \"served\".\nSecond line with \\ backslash.",
                             {"method", "path"});
   requests->labels({"GET", "/a\\b\"c\nd"})->inc(3);
@@ -52,6 +52,11 @@ TEST(TextFormat, GoldenExposition) {
   latency->labels({"idle"});
 
   r.counter("jobs", "Jobs.");
+}
+
+TEST(TextFormat, GoldenExposition) {
+  Registry r;
+  fill_golden(r);
 
   const std::string expected = R"(# HELP http_requests_total Requests "served".\nSecond line with \\ backslash.
 # TYPE http_requests_total counter
@@ -90,6 +95,105 @@ jobs_total 0
   std::string out = "prefix\n";
   veda::render_prometheus(r.collect(), out);
   EXPECT_EQ(out, "prefix\n" + expected);
+}
+
+TEST(OpenMetrics, GoldenExposition) {
+  Registry r;
+  fill_golden(r);
+  const std::string expected = R"(# TYPE http_requests counter
+# HELP http_requests Requests \"served\".\nSecond line with \\ backslash.
+http_requests_total{method="GET",path="/a\\b\"c\nd"} 3
+http_requests_total{method="POST",path=""} 0.5
+# TYPE temperature gauge
+# HELP temperature Temp.
+temperature{sensor="a"} 21.5
+temperature{sensor="nan"} NaN
+temperature{sensor="hot"} +Inf
+temperature{sensor="cold"} -Inf
+# TYPE up gauge
+up 1
+# TYPE latency_seconds summary
+# HELP latency_seconds Latency.
+latency_seconds{op="read",quantile="0.5"} 1
+latency_seconds{op="read",quantile="0.9"} 1
+latency_seconds{op="read",quantile="0.95"} 3
+latency_seconds{op="read",quantile="0.99"} 3
+latency_seconds_sum{op="read"} 120
+latency_seconds_count{op="read"} 100
+latency_seconds{op="idle",quantile="0.5"} NaN
+latency_seconds{op="idle",quantile="0.9"} NaN
+latency_seconds{op="idle",quantile="0.95"} NaN
+latency_seconds{op="idle",quantile="0.99"} NaN
+latency_seconds_sum{op="idle"} 0
+latency_seconds_count{op="idle"} 0
+# TYPE jobs counter
+# HELP jobs Jobs.
+jobs_total 0
+# EOF
+)";
+  EXPECT_EQ(r.render_openmetrics(), expected);
+  std::string out = "prefix\n";
+  veda::render_openmetrics(r.collect(), out);
+  EXPECT_EQ(out, "prefix\n" + expected);
+}
+
+TEST(OpenMetrics, EmptyRegistryIsJustEof) {
+  Registry r;
+  EXPECT_EQ(r.render_openmetrics(), "# EOF\n");
+}
+
+TEST(OpenMetrics, CustomQuantilesAreCanonicalAndNaNWithoutObservations) {
+  veda::FamilySnapshot family;
+  family.info.name = "lat";
+  family.info.help = "";
+  family.info.type = veda::MetricType::histogram;
+  veda::SeriesSnapshot seen;
+  seen.quantiles = {{0.5, 2.0}, {1.0, 7.0}};
+  seen.histogram.count = 3;
+  seen.histogram.sum = 9;
+  veda::SeriesSnapshot empty;
+  empty.quantiles = {{0.5, 0.0}};
+  family.series = {seen, empty};
+  std::string out;
+  veda::render_openmetrics({family}, out);
+  EXPECT_EQ(out, R"(# TYPE lat summary
+lat{quantile="0.5"} 2
+lat{quantile="1.0"} 7
+lat_sum 9
+lat_count 3
+lat{quantile="0.5"} NaN
+lat_sum 0
+lat_count 0
+# EOF
+)");
+}
+
+std::string canonical(double v) {
+  std::string out;
+  veda::append_canonical_number(out, v);
+  return out;
+}
+
+TEST(OpenMetrics, CanonicalNumbersFollowGoG) {
+  EXPECT_EQ(canonical(0.5), "0.5");
+  EXPECT_EQ(canonical(1.0), "1.0");
+  EXPECT_EQ(canonical(0.95), "0.95");
+  EXPECT_EQ(canonical(100000.0), "100000.0");
+  EXPECT_EQ(canonical(123456.7), "123456.7");
+  EXPECT_EQ(canonical(1e6), "1e+06");
+  EXPECT_EQ(canonical(1234567.0), "1.234567e+06");
+  EXPECT_EQ(canonical(0.0001), "0.0001");
+  EXPECT_EQ(canonical(0.00001), "1e-05");
+  EXPECT_EQ(canonical(0.000123), "0.000123");
+  EXPECT_EQ(canonical(-2.5), "-2.5");
+  EXPECT_EQ(canonical(-0.0), "-0.0");
+  EXPECT_EQ(canonical(0.0), "0.0");
+  EXPECT_EQ(canonical(0.1 + 0.2), "0.30000000000000004");
+  EXPECT_EQ(canonical(1e-300), "1e-300");
+  EXPECT_EQ(canonical(1.5e300), "1.5e+300");
+  EXPECT_EQ(canonical(kInf), "+Inf");
+  EXPECT_EQ(canonical(-kInf), "-Inf");
+  EXPECT_EQ(canonical(kNaN), "NaN");
 }
 
 TEST(TextFormat, UnlabelledHistogram) {

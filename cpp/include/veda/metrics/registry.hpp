@@ -70,6 +70,8 @@ class Registry {
 
   // The Prometheus text exposition format 0.0.4 of collect().
   std::string render_prometheus() const;
+  // The whole registry as OpenMetrics 1.0 text (see render_openmetrics()).
+  std::string render_openmetrics() const;
 
  private:
   std::shared_ptr<FamilyBase> find_or_check(const FamilyInfo& info);
