@@ -61,6 +61,9 @@ expected=(
   'pyveda_tasks_failed_total 10'
   'pyveda_latency_ms_count 1000'
   'pyveda_tasks_pending 0'
+  '# TYPE consumer_requests counter'
+  '# EOF'
+  'spans 1 batch 32 otlp_bytes_nonzero 1'
 )
 missing=0
 for line in "${expected[@]}"; do
