@@ -283,7 +283,40 @@ void init_metrics(nb::module_& m) {
       .def("render_prometheus", &Registry::render_prometheus, nb::call_guard<nb::gil_scoped_release>(),
            "The whole registry in Prometheus text format 0.0.4.")
       .def("render_openmetrics", &Registry::render_openmetrics, nb::call_guard<nb::gil_scoped_release>(),
-           "The whole registry as OpenMetrics 1.0 text (ends in '# EOF').");
+           "The whole registry as OpenMetrics 1.0 text (ends in '# EOF').")
+      .def(
+          "collect_samples",
+          [](const Registry& r) {
+            std::vector<FamilySnapshot> families;
+            {
+              nb::gil_scoped_release release;
+              families = r.collect();
+            }
+            nb::list out;
+            std::string quantile;
+            for (const FamilySnapshot& family : families) {
+              const FamilyInfo& info = family.info;
+              nb::list samples;
+              for_each_sample(family, [&](const ExposedSample& sample) {
+                nb::dict labels;
+                for (std::size_t i = 0; i < info.label_names.size(); ++i) {
+                  labels[info.label_names[i].c_str()] = sample.series->label_values[i];
+                }
+                if (sample.has_quantile) {
+                  quantile.clear();
+                  append_double(quantile, sample.quantile);
+                  labels["quantile"] = quantile;
+                }
+                samples.append(nb::make_tuple(nb::str(sample.name.data(), sample.name.size()), labels, sample.value));
+              });
+              const std::string_view type = exposition_type(info.type);
+              out.append(nb::make_tuple(info.name, info.help, nb::str(type.data(), type.size()), samples));
+            }
+            return out;
+          },
+          nb::sig("def collect_samples(self) -> list[tuple[str, str, str, list[tuple[str, dict[str, str], float]]]]"),
+          "The registry's families as (name, help, type, samples), each sample (name, labels, value): "
+          "the lines of the 0.0.4 text, unformatted.");
 
   m.def("default_registry", &default_registry, nb::rv_policy::reference,
         "The process-wide registry metrics register in by default.");

@@ -448,6 +448,29 @@ def test_register_prometheus_collector(runtime, registry):
         register_prometheus_collector(registry)
 
 
+def test_bridge_families_equal_the_parsed_exposition():
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from prometheus_client.parser import text_string_to_metric_families
+    from pyveda.telemetry.promclient import PyVedaCollector
+
+    registry = CollectorRegistry()
+    jobs = Counter("eq_jobs_total", 'Jobs "done" \\ here\nnext', ["path"], registry=registry)
+    jobs.labels('C:\\tmp "x"\n').inc(3)
+    jobs.labels("").inc(0.25)
+    Gauge("eq_temp", "", registry=registry).set(-1e21)
+    wait = Histogram("eq_wait_seconds", "Wait.", ["op"], registry=registry)
+    for i in range(1, 101):
+        wait.labels("read").observe(i / 100)
+    ours = list(PyVedaCollector(registry).collect())
+    parsed = list(text_string_to_metric_families(registry.generate_prometheus()))
+    assert ours == parsed  # name, help, type and every sample (name, labels, value)
+    assert [f.type for f in ours] == ["counter", "gauge", "summary"]
+    app = prometheus_client.CollectorRegistry()
+    app.register(PyVedaCollector(registry))
+    assert app.get_sample_value("eq_jobs_total", {"path": 'C:\\tmp "x"\n'}) == 3
+    assert app.get_sample_value("eq_wait_seconds_count", {"op": "read"}) == 100
+
+
 def test_register_prometheus_collector_default_registry(runtime):
     prometheus_client = pytest.importorskip("prometheus_client")
     collector = register_prometheus_collector()

@@ -73,16 +73,6 @@ void append_header(std::string& out, std::string_view name, std::string_view hel
   }
 }
 
-void append_sample(std::string& out, std::string_view name, const FamilyInfo& info,
-                   const std::vector<std::string>& values, double value, std::string_view extra_name = {},
-                   std::string_view extra_value = {}) {
-  out += name;
-  append_labels(out, info.label_names, values, extra_name, extra_value);
-  out += ' ';
-  append_double(out, value);
-  out += '\n';
-}
-
 }  // namespace
 
 void append_double(std::string& out, double value) {
@@ -133,51 +123,45 @@ void append_help(std::string& out, std::string_view help) {
   }
 }
 
+std::string_view exposition_type(MetricType type) noexcept {
+  switch (type) {
+    case MetricType::counter: return "counter";
+    case MetricType::gauge: return "gauge";
+    case MetricType::histogram: break;
+  }
+  return "summary";
+}
+
 namespace {
 
 void render(const std::vector<FamilySnapshot>& families, std::string& out, Format format) {
   const bool om = format == Format::kOpenMetrics;
+  std::string quantile_text;
   for (const FamilySnapshot& family : families) {
     const FamilyInfo& info = family.info;
-    switch (info.type) {
-      case MetricType::counter: {
-        const std::string name = info.name + "_total";
-        append_header(out, om ? info.name : name, info.help, "counter", format);
-        for (const SeriesSnapshot& s : family.series) append_sample(out, name, info, s.label_values, s.value);
-        break;
-      }
-      case MetricType::gauge:
-        append_header(out, info.name, info.help, "gauge", format);
-        for (const SeriesSnapshot& s : family.series) append_sample(out, info.name, info, s.label_values, s.value);
-        break;
-      case MetricType::histogram: {
-        append_header(out, info.name, info.help, "summary", format);
-        const std::string sum_name = info.name + "_sum";
-        const std::string count_name = info.name + "_count";
-        for (const SeriesSnapshot& s : family.series) {
-          const HistogramSnapshot& h = s.histogram;
+    // OpenMetrics names a counter's metadata without the sample's "_total".
+    const std::string metadata_name = info.type == MetricType::counter && !om ? info.name + "_total" : info.name;
+    append_header(out, metadata_name, info.help, exposition_type(info.type), format);
+    for_each_sample(family, [&](const ExposedSample& sample) {
+      out += sample.name;
+      double value = sample.value;
+      if (sample.has_quantile) {
+        quantile_text.clear();
+        if (om) {
+          append_canonical_number(quantile_text, sample.quantile);
           // OpenMetrics: the quantiles of a series without observations are NaN.
-          const bool unknown = om && h.count == 0;
-          auto append_quantile = [&](double q, double value) {
-            std::string q_text;
-            if (om) {
-              append_canonical_number(q_text, q);
-            } else {
-              append_double(q_text, q);
-            }
-            append_sample(out, info.name, info, s.label_values, unknown ? std::nan("") : value, "quantile", q_text);
-          };
-          if (s.quantiles.empty()) {
-            for (const double q : kSummaryQuantiles) append_quantile(q, h.percentile(q * 100.0));
-          } else {
-            for (const auto& [q, value] : s.quantiles) append_quantile(q, value);
-          }
-          append_sample(out, sum_name, info, s.label_values, h.sum);
-          append_sample(out, count_name, info, s.label_values, static_cast<double>(h.count));
+          if (sample.series->histogram.count == 0) value = std::nan("");
+        } else {
+          append_double(quantile_text, sample.quantile);
         }
-        break;
+        append_labels(out, info.label_names, sample.series->label_values, "quantile", quantile_text);
+      } else {
+        append_labels(out, info.label_names, sample.series->label_values);
       }
-    }
+      out += ' ';
+      append_double(out, value);
+      out += '\n';
+    });
   }
   if (om) out += "# EOF\n";
 }

@@ -6,10 +6,11 @@
 >>> prometheus_client.start_http_server(8000)     # serves the app's metrics and PyVeda's
 >>> prometheus_client.REGISTRY.unregister(collector)
 
-The collector renders the PyVeda registry on every ``collect()`` and hands
-the parsed families (``prometheus_client.parser``) to the app's registry, so
-values stay in the C++ core and are read live. prometheus_client is imported
-only here, when this function is called.
+On every ``collect()`` the collector reads the PyVeda registry's samples from
+the core (the lines of its text exposition, unformatted) and hands them to the
+app's registry as prometheus_client metric families, so values stay in the
+C++ core and are read live. prometheus_client is imported only here, when this
+function is called.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ __all__ = ["PyVedaCollector", "register_prometheus_collector"]
 def _prometheus_client() -> Any:
     try:
         import prometheus_client
-        import prometheus_client.parser
+        import prometheus_client.metrics_core
     except ImportError as error:
         raise ImportError(
             "register_prometheus_collector() needs the prometheus_client package: "
@@ -43,12 +44,18 @@ class PyVedaCollector:
             raise TypeError(
                 f"PyVedaCollector: registry must be a pyveda.telemetry.CollectorRegistry, got {type(registry).__name__}"
             )
-        self._parse = _prometheus_client().parser.text_string_to_metric_families
+        self._metric = _prometheus_client().metrics_core.Metric
         self.registry = registry
 
     def collect(self) -> Iterator[Any]:
         """The registry's families now, as prometheus_client metric families."""
-        return iter(list(self._parse(self.registry.generate_prometheus())))
+        families = []
+        for name, documentation, kind, samples in self.registry._core.collect_samples():
+            family = self._metric(name, documentation, kind)
+            for sample_name, labels, value in samples:
+                family.add_sample(sample_name, labels, value)
+            families.append(family)
+        return iter(families)
 
     def describe(self) -> Iterator[Any]:
         """The families at registration time: prometheus_client checks their names for clashes."""

@@ -19,6 +19,54 @@ inline constexpr std::string_view kOpenMetricsContentType =
 // Quantiles every histogram is exposed with, as a Prometheus summary.
 inline constexpr double kSummaryQuantiles[] = {0.5, 0.9, 0.95, 0.99};
 
+// One sample line of an exposition, as for_each_sample() visits them.
+struct ExposedSample {
+  std::string_view name;  // "x_total" (counter), "x", "x_sum", "x_count" (summary)
+  const SeriesSnapshot* series = nullptr;  // label values in the family's label-name order
+  bool has_quantile = false;  // a summary quantile sample: adds the label quantile="<quantile>"
+  double quantile = 0.0;
+  double value = 0.0;
+};
+
+// The text format's type name of a family: "counter", "gauge" or "summary"
+// (histograms are exposed as summaries).
+std::string_view exposition_type(MetricType type) noexcept;
+
+// Calls visit(sample) for each sample `family` exposes, in exposition order:
+// counters as "<name>_total"; gauges as "<name>"; histograms as a summary,
+// per series its quantiles (SeriesSnapshot::quantiles, else
+// kSummaryQuantiles computed from the histogram), "_sum" and "_count". The
+// text renderers and other writers (the prometheus_client bridge) share it.
+template <class Visit>
+void for_each_sample(const FamilySnapshot& family, Visit&& visit) {
+  const FamilyInfo& info = family.info;
+  switch (info.type) {
+    case MetricType::counter: {
+      const std::string name = info.name + "_total";
+      for (const SeriesSnapshot& s : family.series) visit(ExposedSample{name, &s, false, 0.0, s.value});
+      break;
+    }
+    case MetricType::gauge:
+      for (const SeriesSnapshot& s : family.series) visit(ExposedSample{info.name, &s, false, 0.0, s.value});
+      break;
+    case MetricType::histogram: {
+      const std::string sum_name = info.name + "_sum";
+      const std::string count_name = info.name + "_count";
+      for (const SeriesSnapshot& s : family.series) {
+        const HistogramSnapshot& h = s.histogram;
+        if (s.quantiles.empty()) {
+          for (const double q : kSummaryQuantiles) visit(ExposedSample{info.name, &s, true, q, h.percentile(q * 100.0)});
+        } else {
+          for (const auto& [q, value] : s.quantiles) visit(ExposedSample{info.name, &s, true, q, value});
+        }
+        visit(ExposedSample{sum_name, &s, false, 0.0, h.sum});
+        visit(ExposedSample{count_name, &s, false, 0.0, static_cast<double>(h.count)});
+      }
+      break;
+    }
+  }
+}
+
 // Renders families as text format 0.0.4: "# HELP" and "# TYPE" lines, counters
 // with a "_total" suffix, histograms as summaries with the quantiles above plus
 // "_sum" and "_count". Appends to `out`.
