@@ -418,15 +418,8 @@ class TracingSystem(_core.Tracer):
         natively; a resource value the native encoder does not take falls back
         to the ``opentelemetry-proto`` package).
         """
-        if encoding == "json":
-            return _otlp_json(self._store.snapshot(), self.resource_attributes())
-        if encoding == "protobuf":
-            resource = self.resource_attributes()
-            try:
-                return self._store.encode_otlp(resource, SCOPE_NAME, __version__)
-            except TypeError:  # a resource value the native encoder does not take: the protobuf runtime's path
-                return _otlp_message(self._store.snapshot(), resource).SerializeToString()
-        raise ValueError(f"encoding must be 'json' or 'protobuf', got {encoding!r}")
+        _check_encoding(encoding)
+        return _encode_store(self._store, self.resource_attributes(), encoding)
 
     def __repr__(self) -> str:
         return f"<pyveda TracingSystem {len(self)}/{self.capacity} spans, {self.dropped} dropped>"
@@ -442,8 +435,7 @@ def encode_spans(spans: Iterable[Span], resource: Optional[Mapping[str, Any]] = 
     (bytes) or ``"json"`` (the OTLP/JSON dict). A live span is a ValueError, anything
     that is not a Span a TypeError.
     """
-    if encoding not in ("json", "protobuf"):
-        raise ValueError(f"encoding must be 'json' or 'protobuf', got {encoding!r}")
+    _check_encoding(encoding)
     if resource is None:
         from pyveda.telemetry.otlp import resource_attributes
 
@@ -458,11 +450,21 @@ def encode_spans(spans: Iterable[Span], resource: Optional[Mapping[str, Any]] = 
         if span.end_time is None:
             raise ValueError(f"spans[{i}] ({span.name!r}) has not ended; only finished spans can be exported")
         store.add_span(span)
+    return _encode_store(store, resource, encoding)
+
+
+def _check_encoding(encoding: str) -> None:
+    if encoding not in ("json", "protobuf"):
+        raise ValueError(f"encoding must be 'json' or 'protobuf', got {encoding!r}")
+
+
+def _encode_store(store: Any, resource: Mapping[str, Any], encoding: str) -> Union[Dict[str, Any], bytes]:
+    """The store's spans as an OTLP request: the OTLP/JSON dict, or protobuf bytes."""
     if encoding == "json":
         return _otlp_json(store.snapshot(), resource)
     try:
         return store.encode_otlp(resource, SCOPE_NAME, __version__)
-    except TypeError:
+    except TypeError:  # a resource value the native encoder does not take: the protobuf runtime's path
         return _otlp_message(store.snapshot(), resource).SerializeToString()
 
 
