@@ -870,7 +870,20 @@ void init_tracing(nb::module_& m) {
             for (auto& record : t.store->records()) out.append(make_span(veda::Span(std::move(record)), nb::object()));
             return out;
           },
-          nb::sig("def get_spans(self) -> list[Span]"), "The finished spans, oldest first (ended spans only).");
+          nb::sig("def get_spans(self) -> list[Span]"), "The finished spans, oldest first (ended spans only).")
+      .def(
+          "_spans_since",
+          [](const Tracer& t, std::uint64_t after) {
+            std::uint64_t newest = 0;
+            nb::list out;
+            for (auto& record : t.store->records_since(after, &newest)) {
+              out.append(make_span(veda::Span(std::move(record)), nb::object()));
+            }
+            return nb::make_tuple(out, newest);
+          },
+          "after"_a, nb::sig("def _spans_since(self, after: int) -> tuple[list[Span], int]"),
+          "The finished spans recorded after sequence number `after` that are still buffered, oldest first, "
+          "and the newest sequence number (pass it as `after` next time to read each span once).");
 
   m.def(
       "_register_tracing_types",

@@ -42,6 +42,7 @@ void SpanStore::add(std::shared_ptr<const SpanData> span) noexcept {
   std::shared_ptr<const SpanData> evicted;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    ++added_;
     if (ring_.size() < capacity_) {
       ring_.push_back(std::move(span));  // may throw bad_alloc only (see above)
       return;
@@ -59,6 +60,26 @@ std::vector<std::shared_ptr<const SpanData>> SpanStore::records() const {
   out.reserve(ring_.size());
   out.insert(out.end(), ring_.begin() + static_cast<std::ptrdiff_t>(head_), ring_.end());
   out.insert(out.end(), ring_.begin(), ring_.begin() + static_cast<std::ptrdiff_t>(head_));
+  return out;
+}
+
+std::uint64_t SpanStore::added() const noexcept {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return added_;
+}
+
+std::vector<std::shared_ptr<const SpanData>> SpanStore::records_since(std::uint64_t after,
+                                                                      std::uint64_t* newest) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (newest != nullptr) *newest = added_;
+  std::vector<std::shared_ptr<const SpanData>> out;
+  if (after >= added_) return out;
+  const std::uint64_t unread = added_ - after;
+  const std::size_t n = unread < ring_.size() ? static_cast<std::size_t>(unread) : ring_.size();
+  out.reserve(n);
+  // The ring in age order is [head_, size) then [0, head_); the newest n are its tail.
+  const std::size_t size = ring_.size();
+  for (std::size_t k = size - n; k < size; ++k) out.push_back(ring_[(head_ + k) % size]);
   return out;
 }
 

@@ -38,6 +38,16 @@ class SpanStore {
 
   // The buffered records, oldest first, shared rather than copied.
   std::vector<std::shared_ptr<const SpanData>> records() const;
+  // Each record added gets the next sequence number (1, 2, ...); clear() and
+  // drain() do not reset it. added() is the newest one, 0 before any add.
+  std::uint64_t added() const noexcept;
+  // The buffered records whose sequence number is greater than `after`,
+  // oldest first; `*newest` (if not null) receives added(). Reading with the
+  // previous call's `*newest` as `after` gives each record at most once: a
+  // record evicted (or cleared) before it was read is skipped, and counted in
+  // dropped() if it was evicted. An `after` beyond added() gives nothing.
+  std::vector<std::shared_ptr<const SpanData>> records_since(std::uint64_t after,
+                                                             std::uint64_t* newest = nullptr) const;
   // Copies of the buffered spans, oldest first.
   std::vector<SpanData> snapshot() const;
   // Removes the buffered spans and returns them, oldest first.
@@ -56,6 +66,7 @@ class SpanStore {
   std::vector<std::shared_ptr<const SpanData>> ring_;  // grows up to capacity_, then wraps
   std::size_t head_ = 0;        // index of the oldest span once full
   std::uint64_t dropped_ = 0;
+  std::uint64_t added_ = 0;     // sequence number of the newest record
 };
 
 }  // namespace veda
