@@ -21,13 +21,15 @@ import weakref
 from concurrent.futures import CancelledError
 from concurrent.futures import Future as _BaseFuture
 from concurrent.futures import _base
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, TypeVar
 
 from pyveda import _core
 from pyveda.config import Config
-from pyveda.telemetry.gpu import GpuMonitor
 from pyveda.telemetry.system import TelemetrySystem
 from pyveda.telemetry.tracing import TracingSystem, _current_span, _task_name, _traced_call
+
+if TYPE_CHECKING:
+    from pyveda.telemetry.gpu import GpuMonitor
 
 __all__ = [
     "Future",
@@ -163,7 +165,11 @@ class Runtime:
             TelemetrySystem(core_telemetry) if core_telemetry is not None else None
         )
         core_gpu = self._core.gpu
-        self._gpu: Optional[GpuMonitor] = GpuMonitor._for_runtime(core_gpu) if core_gpu is not None else None
+        self._gpu: Optional[GpuMonitor] = None
+        if core_gpu is not None:
+            from pyveda.telemetry.gpu import GpuMonitor  # loaded only when GPU telemetry is on
+
+            self._gpu = GpuMonitor._for_runtime(core_gpu)
         #: The TracingSystem giving every task a span, or None when tracing is disabled.
         self.tracing: Optional[TracingSystem] = TracingSystem() if config.enable_tracing else None
 

@@ -479,7 +479,7 @@ def test_retries_503_then_succeeds(server, snapshot):
 def test_retry_after_seconds_or_http_date():
     import email.utils
 
-    from pyveda.telemetry.exporters import _retry_after
+    from pyveda.telemetry.transport import _retry_after
 
     assert _retry_after("0") == 0.0 and _retry_after(" 120 ") == 120.0
     assert _retry_after(email.utils.formatdate(time.time() - 60, usegmt=True)) == 0.0
@@ -619,7 +619,7 @@ def test_background_thread_restarts_in_a_forked_child(server, snapshot):
             warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
             pid = os.fork()
         if pid == 0:  # child: the parent's thread is gone, a fresh one runs
-            code = 0 if exporter._thread is not None and exporter._thread.is_alive() else 1
+            code = 0 if exporter.running else 1
             os._exit(code)
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
@@ -882,3 +882,188 @@ def test_json_replies_partial_success_errors_and_retries(server, snapshot):
         assert create_exporter("otlp", endpoint=srv.endpoint, timeout=5, protocol="http/json").send(system) == (
             ExportResult(True, 200, 1)
         )
+
+
+# --- the pusher: each span once, bounded shutdown and send, flush at exit ----------------
+
+
+def span_ids(requests):
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    ids = []
+    for path, _, body in requests:
+        assert path == "/v1/traces"
+        request = ExportTraceServiceRequest.FromString(body)
+        ids += [s.span_id.hex() for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    return ids
+
+
+def test_started_exporter_sends_each_finished_span_once(server):
+    from pyveda.telemetry import TracingSystem
+
+    srv = server((200, {}, b""))
+    tracing = TracingSystem()
+    with tracing.span("before-start"):
+        pass
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5)
+    exporter.start(0.05, tracing)
+    try:
+        made = []
+        for i in range(15):
+            with tracing.span(f"s{i}") as span:
+                made.append(span.span_id)
+            time.sleep(0.02)
+        deadline = time.monotonic() + 10
+        while len(span_ids(srv.requests)) < 16 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)  # a few more intervals: nothing is sent again
+    finally:
+        assert exporter.shutdown(timeout=5)
+    ids = span_ids(srv.requests)
+    assert len(ids) == len(set(ids)) == 16  # 15 + the one finished before start(), no copies
+    assert set(made) <= set(ids)
+    assert len(tracing.get_spans()) == 16  # the store stays readable
+
+
+def test_span_exporter_shutdown_sends_the_spans_of_the_last_interval(server):
+    from pyveda.telemetry import TracingSystem
+
+    srv = server((200, {}, b""))
+    tracing = TracingSystem()
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5)
+    exporter.start(3600, tracing)
+    for i in range(3):
+        with tracing.span(f"late{i}"):
+            pass
+    assert exporter.shutdown(timeout=5)
+    assert len(span_ids(srv.requests)) == 3
+    assert not exporter.running
+
+
+class Trickle:
+    """A TCP server that answers every request with a valid reply, one byte every ``gap`` seconds."""
+
+    def __init__(self, gap=0.2):
+        self.gap = gap
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _serve(self):
+        self.sock.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn):
+        reply = b"HTTP/1.1 200 OK\r\nContent-Length: 400\r\n\r\n" + b"x" * 400
+        with conn:
+            conn.settimeout(0.5)
+            try:
+                conn.recv(65536)
+                for i in range(len(reply)):
+                    if self.stop.is_set():
+                        return
+                    conn.sendall(reply[i : i + 1])
+                    time.sleep(self.gap)
+            except OSError:
+                return
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+def test_send_timeout_is_a_deadline_for_the_whole_send(snapshot):
+    trickle = Trickle(gap=0.2)  # the whole reply would take 90 s; each byte comes well within 1 s
+    try:
+        exporter = create_exporter("otlp", endpoint=trickle.endpoint, timeout=1)
+        began = time.monotonic()
+        result = exporter.send(snapshot)
+        took = time.monotonic() - began
+    finally:
+        trickle.close()
+    assert not result.success
+    assert "timed out after 1 s" in result.error
+    assert took < 5  # about 1 s; without the deadline it would take 90 s
+
+
+def test_shutdown_returns_within_its_timeout_while_a_send_hangs(snapshot):
+    trickle = Trickle(gap=0.3)
+    try:
+        exporter = create_exporter("otlp", endpoint=trickle.endpoint, timeout=60)
+        exporter.start(0.05, lambda: snapshot)
+        time.sleep(0.3)  # the first send is under way, stuck on the trickle
+        began = time.monotonic()
+        done = exporter.shutdown(timeout=1)
+        took = time.monotonic() - began
+    finally:
+        trickle.close()
+    assert done is False  # the send had not finished: said so, not waited for
+    assert took < 3
+    deadline = time.monotonic() + 5  # the send in flight is cut off, not left to run for 60 s
+    while exporter.last_result is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert exporter.last_result is not None and "cancelled" in exporter.last_result.error
+
+
+def test_bad_flush_and_shutdown_timeouts_are_refused():
+    exporter = create_exporter("otlp")
+    with pytest.raises(ValueError, match=r"timeout must be a number of seconds >= 0 or None, got -1"):
+        exporter.shutdown(timeout=-1)
+    with pytest.raises(ValueError, match=r"timeout must be a number of seconds >= 0 or None, got 'x'"):
+        exporter.force_flush(timeout="x")
+    with pytest.raises(ValueError, match=r"exit_timeout must be a number of seconds >= 0, got -2"):
+        create_exporter("otlp", exit_timeout=-2)
+
+
+def test_started_exporter_flushes_at_interpreter_exit(server, tmp_path):
+    import subprocess
+    import sys
+
+    srv = server((200, {}, b""))
+    script = tmp_path / "exits.py"
+    script.write_text(
+        "from pyveda.telemetry import TracingSystem, create_exporter\n"
+        "tracing = TracingSystem()\n"
+        f"exporter = create_exporter('otlp', endpoint={srv.endpoint!r}, timeout=5)\n"
+        "exporter.start(3600, tracing)\n"
+        "for i in range(4):\n"
+        "    with tracing.span(f'work{i}'):\n"
+        "        pass\n"
+        "# no shutdown(): the exit flush sends the four spans\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], check=True, timeout=60, capture_output=True, text=True)
+    assert len(span_ids(srv.requests)) == 4
+    assert "leaked" not in out.stderr  # the exit flush lets go of the tracing system
+
+
+def test_import_pyveda_does_not_load_http_tls_or_the_exporters():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pyveda\n"
+        "heavy = ['http.client', 'ssl', 'email.utils', 'pyveda.telemetry.exporters', 'pyveda.telemetry.http']\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+        "from pyveda.telemetry import OTLPExporter, Counter, start_http_server\n"
+        "print('pyveda.telemetry.http' in sys.modules, 'pyveda.telemetry.exporters' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, timeout=60)
+    loaded, after = out.stdout.splitlines()
+    assert loaded == ""
+    assert after == "True True"  # loaded on first use of their names
+    import pyveda.telemetry as telemetry
+
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchThing'"):
+        telemetry.NoSuchThing
+    assert set(telemetry.__all__) <= set(dir(telemetry))

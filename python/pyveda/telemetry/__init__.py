@@ -3,64 +3,91 @@
 >>> from pyveda.telemetry import Counter
 >>> requests_total = Counter('http_requests_total', 'Total HTTP requests')
 >>> requests_total.inc()
+
+Every public name below is importable from here. The submodules load on the
+first use of one of their names (PEP 562), so ``import pyveda`` does not pay
+for HTTP, TLS or the exporters until a program asks for them.
 """
 
-from pyveda.telemetry.metrics import (
-    CONTENT_TYPE_LATEST,
-    REGISTRY,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_openmetrics,
-    generate_prometheus,
-)
-from pyveda.telemetry.exporters import ExportResult, OTLPExporter, create_exporter
-from pyveda.telemetry.gpu import GpuDevice, GpuMonitor, GpuSample
-from pyveda.telemetry.system import MetricsSnapshot, TelemetrySystem
-from pyveda.telemetry.tracing import Span, SpanContext, SpanKind, StatusCode, TracingSystem
-# Serving: scrape endpoint, prometheus_client bridge, Pushgateway, alerts.
-from pyveda.telemetry import alerts
-from pyveda.telemetry.alerts import Alert, AlertRule
-from pyveda.telemetry.http import MetricsServer, start_http_server
-from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS, to_openmetrics
-from pyveda.telemetry.promclient import register_prometheus_collector
-from pyveda.telemetry.push import delete_from_gateway, push_to_gateway, pushadd_to_gateway
+from __future__ import annotations
 
-__all__ = [
-    # serving
-    "Alert",
-    "AlertRule",
-    "CONTENT_TYPE_OPENMETRICS",
-    "MetricsServer",
-    "alerts",
-    "delete_from_gateway",
-    "push_to_gateway",
-    "pushadd_to_gateway",
-    "register_prometheus_collector",
-    "start_http_server",
-    "to_openmetrics",
+import importlib
+from typing import TYPE_CHECKING, Any, Dict
+
+# public name -> the submodule that defines it
+_EXPORTS: Dict[str, str] = {
     # metrics and runtime telemetry
-    "CONTENT_TYPE_LATEST",
-    "REGISTRY",
-    "CollectorRegistry",
-    "Counter",
-    "ExportResult",
-    "Gauge",
-    "GpuDevice",
-    "GpuMonitor",
-    "GpuSample",
-    "Histogram",
-    "MetricsSnapshot",
-    "OTLPExporter",
-    "TelemetrySystem",
+    "CONTENT_TYPE_LATEST": "metrics",
+    "REGISTRY": "metrics",
+    "CollectorRegistry": "metrics",
+    "Counter": "metrics",
+    "Gauge": "metrics",
+    "Histogram": "metrics",
+    "generate_openmetrics": "metrics",
+    "generate_prometheus": "metrics",
+    "ExportResult": "exporters",
+    "OTLPExporter": "exporters",
+    "create_exporter": "exporters",
+    "GpuDevice": "gpu",
+    "GpuMonitor": "gpu",
+    "GpuSample": "gpu",
+    "MetricsSnapshot": "system",
+    "TelemetrySystem": "system",
     # tracing
-    "Span",
-    "SpanContext",
-    "SpanKind",
-    "StatusCode",
-    "TracingSystem",
-    "create_exporter",
-    "generate_openmetrics",
-    "generate_prometheus",
-]
+    "Span": "tracing",
+    "SpanContext": "tracing",
+    "SpanKind": "tracing",
+    "StatusCode": "tracing",
+    "TracingSystem": "tracing",
+    # serving: scrape endpoint, prometheus_client bridge, Pushgateway, alerts
+    "Alert": "alerts",
+    "AlertRule": "alerts",
+    "MetricsServer": "http",
+    "start_http_server": "http",
+    "CONTENT_TYPE_OPENMETRICS": "openmetrics",
+    "to_openmetrics": "openmetrics",
+    "register_prometheus_collector": "promclient",
+    "delete_from_gateway": "push",
+    "push_to_gateway": "push",
+    "pushadd_to_gateway": "push",
+}
+
+__all__ = sorted([*_EXPORTS, "alerts"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        if name == "alerts":
+            return importlib.import_module("pyveda.telemetry.alerts")
+        raise AttributeError(f"module 'pyveda.telemetry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"pyveda.telemetry.{module}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
+    from pyveda.telemetry import alerts
+    from pyveda.telemetry.alerts import Alert, AlertRule
+    from pyveda.telemetry.exporters import ExportResult, OTLPExporter, create_exporter
+    from pyveda.telemetry.gpu import GpuDevice, GpuMonitor, GpuSample
+    from pyveda.telemetry.http import MetricsServer, start_http_server
+    from pyveda.telemetry.metrics import (
+        CONTENT_TYPE_LATEST,
+        REGISTRY,
+        CollectorRegistry,
+        Counter,
+        Gauge,
+        Histogram,
+        generate_openmetrics,
+        generate_prometheus,
+    )
+    from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS, to_openmetrics
+    from pyveda.telemetry.promclient import register_prometheus_collector
+    from pyveda.telemetry.push import delete_from_gateway, push_to_gateway, pushadd_to_gateway
+    from pyveda.telemetry.system import MetricsSnapshot, TelemetrySystem
+    from pyveda.telemetry.tracing import Span, SpanContext, SpanKind, StatusCode, TracingSystem

@@ -7,39 +7,27 @@
 >>> result = exporter.send(tracing.get_spans())  # doctest: +SKIP  (POST protobuf to /v1/traces)
 
 ``create_exporter`` knows ``'otlp'``, ``'prometheus'``, ``'json'`` and
-``'jaeger'``. Encoding lives in :mod:`pyveda.telemetry.otlp`; this module adds
-the OTLP/HTTP transport (standard library only), retries, environment
-configuration and an optional background pusher.
+``'jaeger'``. The OTLP exporter is thin: it checks what it is given and picks
+the encoder. The pieces it is made of each live in one module:
 
-OTLP configuration follows the OpenTelemetry environment variables, the
-metrics/traces-specific ones beating ``OTEL_EXPORTER_OTLP_*``:
-``_ENDPOINT`` (the signal-specific one is used as-is), ``_HEADERS``
-(``k=v,k2=v2``, percent-decoded), ``_TIMEOUT`` (integer milliseconds, as the
-OTel spec says; opentelemetry-python reads seconds), ``_COMPRESSION``
-(``gzip`` or ``none``) and ``_PROTOCOL`` (``http/protobuf``, the default, or
-``http/json``; ``grpc`` and anything else are a ValueError when the exporter
-is made, as there is no gRPC transport). Explicit arguments beat the environment.
+- :mod:`pyveda.telemetry.otlp_options`: ``OTLPOptions.from_env(signal)``, the
+  only reader of ``OTEL_EXPORTER_OTLP_*`` (endpoint, headers, timeout,
+  compression, protocol; explicit arguments beat the environment);
+- :mod:`pyveda.telemetry.otlp` and :mod:`pyveda.telemetry.tracing`: encoding;
+- :mod:`pyveda.telemetry.transport`: POST with retries inside one deadline;
+- :mod:`pyveda.telemetry.pusher`: the background thread behind ``start()``,
+  with a bounded queue, a bounded ``shutdown`` and a flush at exit.
 """
 
 from __future__ import annotations
 
-import email.utils
-import gzip
-import http.client
-import json
-import os
-import random
-import threading
-import time
-import warnings
-import weakref
-from collections import deque
-from dataclasses import dataclass
 from collections.abc import Sequence
-from typing import Any, Callable, Deque, Dict, Mapping, Optional, Tuple, Union
-from urllib.parse import urlsplit
+from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from pyveda.telemetry import otlp
+from pyveda.telemetry.otlp_options import OTLPOptions
+from pyveda.telemetry.pusher import DEFAULT_EXIT_TIMEOUT_S, PeriodicPusher
+from pyveda.telemetry.transport import ExportResult, post
 
 __all__ = [
     "EXPORTERS",
@@ -51,215 +39,6 @@ __all__ = [
     "create_exporter",
 ]
 
-DEFAULT_ENDPOINT = "http://localhost:4318"
-DEFAULT_TIMEOUT_S = 10.0
-MAX_REQUEST_BYTES = 64 * 1024 * 1024
-MAX_RESPONSE_BYTES = 4 * 1024 * 1024
-MAX_ATTEMPTS = 6
-RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
-PROTOCOLS = ("http/protobuf", "http/json")
-CONTENT_TYPES = {"http/protobuf": "application/x-protobuf", "http/json": "application/json"}
-
-
-def _version() -> str:
-    import pyveda
-
-    return str(getattr(pyveda, "__version__", "0.0.0"))
-
-
-@dataclass(frozen=True)
-class ExportResult:
-    """What one :meth:`OTLPExporter.send` did. ``send`` never raises for network or server trouble; read this instead.
-
-    ``success`` is True for a 2xx answer (even with a partial success, whose
-    ``rejected`` count and ``error_message`` are set then). ``status_code`` is
-    the last HTTP status (None if no answer came), ``attempts`` the requests
-    made, ``error`` a description of the failure (None on success).
-    """
-
-    success: bool
-    status_code: Optional[int] = None
-    attempts: int = 0
-    rejected: int = 0
-    error_message: str = ""
-    error: Optional[str] = None
-
-    def __bool__(self) -> bool:
-        return self.success
-
-
-# --- configuration -----------------------------------------------------------
-
-
-def _env(signal: str, name: str) -> Tuple[Optional[str], str]:
-    """(value, variable name): the signal-specific variable, else the generic one."""
-    specific = f"OTEL_EXPORTER_OTLP_{signal.upper()}_{name}"
-    value = os.environ.get(specific)
-    if value is not None and value.strip():
-        return value.strip(), specific
-    generic = f"OTEL_EXPORTER_OTLP_{name}"
-    value = os.environ.get(generic)
-    if value is not None and value.strip():
-        return value.strip(), generic
-    return None, generic
-
-
-def _check_url(url: str, what: str) -> str:
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        raise ValueError(f"{what}: {url!r} is not an absolute URL (expected e.g. 'http://localhost:4318')")
-    if parts.scheme not in ("http", "https"):
-        raise ValueError(f"{what}: unsupported scheme {parts.scheme!r} in {url!r} (use http or https)")
-    if not parts.hostname:
-        raise ValueError(f"{what}: {url!r} has no host (expected e.g. 'http://localhost:4318')")
-    try:
-        parts.port
-    except ValueError as e:
-        raise ValueError(f"{what}: bad port in {url!r}") from e
-    return url
-
-
-def _join(base: str, path: str) -> str:
-    return base.rstrip("/") + "/" + path
-
-
-def _signal_url(signal: str, endpoint: Optional[str]) -> str:
-    path = f"v1/{signal}"
-    if endpoint is not None:
-        return _join(_check_url(endpoint, "endpoint"), path)
-    value, name = _env(signal, "ENDPOINT")
-    if value is not None and name.endswith(f"_{signal.upper()}_ENDPOINT"):
-        _check_url(value, name)
-        return value if urlsplit(value).path else value + "/"  # used as-is
-    if value is not None:
-        return _join(_check_url(value, name), path)
-    return _join(DEFAULT_ENDPOINT, path)
-
-
-def _timeout(signal: str, timeout: Optional[float]) -> Optional[float]:
-    """Seconds (None = no limit) from the argument or the env (ms)."""
-    if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
-            raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
-        return None if timeout == 0 else float(timeout)
-    value, name = _env(signal, "TIMEOUT")
-    if value is None:
-        return DEFAULT_TIMEOUT_S
-    try:
-        ms = int(value)
-    except ValueError:
-        ms = -1
-    if ms < 0:
-        warnings.warn(
-            f"pyveda: {name}={value!r} is not a non-negative integer of milliseconds; "
-            f"using {int(DEFAULT_TIMEOUT_S * 1000)}",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-        return DEFAULT_TIMEOUT_S
-    return None if ms == 0 else ms / 1000.0
-
-
-def _compression(signal: str, compression: Optional[str]) -> Optional[str]:
-    if compression is not None:
-        if compression not in ("gzip", "none"):
-            raise ValueError(f"compression must be 'gzip' or 'none', got {compression!r}")
-        return None if compression == "none" else "gzip"
-    value, name = _env(signal, "COMPRESSION")
-    if value is None:
-        return None
-    if value.lower() not in ("gzip", "none"):
-        warnings.warn(
-            f"pyveda: {name}={value!r} is not 'gzip' or 'none'; sending uncompressed", RuntimeWarning, stacklevel=4
-        )
-        return None
-    return None if value.lower() == "none" else "gzip"
-
-
-def _protocol(signal: str, protocol: Optional[str]) -> str:
-    """``'http/protobuf'`` or ``'http/json'`` from the argument or the env; ValueError otherwise."""
-    allowed = "supported values: 'http/protobuf' (the default), 'http/json'"
-    if protocol is not None:
-        what, value = "protocol", protocol
-    else:
-        env, name = _env(signal, "PROTOCOL")
-        if env is None:
-            return "http/protobuf"
-        what, value = name, env
-        if env.lower() in PROTOCOLS:
-            return env.lower()
-    if value in PROTOCOLS:
-        return str(value)
-    if isinstance(value, str) and value.lower() == "grpc":
-        raise ValueError(f"{what}: {value!r}: gRPC is not supported (PyVeda has no gRPC transport); {allowed}")
-    raise ValueError(f"{what}: {value!r} is not a supported OTLP protocol; {allowed}")
-
-
-def _headers(signal: str, headers: Union[None, str, Mapping[str, str]]) -> Dict[str, str]:
-    if isinstance(headers, Mapping):
-        return {str(k): str(v) for k, v in headers.items()}
-    if isinstance(headers, str):
-        return otlp.parse_key_values(headers, "headers")
-    result: Dict[str, str] = {}
-    generic = os.environ.get("OTEL_EXPORTER_OTLP_HEADERS", "")
-    if generic.strip():
-        result.update(otlp.parse_key_values(generic, "OTEL_EXPORTER_OTLP_HEADERS"))
-    name = f"OTEL_EXPORTER_OTLP_{signal.upper()}_HEADERS"
-    specific = os.environ.get(name, "")
-    if specific.strip():
-        result.update(otlp.parse_key_values(specific, name))
-    return result
-
-
-def _retry_after(value: Optional[str]) -> Optional[float]:
-    """Seconds to wait from a Retry-After header (delay-seconds or HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-# --- the OTLP exporter ----------------------------------------------------------
-
-
-class _SignalConfig:
-    __slots__ = ("url", "timeout", "compression", "headers", "protocol")
-
-    def __init__(
-        self,
-        signal: str,
-        endpoint: Optional[str],
-        timeout: Optional[float],
-        compression: Optional[str],
-        headers: Any,
-        protocol: Optional[str] = None,
-    ) -> None:
-        self.url = _signal_url(signal, endpoint)
-        self.timeout = _timeout(signal, timeout)
-        self.compression = _compression(signal, compression)
-        self.headers = _headers(signal, headers)
-        self.protocol = _protocol(signal, protocol)
-
-
-_LIVE: "weakref.WeakSet[OTLPExporter]" = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for exporter in list(_LIVE):
-        exporter._reinit_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
 
 class OTLPExporter:
     """OTLP metrics (and traces) as OTLP/JSON dicts, protobuf bytes, or pushed over OTLP/HTTP.
@@ -267,13 +46,19 @@ class OTLPExporter:
     ``export(item)`` encodes; ``send(item)`` posts to ``<endpoint>/v1/metrics``
     (a snapshot) or ``/v1/traces`` (a tracing system, or a list or tuple of
     finished spans) with retries and returns an :class:`ExportResult` (never
-    raises for network or server trouble, never blocks beyond ``timeout``).
-    ``protocol`` (default: ``OTEL_EXPORTER_OTLP_{TRACES,METRICS}_PROTOCOL``,
-    then ``OTEL_EXPORTER_OTLP_PROTOCOL``, then ``'http/protobuf'``) picks the
-    body ``send`` posts: protobuf, or OTLP/JSON for ``'http/json'``; ``'grpc'``
-    or any other value raises ValueError here. ``encoding`` is only what
-    ``export`` returns by default. ``start(interval, source)`` pushes from a
-    background thread through a bounded queue; ``shutdown()`` flushes and joins.
+    raises for network or server trouble, never blocks beyond ``timeout``, the
+    deadline for the whole send). ``protocol`` (default:
+    ``OTEL_EXPORTER_OTLP_{TRACES,METRICS}_PROTOCOL``, then
+    ``OTEL_EXPORTER_OTLP_PROTOCOL``, then ``'http/protobuf'``) picks the body
+    ``send`` posts: protobuf, or OTLP/JSON for ``'http/json'``; ``'grpc'`` or
+    any other value raises ValueError here. ``encoding`` is only what ``export``
+    returns by default. The resolved options are ``metrics`` and ``traces``
+    (:class:`~pyveda.telemetry.otlp_options.OTLPOptions`).
+
+    ``start(interval, source)`` pushes from a background thread through a
+    bounded queue; a TracingSystem source sends each finished span once.
+    ``shutdown(timeout)`` flushes and returns within about ``timeout``; a
+    started exporter also flushes at interpreter exit, within ``exit_timeout``.
 
     Thread-safety: ``export`` and ``send`` may be called from any thread.
     """
@@ -289,19 +74,22 @@ class OTLPExporter:
         resource_attributes: Optional[Mapping[str, Any]] = None,
         max_queue_size: int = 64,
         protocol: Optional[str] = None,
+        exit_timeout: float = DEFAULT_EXIT_TIMEOUT_S,
     ) -> None:
         if encoding not in ("json", "protobuf"):
             raise ValueError(f"encoding must be 'json' or 'protobuf', got {encoding!r}")
-        if isinstance(max_queue_size, bool) or not isinstance(max_queue_size, int) or max_queue_size < 1:
-            raise ValueError(f"max_queue_size must be an int >= 1, got {max_queue_size!r}")
+        options = dict(endpoint=endpoint, timeout=timeout, compression=compression, headers=headers, protocol=protocol)
         self.encoding = encoding
-        self.metrics = _SignalConfig("metrics", endpoint, timeout, compression, headers, protocol)
-        self.traces = _SignalConfig("traces", endpoint, timeout, compression, headers, protocol)
+        self.metrics = OTLPOptions.from_env("metrics", **options)
+        self.traces = OTLPOptions.from_env("traces", **options)
         self.resource = otlp.resource_attributes(resource_attributes)
-        self.max_queue_size = max_queue_size
-        self.dropped = 0
-        self._init_worker_state()
-        _LIVE.add(self)
+        self._pusher = PeriodicPusher(
+            self.send,
+            name="pyveda-otlp-exporter",
+            max_queue_size=max_queue_size,
+            exit_timeout=exit_timeout,
+            failure=lambda message: ExportResult(False, error=message),
+        )
 
     # -- encoding --
 
@@ -351,22 +139,22 @@ class OTLPExporter:
         """
         spans = None
         if _is_tracing(item):
-            config, kind = self.traces, "traces"
+            options = self.traces
             if hasattr(item, "__len__") and len(item) == 0:
                 return ExportResult(True)  # no empty envelopes
         elif _is_span_list(item):
-            config, kind, spans = self.traces, "traces", list(item)
+            options, spans = self.traces, list(item)
             if not spans:
                 return ExportResult(True)  # no empty envelopes
         elif _is_snapshot(item):
-            config, kind = self.metrics, "metrics"
+            options = self.metrics
         else:
             raise TypeError(
                 f"send() takes a MetricsSnapshot, a TracingSystem or a list of Spans, got {type(item).__name__}"
             )
-        encoding = "json" if config.protocol == "http/json" else "protobuf"
+        kind = options.signal
         try:
-            data = self.export(spans if spans is not None else item, encoding=encoding)
+            data = self.export(spans if spans is not None else item, encoding=options.encoding)
         except (TypeError, ValueError) as e:
             if spans is not None:
                 raise  # encode_spans: an item that is not a Span, or a live span (the message names the index)
@@ -374,9 +162,11 @@ class OTLPExporter:
         except Exception as e:  # encoding trouble is reported, not raised
             return ExportResult(False, error=f"could not encode {kind}: {e}")
         try:
-            if encoding == "json":
+            if options.encoding == "json":
                 if _no_data(data):
                     return ExportResult(True)  # nothing to send: no empty envelopes
+                import json
+
                 body = json.dumps(data, separators=(",", ":"), allow_nan=False).encode("utf-8")
             else:
                 body = bytes(data)
@@ -384,77 +174,28 @@ class OTLPExporter:
             return ExportResult(False, error=f"could not encode {kind}: {e}")
         if not body:
             return ExportResult(True)  # nothing to send: no empty envelopes
-        return self._post(config, kind, body)
+        return post(options, body, self._pusher.cancelled)
 
-    def _post(self, config: _SignalConfig, kind: str, body: bytes) -> ExportResult:
-        deadline = None if config.timeout is None else time.monotonic() + config.timeout
-        headers = dict(config.headers)
-        headers.update({"Content-Type": CONTENT_TYPES[config.protocol], "User-Agent": f"PyVeda/{_version()}"})
-        if config.compression == "gzip":
-            body = gzip.compress(body, compresslevel=6)
-            headers["Content-Encoding"] = "gzip"
-        if len(body) > MAX_REQUEST_BYTES:
-            return ExportResult(False, error=f"request of {len(body)} bytes exceeds {MAX_REQUEST_BYTES}")
-        parts = urlsplit(config.url)
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        status: Optional[int] = None
-        error = "timed out before the first attempt"
-        attempt = 0
-        while attempt < MAX_ATTEMPTS:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                break
-            attempt += 1
-            retry_after: Optional[float] = None
-            try:
-                status, reply_headers, reply = _request(parts, target, body, headers, remaining)
-            except (OSError, http.client.HTTPException) as e:
-                status, error = None, f"{type(e).__name__}: {e}"
-            else:
-                as_json = _is_json_reply(reply_headers.get("content-type"), config.protocol)
-                if 200 <= status < 300:
-                    rejected, message = _partial_success(kind, reply, as_json)
-                    if message or rejected:
-                        warnings.warn(
-                            f"pyveda: OTLP {kind} partial success: {rejected} rejected: {message}",
-                            RuntimeWarning,
-                            stacklevel=3,
-                        )
-                    return ExportResult(True, status, attempt, rejected, message)
-                error = f"HTTP {status}: {_status_message(reply, as_json)}"
-                if status not in RETRYABLE_STATUS:
-                    return ExportResult(False, status, attempt, error=error)
-                retry_after = _retry_after(reply_headers.get("retry-after"))
-            if attempt >= MAX_ATTEMPTS:
-                break
-            delay = retry_after if retry_after is not None else (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
-            if deadline is not None and time.monotonic() + delay >= deadline:
-                error += " (gave up: the next retry would pass the timeout)"
-                break
-            time.sleep(delay)
-        return ExportResult(False, status, attempt, error=error)
+    # -- background pushing (pyveda.telemetry.pusher) --
 
-    # -- background pushing --
+    @property
+    def running(self) -> bool:
+        """Whether ``start()`` has a background thread pushing now."""
+        return self._pusher.running
 
-    def _init_worker_state(self) -> None:
-        self._queue: Deque[Any] = deque()
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
-        self._interval = 0.0
-        self._source: Optional[Callable[[], Any]] = None
+    @property
+    def dropped(self) -> int:
+        """Items the background queue dropped because it was full."""
+        return self._pusher.dropped
 
-    def _reinit_after_fork(self) -> None:
-        # The parent's thread does not exist in the child; locks may be held.
-        was_running = self._thread is not None and not self._stop.is_set()
-        interval, source = self._interval, self._source
-        self._init_worker_state()
-        if was_running:
-            self._interval, self._source = interval, source
-            self._start_thread()
+    @property
+    def last_result(self) -> Optional[ExportResult]:
+        """The result of the latest background send (None before the first)."""
+        return self._pusher.last_result
+
+    @property
+    def max_queue_size(self) -> int:
+        return self._pusher.max_queue_size
 
     def submit(self, item: Any) -> bool:
         """Queues ``item`` for the background thread.
@@ -462,159 +203,31 @@ class OTLPExporter:
         When the queue is full the oldest item is dropped and counted in
         ``dropped``; returns False then.
         """
-        with self._lock:
-            accepted = True
-            if len(self._queue) >= self.max_queue_size:
-                self._queue.popleft()
-                self.dropped += 1
-                accepted = False
-            self._queue.append(item)
-        self._wake.set()
-        return accepted
+        return self._pusher.submit(item)
 
     def start(self, interval: float = 10.0, source: Any = None) -> None:
         """Exports every ``interval`` seconds on a daemon thread.
 
         ``source`` is a TelemetrySystem (a snapshot is taken each interval), a
-        TracingSystem, or a callable returning either; items passed to
-        :meth:`submit` are sent too. Results of background sends are kept in
-        ``last_result``.
+        TracingSystem (the spans finished since the last push are sent, so each
+        goes out once; ``get_spans()`` still returns them all), or a callable
+        returning either; items passed to :meth:`submit` are sent too. Results of
+        background sends are kept in ``last_result``.
         """
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
-            raise ValueError(f"interval must be a number of seconds > 0, got {interval!r}")
-        if self._thread is not None and self._thread.is_alive():
-            raise RuntimeError("exporter already started; call shutdown() first")
-        self._interval = float(interval)
-        self._source = _as_source(source)
-        self._stop = threading.Event()
-        self._start_thread()
+        self._pusher.start(interval, _as_source(source))
 
-    def _start_thread(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="pyveda-otlp-exporter", daemon=True)
-        self._thread.start()
+    def force_flush(self, timeout: Optional[float] = None) -> bool:
+        """Sends what is queued now; True if done within ``timeout`` seconds (None: waits)."""
+        return self._pusher.force_flush(timeout)
 
-    last_result: Optional[ExportResult] = None
+    def shutdown(self, timeout: Optional[float] = None) -> bool:
+        """Stops the background thread after a last collection and sends what is queued.
 
-    def _collect(self) -> None:
-        if self._source is None:
-            return
-        try:
-            item = self._source()
-        except Exception as e:
-            self.last_result = ExportResult(False, error=f"source failed: {e}")
-            return
-        if item is not None:
-            self.submit(item)
-
-    def _drain(self) -> None:
-        while True:
-            with self._lock:
-                if not self._queue:
-                    return
-                item = self._queue.popleft()
-            try:
-                self.last_result = self.send(item)
-            except Exception as e:  # send() itself never raises for transport trouble
-                self.last_result = ExportResult(False, error=str(e))
-
-    def _run(self) -> None:
-        next_at = time.monotonic() + self._interval
-        while not self._stop.is_set():
-            self._wake.wait(max(0.0, next_at - time.monotonic()))
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            if time.monotonic() >= next_at:
-                next_at = time.monotonic() + self._interval
-                self._collect()
-            self._drain()
-
-    def force_flush(self) -> None:
-        """Sends what is queued now, on the calling thread."""
-        self._drain()
-
-    def shutdown(self, timeout: Optional[float] = None) -> None:
-        """Stops the background thread after a last collection, sends what is queued and joins."""
-        thread = self._thread
-        self._stop.set()
-        self._wake.set()
-        if thread is not None:
-            thread.join(timeout)
-        self._collect()
-        self._drain()
-        self._thread = None
-        self._source = None
-
-
-def _request(
-    parts: Any, target: str, body: bytes, headers: Mapping[str, str], timeout: Optional[float]
-) -> Tuple[int, Mapping[str, str], bytes]:
-    cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = cls(parts.hostname, parts.port, timeout=timeout)
-    try:
-        conn.request("POST", target, body=body, headers=dict(headers))
-        response = conn.getresponse()
-        reply = response.read(MAX_RESPONSE_BYTES)
-        if response.getheader("Content-Encoding", "").lower() == "gzip":
-            try:
-                reply = gzip.decompress(reply)
-            except (OSError, EOFError):
-                reply = b""
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, reply
-    finally:
-        conn.close()
-
-
-def _is_json_reply(content_type: Optional[str], protocol: str) -> bool:
-    """Whether a reply body is OTLP/JSON: by its Content-Type, else by what was sent."""
-    if content_type:
-        return content_type.split(";")[0].strip().lower() == "application/json"
-    return protocol == "http/json"
-
-
-def _partial_success(kind: str, reply: bytes, as_json: bool = False) -> Tuple[int, str]:
-    if not reply:
-        return 0, ""
-    if as_json:  # {"partialSuccess": {"rejectedDataPoints"|"rejectedSpans": "3", "errorMessage": "..."}}
-        try:
-            partial = json.loads(reply.decode("utf-8")).get("partialSuccess") or {}
-            field = "rejectedDataPoints" if kind == "metrics" else "rejectedSpans"
-            rejected = int(partial.get(field) or 0)  # int64: a JSON string or number
-            message = partial.get("errorMessage") or ""
-            return rejected, message if isinstance(message, str) else str(message)
-        except Exception:
-            return 0, ""  # an unparsable 2xx body is still a success
-    try:
-        if kind == "metrics":
-            from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
-
-            msg = ExportMetricsServiceResponse.FromString(reply)
-            return int(msg.partial_success.rejected_data_points), msg.partial_success.error_message
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-
-        msg = ExportTraceServiceResponse.FromString(reply)
-        return int(msg.partial_success.rejected_spans), msg.partial_success.error_message
-    except Exception:
-        return 0, ""  # an unparsable 2xx body is still a success
-
-
-def _status_message(reply: bytes, as_json: bool = False) -> str:
-    if not reply:
-        return "(no body)"
-    if as_json:  # a google.rpc.Status in JSON: {"code": 3, "message": "..."}
-        try:
-            message = json.loads(reply.decode("utf-8")).get("message")
-            if isinstance(message, str) and message:
-                return message
-        except Exception:
-            pass
-        return reply[:200].decode("utf-8", "replace")
-    try:
-        from google.rpc import status_pb2  # type: ignore[import-not-found]
-
-        return status_pb2.Status.FromString(reply).message or "(no message)"
-    except Exception:
-        return reply[:200].decode("utf-8", "replace")
+        Returns within about ``timeout`` seconds (None: waits for the sends);
+        True if everything was sent in that time. Otherwise the send under way
+        is cut off and what is still queued is dropped (counted in ``dropped``).
+        """
+        return self._pusher.shutdown(timeout)
 
 
 def _is_tracing(item: Any) -> bool:
@@ -639,10 +252,24 @@ def _is_snapshot(item: Any) -> bool:
     return hasattr(item, "tasks_executed") and hasattr(item, "timestamp")
 
 
+def _new_spans(tracing: Any) -> Callable[[], Any]:
+    """A source giving the spans ``tracing`` finished since its previous call (None when there are none)."""
+    cursor = 0
+
+    def collect() -> Any:
+        nonlocal cursor
+        spans, cursor = tracing._spans_since(cursor)
+        return spans or None
+
+    return collect
+
+
 def _as_source(source: Any) -> Optional[Callable[[], Any]]:
     if source is None:
         return None
     if _is_tracing(source):
+        if callable(getattr(source, "_spans_since", None)):
+            return _new_spans(source)
         return lambda: source
     if callable(getattr(source, "snapshot", None)):
         return source.snapshot

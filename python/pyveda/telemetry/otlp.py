@@ -1,6 +1,6 @@
 """OTLP encoding of a metrics snapshot: snapshot -> OTLP/JSON dict or protobuf bytes.
 
-Transport lives in :mod:`pyveda.telemetry.exporters`; this module only encodes
+Transport lives in :mod:`pyveda.telemetry.transport`; this module only encodes
 (the split opentelemetry-python makes between ``otlp-proto-common`` and its
 HTTP sender). Protobuf is imported lazily, only by :func:`metrics_request_bytes`
 and :func:`metrics_request_message`.
@@ -22,6 +22,7 @@ from urllib.parse import unquote_to_bytes
 
 __all__ = [
     "SCOPE_NAME",
+    "SCOPE_VERSION",
     "metrics_request_bytes",
     "metrics_request_dict",
     "metrics_request_message",
@@ -29,17 +30,16 @@ __all__ = [
     "resource_attributes",
 ]
 
+from pyveda._version import __version__
+
+#: The instrumentation scope of everything PyVeda encodes (OTLP metrics and
+#: traces, Jaeger's otel.scope.* tags): one name and version for all of them.
 SCOPE_NAME = "pyveda"
+SCOPE_VERSION = __version__
 
 CUMULATIVE = 2
 
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-def _version() -> str:
-    import pyveda
-
-    return str(getattr(pyveda, "__version__", "0.0.0"))
 
 
 def _decode(text: str) -> str:
@@ -83,7 +83,7 @@ def resource_attributes(extra: Optional[Mapping[str, Any]] = None) -> Dict[str, 
         "service.name": "pyveda",
         "telemetry.sdk.name": "pyveda",
         "telemetry.sdk.language": "python",
-        "telemetry.sdk.version": _version(),
+        "telemetry.sdk.version": SCOPE_VERSION,
     }
     env = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
     if env.strip():
@@ -283,7 +283,7 @@ def metrics_request_dict(snapshot: Any, resource: Optional[Mapping[str, Any]] = 
             {
                 "resource": {"attributes": _attributes(attrs)},
                 "scopeMetrics": [
-                    {"scope": {"name": SCOPE_NAME, "version": _version()}, "metrics": _metrics(snapshot)}
+                    {"scope": {"name": SCOPE_NAME, "version": SCOPE_VERSION}, "metrics": _metrics(snapshot)}
                 ],
             }
         ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from pyveda import _core
-from pyveda.telemetry.gpu import GpuSample
+
+if TYPE_CHECKING:
+    from pyveda.telemetry.gpu import GpuSample
 
 __all__ = ["MetricsSnapshot", "TelemetrySystem"]
 
@@ -94,6 +96,8 @@ class MetricsSnapshot:
     @property
     def gpus(self) -> List[GpuSample]:
         """One :class:`~pyveda.telemetry.gpu.GpuSample` per device, in index order (empty without GPU data)."""
+        from pyveda.telemetry.gpu import GpuSample
+
         return [GpuSample._from_core(g) for g in self._s.gpus]
 
     def export_prometheus(self) -> str:

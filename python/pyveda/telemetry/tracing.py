@@ -31,7 +31,7 @@ import warnings
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 from pyveda import _core
-from pyveda._version import __version__
+from pyveda.telemetry.otlp import SCOPE_NAME, SCOPE_VERSION
 
 __all__ = [
     "Span",
@@ -46,7 +46,6 @@ __all__ = [
 
 _logger = logging.getLogger("pyveda")
 
-SCOPE_NAME = "pyveda"
 
 _FLAG_SAMPLED = 0x01  # the W3C "sampled" trace flag
 
@@ -463,7 +462,7 @@ def _encode_store(store: Any, resource: Mapping[str, Any], encoding: str) -> Uni
     if encoding == "json":
         return _otlp_json(store.snapshot(), resource)
     try:
-        return store.encode_otlp(resource, SCOPE_NAME, __version__)
+        return store.encode_otlp(resource, SCOPE_NAME, SCOPE_VERSION)
     except TypeError:  # a resource value the native encoder does not take: the protobuf runtime's path
         return _otlp_message(store.snapshot(), resource).SerializeToString()
 
@@ -490,7 +489,7 @@ def _jaeger_tag(key: str, value: Any) -> Dict[str, Any]:
 def _jaeger_span(d: Any) -> Dict[str, Any]:
     tags = [_jaeger_tag(k, v) for k, v in d.attributes.items()]
     tags.append({"key": "otel.scope.name", "type": "string", "value": SCOPE_NAME})
-    tags.append({"key": "otel.scope.version", "type": "string", "value": __version__})
+    tags.append({"key": "otel.scope.version", "type": "string", "value": SCOPE_VERSION})
     kind = _JAEGER_KIND.get(d.kind)
     if kind:
         tags.append({"key": "span.kind", "type": "string", "value": kind})
@@ -600,7 +599,7 @@ def _otlp_json(spans: Sequence[Any], resource: Mapping[str, Any]) -> Dict[str, A
         "resourceSpans": [
             {
                 "resource": {"attributes": _json_attributes(resource)},
-                "scopeSpans": [{"scope": {"name": SCOPE_NAME, "version": __version__}, "spans": out}],
+                "scopeSpans": [{"scope": {"name": SCOPE_NAME, "version": SCOPE_VERSION}, "spans": out}],
             }
         ]
     }
@@ -639,7 +638,7 @@ def _otlp_message(spans: Iterable[Any], resource: Mapping[str, Any]) -> Any:
     _pb_attributes(resource_spans.resource.attributes, resource)
     scope_spans = resource_spans.scope_spans.add()
     scope_spans.scope.name = SCOPE_NAME
-    scope_spans.scope.version = __version__
+    scope_spans.scope.version = SCOPE_VERSION
     out = scope_spans.spans
     for d in spans:
         span = out.add()
