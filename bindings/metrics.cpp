@@ -28,6 +28,10 @@ struct SeriesRef {
   // positional-argument tuple, so a repeated labels(...) is one dict lookup.
   // Holds only child refs, whose own caches stay empty: no reference cycles.
   nb::dict children;
+  // family->generation() when `children` was last known good: a remove() or
+  // clear() through any handle of the family (another object sharing it, say)
+  // moves it, and the cache is dropped.
+  std::uint64_t generation = 0;
 
   M& get() const { return series ? *series : family->unlabelled(); }
 };
@@ -51,9 +55,21 @@ PyObject* by_name_marker() {
   return marker;
 }
 
+// str(value), whole: a NUL inside the text is kept.
 std::string label_text(PyObject* value) {
   nb::str text = nb::str(nb::handle(value));
-  return text.c_str();
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(text.ptr(), &size);
+  if (data == nullptr) throw nb::python_error();
+  return std::string(data, static_cast<std::size_t>(size));
+}
+
+// The cache key's part for one label value: the value itself when it is a
+// str, else str(value), so 1, 1.0 and True (equal as dict keys) stay three
+// series, "1", "1.0" and "True", as str() makes them.
+nb::object key_part(PyObject* value) {
+  if (PyUnicode_CheckExact(value)) return nb::borrow(value);
+  return nb::str(nb::handle(value));
 }
 
 // labels(*values) / labels(**values), as a METH_FASTCALL method so the cached
@@ -73,13 +89,10 @@ PyObject* labels_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
     // Key: the value itself for one positional label, else a tuple / frozenset of the arguments.
     nb::object key;
     if (nkw == 0 && nargs == 1) {
-      key = nb::borrow(args[0]);
+      key = key_part(args[0]);
     } else if (nkw == 0) {
       key = nb::steal(PyTuple_New(nargs));
-      for (Py_ssize_t i = 0; i < nargs; ++i) {
-        Py_INCREF(args[i]);
-        PyTuple_SetItem(key.ptr(), i, args[i]);
-      }
+      for (Py_ssize_t i = 0; i < nargs; ++i) PyTuple_SetItem(key.ptr(), i, key_part(args[i]).release().ptr());
     } else {
       // (marker, names, *values): the private marker keeps these keys apart
       // from positional tuples; argument order matters, both orders hit the same series.
@@ -89,10 +102,11 @@ PyObject* labels_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
         Py_INCREF(parts[i]);
         PyTuple_SetItem(key.ptr(), i, parts[i]);
       }
-      for (Py_ssize_t i = 0; i < nkw; ++i) {
-        Py_INCREF(args[i]);
-        PyTuple_SetItem(key.ptr(), i + 2, args[i]);
-      }
+      for (Py_ssize_t i = 0; i < nkw; ++i) PyTuple_SetItem(key.ptr(), i + 2, key_part(args[i]).release().ptr());
+    }
+    if (const std::uint64_t generation = ref.family->generation(); generation != ref.generation) {
+      PyDict_Clear(ref.children.ptr());  // a series was removed through some handle: drop every cached child
+      ref.generation = generation;
     }
     if (PyObject* hit = PyDict_GetItemWithError(ref.children.ptr(), key.ptr())) {
       Py_INCREF(hit);
@@ -156,7 +170,7 @@ nb::class_<SeriesRef<M>> bind_series(nb::module_& m, const char* name, const cha
           "remove",
           [](R& r, nb::args args) {
             std::vector<std::string> values;
-            for (nb::handle value : args) values.emplace_back(nb::str(value).c_str());
+            for (nb::handle value : args) values.push_back(label_text(value.ptr()));
             if (r.family->remove(values)) r.children.clear();
           },
           "values"_a, nb::sig("def remove(self, *values: object) -> None"),

@@ -310,3 +310,48 @@ class TestNamesAndTypes:
     def test_registry_must_be_a_registry(self):
         with pytest.raises(TypeError, match=r"registry must be a CollectorRegistry, got dict"):
             Counter("m", "h", registry={})
+
+
+class TestLabelValues:
+    def test_values_are_converted_with_str_each_its_own_series(self, registry):
+        c = Counter("typed_total", "t", ["v"], registry=registry)
+        c.labels(1).inc(1)
+        c.labels(1.0).inc(2)
+        c.labels(True).inc(4)
+        c.labels("1").inc(8)  # str(1) == "1": the same series as labels(1)
+        assert c.labels(1).get() == 9
+        assert c.labels(1.0).get() == 2
+        assert c.labels(True).get() == 4
+        text = registry.generate_prometheus()
+        assert 'typed_total{v="1"} 9\n' in text
+        assert 'typed_total{v="1.0"} 2\n' in text
+        assert 'typed_total{v="True"} 4\n' in text
+
+    def test_several_values_and_names_also_use_str(self, registry):
+        c = Counter("pair_total", "t", ["a", "b"], registry=registry)
+        c.labels(1, True).inc()
+        c.labels(1.0, 1).inc(2)
+        c.labels(a=1, b=True).inc(4)
+        assert c.labels("1", "True").get() == 5
+        assert c.labels("1.0", "1").get() == 2
+
+    def test_a_nul_byte_is_kept_whole(self, registry):
+        c = Counter("nul_total", "t", ["v"], registry=registry)
+        c.labels("a\x00b").inc()
+        c.labels("a\x00c").inc(2)
+        assert c.labels("a\x00b").get() == 1 and c.labels("a\x00c").get() == 2
+        samples = [s for f in registry._core.collect_samples() for s in f[3] if s[0] == "nul_total"]
+        assert sorted(s[1]["v"] for s in samples) == ["a\x00b", "a\x00c"]
+        c.remove("a\x00b")
+        assert [s[1]["v"] for f in registry._core.collect_samples() for s in f[3] if s[0] == "nul_total"] == ["a\x00c"]
+
+    def test_remove_through_one_object_does_not_blind_another_sharing_the_family(self, registry):
+        a = Counter("shared_total", "s", ["k"], registry=registry)
+        b = Counter("shared_total", "s", ["k"], registry=registry)  # re-registration: the same family
+        b.labels("x").inc(7)
+        a.remove("x")
+        b.labels("x").inc(5)  # b's cached child was removed: it must resolve to the new series
+        assert 'shared_total{k="x"} 5\n' in registry.generate_prometheus()
+        a.clear()
+        b.labels("x").inc(3)
+        assert 'shared_total{k="x"} 3\n' in registry.generate_prometheus()

@@ -52,6 +52,20 @@ TEST(Family, LabelsByValuesReturnsTheSameSeries) {
   EXPECT_EQ(f.size(), 2u);
 }
 
+TEST(Family, GenerationMovesWhenASeriesStopsBeingExported) {
+  CounterFamily f(info("requests", {"method"}));
+  const auto g0 = f.generation();
+  f.labels({"GET"});
+  EXPECT_EQ(f.generation(), g0);  // adding a series leaves cached handles valid
+  EXPECT_FALSE(f.remove({"PUT"}));
+  EXPECT_EQ(f.generation(), g0);  // nothing removed
+  EXPECT_TRUE(f.remove({"GET"}));
+  const auto g1 = f.generation();
+  EXPECT_NE(g1, g0);
+  f.clear();
+  EXPECT_NE(f.generation(), g1);
+}
+
 TEST(Family, LabelsByNamePairsInAnyOrder) {
   CounterFamily f(info("requests", {"method", "code"}));
   auto a = f.labels({"GET", "200"});

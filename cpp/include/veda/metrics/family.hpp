@@ -1,7 +1,9 @@
 // veda::Family<M>: one named metric and its labelled series.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -131,6 +133,7 @@ class Family final : public FamilyBase {
     for (auto& entry : index_) {
       if (entry.second > pos) --entry.second;
     }
+    generation_.fetch_add(1, std::memory_order_release);
     return true;
   }
 
@@ -140,7 +143,12 @@ class Family final : public FamilyBase {
     std::unique_lock lock(mutex_);
     index_.clear();
     series_.clear();
+    generation_.fetch_add(1, std::memory_order_release);
   }
+
+  // Changes whenever a series stops being exported (remove() or clear()): a
+  // cache of labels() handles kept outside the family is stale once it moves.
+  std::uint64_t generation() const noexcept { return generation_.load(std::memory_order_acquire); }
 
   std::size_t size() const override {
     std::shared_lock lock(mutex_);
@@ -184,6 +192,7 @@ class Family final : public FamilyBase {
   [[noreturn]] void throw_too_many() const;
 
   const std::size_t max_series_;
+  std::atomic<std::uint64_t> generation_{0};
   mutable std::shared_mutex mutex_;
   std::unordered_map<std::string, std::size_t> index_;
   std::vector<Series> series_;
