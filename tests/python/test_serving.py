@@ -382,6 +382,32 @@ def test_port_zero_and_shutdown():
         assert fetch(base_url(again) + "/healthz")[0] == 200
 
 
+def test_shutdown_timeout_bounds_the_whole_wait_for_stalled_requests():
+    import socket
+    import time
+
+    srv = start_http_server(port=0)
+    stalled = []
+    for _ in range(4):  # each sends half a request and waits: its handler blocks reading
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        stalled.append(sock)
+    wait_until(lambda: len(srv._server.active) == 4, 5, "four requests in flight")
+    began = time.monotonic()
+    done = srv.shutdown(timeout=1)
+    took = time.monotonic() - began
+    assert done is False  # they had not finished: said so
+    assert took < 2.5  # one deadline for all four, not 1 s each
+    for sock in stalled:  # their connections were shut down, not left for the 30 s request timeout
+        assert sock.recv(1024) == b""
+        sock.close()
+    assert srv.shutdown() is True  # already shut down
+    other = start_http_server(port=0)
+    with pytest.raises(ValueError, match=r"timeout must be a number of seconds >= 0, got -1"):
+        other.shutdown(timeout=-1)
+    assert other.shutdown(timeout=2) is True  # the bad call changed nothing
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [

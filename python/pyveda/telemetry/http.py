@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import base64
 import functools
+import socket
 import threading
-from typing import TYPE_CHECKING, Any, Optional, Tuple
+import time
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from pyveda.telemetry.metrics import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry
 from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS
@@ -169,7 +171,7 @@ def _server_classes() -> Tuple[type, type]:
         def __init__(self, address: Tuple[str, int], app: _App, ssl_context: Any) -> None:
             self.app = app
             self.ssl_context = ssl_context
-            self.active = set()
+            self.active: Dict[threading.Thread, Any] = {}  # request thread -> its socket
             self.active_lock = threading.Lock()
             if ":" in address[0]:
                 self.address_family = socket.AF_INET6
@@ -177,12 +179,12 @@ def _server_classes() -> Tuple[type, type]:
 
         def process_request_thread(self, request: Any, client_address: Any) -> None:
             with self.active_lock:
-                self.active.add(threading.current_thread())
+                self.active[threading.current_thread()] = request
             try:
                 super().process_request_thread(request, client_address)
             finally:
                 with self.active_lock:
-                    self.active.discard(threading.current_thread())
+                    self.active.pop(threading.current_thread(), None)
 
         def finish_request(self, request: Any, client_address: Any) -> None:
             if self.ssl_context is not None:
@@ -220,19 +222,36 @@ class MetricsServer:
         self._lock = threading.Lock()
         self._thread.start()
 
-    def shutdown(self, timeout: float = 5.0) -> None:
-        """Stops accepting, joins the server thread, waits up to ``timeout`` s for requests in flight."""
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Stops accepting and waits up to ``timeout`` seconds in all for the requests in flight.
+
+        Returns within about ``timeout`` seconds: a request still running then
+        (a client that stopped reading, say) has its connection shut down.
+        True if every request had finished in time. A second call returns True
+        at once. ``timeout`` must be a number of seconds >= 0.
+        """
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+            raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+        deadline = time.monotonic() + timeout
         with self._lock:
             if self._closed:
-                return
+                return True
             self._closed = True
-        self._server.shutdown()
-        self._thread.join()
+        self._server.shutdown()  # returns within one poll interval (0.1 s)
+        self._thread.join(max(0.0, deadline - time.monotonic()))
         self._server.server_close()
         with self._server.active_lock:
             in_flight = list(self._server.active)
-        for thread in in_flight:
-            thread.join(timeout)
+        for thread in in_flight:  # one deadline for all of them, not timeout each
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._server.active_lock:
+            late = list(self._server.active.values())
+        for request in late:
+            try:
+                request.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+        return not late
 
     close = shutdown
 
