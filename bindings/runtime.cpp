@@ -294,7 +294,8 @@ class PyRuntime {
   }
 
   // Runs queued tasks on this thread until `future` is done or `timeout`
-  // seconds pass (None: no limit). The GIL is released while waiting.
+  // seconds pass (None: no limit). The GIL is released while waiting. A
+  // signal handler that raises (KeyboardInterrupt) ends the wait with its error.
   void wait(nb::handle future, std::optional<double> timeout) {
     using clock = std::chrono::steady_clock;
     // Timeouts beyond kForever (inf included) mean no limit; converting them would overflow.
@@ -310,6 +311,10 @@ class PyRuntime {
     runtime_->scheduler().help_until([&] {
       if (limited && clock::now() >= deadline) return true;
       nb::gil_scoped_acquire gil;
+      // Ctrl-C (or any signal whose handler raises) reaches a waiting main
+      // thread within one poll (~1 ms), as with concurrent.futures; the task
+      // itself goes on. A no-op on other threads.
+      if (PyErr_CheckSignals() != 0) throw nb::python_error();
       return done();
     });
   }

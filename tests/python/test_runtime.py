@@ -633,3 +633,27 @@ def test_idle_runtime_uses_no_cpu(make_runtime):
     time.sleep(1.0)
     used = time.process_time() - before
     assert used < 0.05, f"an idle runtime with 4 workers used {used:.3f} s of CPU in 1 s"
+
+
+@pytest.mark.parametrize("timeout", [None, 60.0])
+def test_ctrl_c_reaches_a_main_thread_waiting_in_result(make_runtime, timeout):
+    import _thread
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    runtime = make_runtime(threads=1)
+    release = threading.Event()
+    future = runtime.spawn(release.wait, 30)  # runs on the worker; the main thread only waits
+    timer = threading.Timer(0.3, _thread.interrupt_main)  # what Ctrl-C does: SIGINT to the main thread
+    timer.start()
+    began = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            future.result(timeout=timeout)
+        took = time.monotonic() - began
+    finally:
+        timer.cancel()
+        release.set()
+    assert took < 10  # promptly, not after the task's 30 s
+    assert future.result(timeout=10) is True  # the task itself was not touched
+    assert not future.exception()
