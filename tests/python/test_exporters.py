@@ -1067,3 +1067,22 @@ def test_import_pyveda_does_not_load_http_tls_or_the_exporters():
     with pytest.raises(AttributeError, match="has no attribute 'NoSuchThing'"):
         telemetry.NoSuchThing
     assert set(telemetry.__all__) <= set(dir(telemetry))
+
+
+def test_a_gzip_reply_is_inflated_within_a_bound():
+    from pyveda.telemetry.transport import MAX_RESPONSE_BYTES, _gunzip
+
+    small = gzip.compress(b'{"partialSuccess": {}}')
+    assert _gunzip(small, MAX_RESPONSE_BYTES) == b'{"partialSuccess": {}}'
+    bomb = gzip.compress(b"\0" * (64 * 1024 * 1024))  # ~64 KiB on the wire, 64 MiB inflated
+    assert len(bomb) < 128 * 1024
+    assert _gunzip(bomb, MAX_RESPONSE_BYTES) == b""  # refused at the bound, not inflated whole
+    assert _gunzip(b"not gzip", MAX_RESPONSE_BYTES) == b""
+    assert _gunzip(small[:-4], MAX_RESPONSE_BYTES) == b""  # cut short
+
+
+def test_a_gzip_bomb_reply_still_counts_as_success(server, snapshot):
+    bomb = gzip.compress(b"\0" * (32 * 1024 * 1024))
+    srv = server((200, {"Content-Encoding": "gzip", "Content-Type": "application/x-protobuf"}, bomb))
+    result = create_exporter("otlp", endpoint=srv.endpoint, timeout=5).send(snapshot)
+    assert result == ExportResult(True, 200, 1)

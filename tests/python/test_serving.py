@@ -343,6 +343,26 @@ def test_basic_auth(runtime):
         right = base64.b64encode(b"prom:s3cret:x").decode()
         status, _, body = fetch(srv.url, {"Authorization": f"Basic {right}"})
         assert status == 200 and b"pyveda_tasks_executed_total" in body
+        for scheme in ("basic", "BASIC", "bAsIc"):  # RFC 7235: the scheme is case-insensitive
+            assert fetch(srv.url, {"Authorization": f"{scheme} {right}"})[0] == 200
+        assert fetch(srv.url, {"Authorization": f"Bearer {right}"})[0] == 401  # another scheme
+        assert fetch(srv.url, {"Authorization": right})[0] == 401  # no scheme
+
+
+def test_a_burst_of_connections_is_not_stalled_by_the_listen_backlog():
+    import socket
+
+    with start_http_server(port=0) as srv:
+        assert srv._server.request_queue_size >= 128
+        socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(40)]
+        try:
+            for sock in socks:
+                sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+            for sock in socks:
+                assert sock.recv(64).startswith(b"HTTP/1.0 200")
+        finally:
+            for sock in socks:
+                sock.close()
 
 
 def test_tls_with_a_self_signed_certificate(tmp_path, runtime):

@@ -82,7 +82,7 @@ class _App:
     def __init__(self, registry: CollectorRegistry, runtime: Optional["Runtime"], auth: Optional[bytes]) -> None:
         self.registry = registry
         self.runtime = runtime
-        self.auth = auth  # expected Authorization header value, or None
+        self.auth = auth  # the expected basic-auth token (base64 of user:password), or None
 
     def current_runtime(self) -> Optional["Runtime"]:
         if self.runtime is not None:
@@ -129,8 +129,10 @@ def _server_classes() -> Tuple[type, type]:
             expected = self.server.app.auth
             if expected is None:
                 return True
-            given = self.headers.get("Authorization", "").encode("latin-1", "replace")
-            if hmac.compare_digest(given, expected):
+            # "<scheme> <token>": the scheme is case-insensitive (RFC 7235 section 2.1).
+            scheme, _, token = self.headers.get("Authorization", "").strip().partition(" ")
+            given = token.strip().encode("latin-1", "replace")
+            if scheme.lower() == "basic" and hmac.compare_digest(given, expected):
                 return True
             self._send_text(401, "unauthorized\n", (("WWW-Authenticate", 'Basic realm="pyveda", charset="UTF-8"'),))
             return False
@@ -167,6 +169,7 @@ def _server_classes() -> Tuple[type, type]:
     class Server(http.server.ThreadingHTTPServer):
         daemon_threads = True
         allow_reuse_address = True
+        request_queue_size = 128  # the listen backlog: the default 5 stalls bursts of connects
 
         def __init__(self, address: Tuple[str, int], app: _App, ssl_context: Any) -> None:
             self.app = app
@@ -313,7 +316,7 @@ def start_http_server(
         user, password = basic_auth
         if ":" in user:
             raise ValueError("start_http_server: a basic-auth user name cannot contain ':'")
-        auth = b"Basic " + base64.b64encode(f"{user}:{password}".encode("utf-8"))
+        auth = base64.b64encode(f"{user}:{password}".encode("utf-8"))  # the token after "Basic "
     if (certfile is None) != (keyfile is None):
         raise ValueError("start_http_server: TLS needs both certfile and keyfile")
     ssl_context = None

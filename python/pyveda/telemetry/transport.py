@@ -136,7 +136,6 @@ def _request(
     cancel: Optional[threading.Event] = None,
 ) -> Tuple[int, Mapping[str, str], bytes]:
     """One POST. ``timeout`` bounds the whole exchange, not each socket operation."""
-    import gzip
     import http.client
 
     cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -155,14 +154,29 @@ def _request(
         response = conn.getresponse()
         reply = response.read(MAX_RESPONSE_BYTES)
         if response.getheader("Content-Encoding", "").lower() == "gzip":
-            try:
-                reply = gzip.decompress(reply)
-            except (OSError, EOFError):
-                reply = b""
+            reply = _gunzip(reply, MAX_RESPONSE_BYTES)
         return response.status, {k.lower(): v for k, v in response.getheaders()}, reply
     finally:
         finished.set()
         conn.close()
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Inflates a gzip body, keeping at most ``limit`` bytes: a small reply cannot grow without bound.
+
+    A body that is not valid gzip, or inflates past ``limit``, gives b"" (a
+    reply body is only read for partial-success details and error messages).
+    """
+    import zlib
+
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit)
+    except zlib.error:
+        return b""
+    if inflater.unconsumed_tail or not inflater.eof:
+        return b""  # more than `limit` bytes, or cut short
+    return out
 
 
 def _watch(conn: Any, finished: threading.Event, deadline: Optional[float], cancel: Optional[threading.Event]) -> None:
