@@ -355,3 +355,27 @@ class TestLabelValues:
         a.clear()
         b.labels("x").inc(3)
         assert 'shared_total{k="x"} 3\n' in registry.generate_prometheus()
+
+
+def test_labels_cache_is_bounded_by_the_series_not_the_calls(registry):
+    import gc
+    import tracemalloc
+
+    class Tag:  # hashes by identity; every instance prints the same
+        def __str__(self):
+            return "same"
+
+    c = Counter("bounded_total", "b", ["v"], registry=registry)
+    c.labels(Tag()).inc()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(100_000):
+            c.labels(Tag()).inc()
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert c.labels("same").get() == 100_001  # one series
+    assert grown < 1024 * 1024  # keyed by str(): no entry per object (was ~30 MiB per 100,000 calls)
