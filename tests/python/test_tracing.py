@@ -752,3 +752,25 @@ def test_runtime_without_tracing_still_propagates_the_context():
 
 def test_span_type_is_exported():
     assert Span.__name__ == "Span" and "TracingSystem" in pyveda.telemetry.__all__
+
+
+@pytest.mark.parametrize("headers", [None, [], "traceparent", 42, ("traceparent", "x")])
+def test_extract_refuses_what_is_not_a_mapping(tracing, headers):
+    with pytest.raises(TypeError, match=r"extract\(\) takes a mapping of header names to values .* got " + type(headers).__name__):
+        tracing.extract(headers)
+
+
+def test_extract_takes_a_header_message_and_inject_refuses_an_immutable_target(tracing):
+    import email.message
+    import types
+
+    with tracing.span("out") as span:
+        carrier = tracing.inject({})
+        with pytest.raises(TypeError, match=r"inject\(\) writes into a mutable mapping .* got mappingproxy"):
+            tracing.inject(types.MappingProxyType({}))
+        with pytest.raises(TypeError, match=r"inject\(\) writes into a mutable mapping .* got NoneType"):
+            tracing.inject(None)
+    message = email.message.Message()  # what http.client and http.server give as headers
+    message["Traceparent"] = carrier["traceparent"]
+    context = tracing.extract(message)
+    assert context is not None and context.span_id == span.span_id

@@ -351,7 +351,14 @@ class TracingSystem(_core.Tracer):
     # -- W3C trace context --
 
     def inject(self, headers: Dict[str, str], span: Optional[Span] = None) -> Dict[str, str]:
-        """Writes ``traceparent`` (and ``tracestate``) for ``span`` (default: the current one) into ``headers``."""
+        """Writes ``traceparent`` (and ``tracestate``) for ``span`` (default: the current one) into ``headers``.
+
+        ``headers`` takes item assignment (a dict); anything else is a TypeError.
+        """
+        if not callable(getattr(headers, "__setitem__", None)):
+            raise TypeError(
+                f"inject() writes into a mutable mapping of header names to values (a dict), got {type(headers).__name__}"
+            )
         if span is None:
             span = _current_span.get()
         if span is None:
@@ -365,8 +372,15 @@ class TracingSystem(_core.Tracer):
         """The remote parent in ``traceparent``/``tracestate`` headers, or None.
 
         Pass it as ``span(..., context=...)``. An invalid ``traceparent`` is
-        ignored (logged at debug level on the "pyveda" logger).
+        ignored (logged at debug level on the "pyveda" logger). ``headers`` is
+        a mapping (a dict, or an object with ``get()`` and ``items()`` such as
+        ``http.client.HTTPMessage``); anything else is a TypeError.
         """
+        if not (callable(getattr(headers, "get", None)) and callable(getattr(headers, "items", None))):
+            raise TypeError(
+                "extract() takes a mapping of header names to values (a dict, or an object with get() and "
+                f"items()), got {type(headers).__name__}"
+            )
         value = _header(headers, "traceparent")
         if value is None:
             return None
