@@ -270,7 +270,12 @@ std::int64_t time_arg(PyObject* value, const char* what) {
   }
   int overflow = 0;
   const long long t = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
-  if (overflow != 0) throw nb::value_error((std::string(what) + " does not fit in 64 bits").c_str());
+  if (overflow != 0 || t < 0) {
+    // OTLP carries times as fixed64: a negative time would export as a date in the year 2554.
+    throw nb::value_error((std::string(what) + " must be an int of ns since the epoch in [0, 2**63), got " +
+                           nb::str(nb::handle(value)).c_str())
+                              .c_str());
+  }
   return t;
 }
 

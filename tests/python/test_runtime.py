@@ -642,8 +642,14 @@ def test_ctrl_c_reaches_a_main_thread_waiting_in_result(make_runtime, timeout):
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals reach the main thread only")
     runtime = make_runtime(threads=1)
-    release = threading.Event()
-    future = runtime.spawn(release.wait, 30)  # runs on the worker; the main thread only waits
+    started, release = threading.Event(), threading.Event()
+
+    def task():
+        started.set()
+        return release.wait(30)
+
+    future = runtime.spawn(task)
+    assert started.wait(10)  # running on the worker, so the main thread only waits (it cannot take the task)
     timer = threading.Timer(0.3, _thread.interrupt_main)  # what Ctrl-C does: SIGINT to the main thread
     timer.start()
     began = time.monotonic()

@@ -268,6 +268,12 @@ def get_spans_by(tracing, name):
         (lambda t: t.span("op", parent_span_id=12), ValueError,
          "parent_span_id must be 16 lowercase hex characters, not all zero; got 12"),
         (lambda t: t.span("op", start_time="soon"), TypeError, "start_time must be an int"),
+        (lambda t: t.span("op", start_time=-1), ValueError,
+         r"start_time must be an int of ns since the epoch in \[0, 2\*\*63\), got -1"),
+        (lambda t: t.span("op", start_time=2**70), ValueError,
+         r"start_time must be an int of ns since the epoch in \[0, 2\*\*63\), got 1180591620717411303424"),
+        (lambda t: t.span("op").end(end_time=-5), ValueError,
+         r"end_time must be an int of ns since the epoch in \[0, 2\*\*63\), got -5"),
         (lambda t: t.span("op").add_event(3), TypeError, "event name must be a str, got int"),
         (lambda t: t.span("op").set_attributes(5), TypeError, "attributes must be a mapping, got int"),
         (lambda t: _core.Span(), TypeError, "constructor"),
@@ -774,3 +780,15 @@ def test_extract_takes_a_header_message_and_inject_refuses_an_immutable_target(t
     message["Traceparent"] = carrier["traceparent"]
     context = tracing.extract(message)
     assert context is not None and context.span_id == span.span_id
+
+
+def test_an_end_before_the_start_is_clamped_to_a_zero_duration(tracing):
+    span = tracing.span("early", start_time=2_000_000_000)
+    span.end(end_time=1_000_000_000)
+    assert span.end_time == span.start_time == 2_000_000_000
+    assert span.duration_ms == 0.0
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    exported = ExportTraceServiceRequest.FromString(tracing.export_otlp(encoding="protobuf"))
+    (record,) = [s for rs in exported.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    assert record.end_time_unix_nano == record.start_time_unix_nano == 2_000_000_000

@@ -127,7 +127,10 @@ bool Span::set_status(StatusCode code, std::string description) {
 
 bool Span::end(std::int64_t end_time_unix_nano) noexcept {
   if (live_ == nullptr) return false;
-  live_->end_time_unix_nano = end_time_unix_nano;
+  // An end before the start (a clock step, a wrong explicit time) is clamped
+  // to the start: a span never has a negative duration.
+  live_->end_time_unix_nano =
+      end_time_unix_nano < live_->start_time_unix_nano ? live_->start_time_unix_nano : end_time_unix_nano;
   live_ = nullptr;
   if (store_) {
     store_->add(data_);

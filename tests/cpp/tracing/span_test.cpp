@@ -34,6 +34,16 @@ TEST(Span, RootStartsANewTrace) {
   EXPECT_TRUE(a.is_recording());
 }
 
+TEST(Span, AnEndBeforeTheStartIsClampedToTheStart) {
+  Span s = Span::start("op", SpanKind::kInternal, nullptr, 1000, nullptr);
+  ASSERT_TRUE(s.end(400));
+  EXPECT_EQ(s.data().start_time_unix_nano, 1000);
+  EXPECT_EQ(s.data().end_time_unix_nano, 1000);
+  Span t = Span::start("op", SpanKind::kInternal, nullptr, 1000, nullptr);
+  ASSERT_TRUE(t.end(1500));
+  EXPECT_EQ(t.data().end_time_unix_nano, 1500);
+}
+
 TEST(Span, ChildJoinsItsParentsTrace) {
   Span parent = Span::start("parent", SpanKind::kInternal, nullptr, 1, nullptr);
   const SpanParent inherited = parent.as_parent();

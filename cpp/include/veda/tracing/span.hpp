@@ -138,7 +138,7 @@ class Span {
   bool set_status(StatusCode code, std::string description);
 
   // Ends the span and hands its record to the store. False (nothing done) if
-  // it had already ended.
+  // it had already ended. An end before the start is clamped to the start.
   bool end(std::int64_t end_time_unix_nano) noexcept;
 
   // The identity a child of this span inherits.
