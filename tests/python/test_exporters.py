@@ -1086,3 +1086,21 @@ def test_a_gzip_bomb_reply_still_counts_as_success(server, snapshot):
     srv = server((200, {"Content-Encoding": "gzip", "Content-Type": "application/x-protobuf"}, bomb))
     result = create_exporter("otlp", endpoint=srv.endpoint, timeout=5).send(snapshot)
     assert result == ExportResult(True, 200, 1)
+
+
+def test_after_a_shutdown_that_gave_up_sends_are_refused_until_start(snapshot, server):
+    trickle = Trickle(gap=0.3)
+    try:
+        exporter = create_exporter("otlp", endpoint=trickle.endpoint, timeout=60)
+        exporter.start(0.05, lambda: snapshot)
+        time.sleep(0.3)
+        assert exporter.shutdown(timeout=0.5) is False
+    finally:
+        trickle.close()
+    result = exporter.send(snapshot)
+    assert not result.success and result.error == "cancelled before the first attempt"
+    srv = server((200, {}, b""))
+    exporter.metrics = exporter.metrics._replace(url=srv.endpoint + "/v1/metrics")
+    exporter.start(3600)  # a new start clears it
+    assert exporter.send(snapshot) == ExportResult(True, 200, 1)
+    assert exporter.shutdown(timeout=5)

@@ -225,7 +225,10 @@ class OTLPExporter:
 
         Returns within about ``timeout`` seconds (None: waits for the sends);
         True if everything was sent in that time. Otherwise the send under way
-        is cut off and what is still queued is dropped (counted in ``dropped``).
+        is cut off, what is still queued is dropped (counted in ``dropped``),
+        and later sends through this exporter return a failed result saying
+        "cancelled" until :meth:`start` is called again (as an OpenTelemetry
+        exporter refuses to export after shutdown).
         """
         return self._pusher.shutdown(timeout)
 
