@@ -34,6 +34,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
+from pyveda._checks import seconds
 from pyveda.telemetry.metrics import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry
 from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS
 
@@ -233,9 +234,7 @@ class MetricsServer:
         True if every request had finished in time. A second call returns True
         at once. ``timeout`` must be a number of seconds >= 0.
         """
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
-            raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + seconds(timeout, "timeout")
         with self._lock:
             if self._closed:
                 return True

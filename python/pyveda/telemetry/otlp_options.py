@@ -26,6 +26,7 @@ import warnings
 from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
+from pyveda._checks import seconds
 from pyveda.telemetry.otlp import parse_key_values
 
 __all__ = ["CONTENT_TYPES", "DEFAULT_ENDPOINT", "DEFAULT_TIMEOUT_S", "PROTOCOLS", "SIGNALS", "OTLPOptions"]
@@ -129,9 +130,8 @@ def _signal_url(signal: str, endpoint: Optional[str]) -> str:
 def _timeout(signal: str, timeout: Optional[float]) -> Optional[float]:
     """Seconds (None = no limit) from the argument or the env (ms)."""
     if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
-            raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
-        return None if timeout == 0 else float(timeout)
+        value = seconds(timeout, "timeout")
+        return None if value == 0 else value
     value, name = _env(signal, "TIMEOUT")
     if value is None:
         return DEFAULT_TIMEOUT_S

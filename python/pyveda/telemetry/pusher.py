@@ -33,19 +33,12 @@ import weakref
 from collections import deque
 from typing import Any, Callable, Deque, Optional
 
+from pyveda._checks import seconds
+
 __all__ = ["DEFAULT_EXIT_TIMEOUT_S", "PeriodicPusher"]
 
 #: How long the exit flush of one pusher may take by default.
 DEFAULT_EXIT_TIMEOUT_S = 5.0
-
-
-def _check_seconds(value: Any, what: str, allow_none: bool = False) -> Optional[float]:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        extra = " or None" if allow_none else ""
-        raise ValueError(f"{what} must be a number of seconds >= 0{extra}, got {value!r}")
-    return float(value)
 
 
 class PeriodicPusher:
@@ -67,7 +60,7 @@ class PeriodicPusher:
     ) -> None:
         if isinstance(max_queue_size, bool) or not isinstance(max_queue_size, int) or max_queue_size < 1:
             raise ValueError(f"max_queue_size must be an int >= 1, got {max_queue_size!r}")
-        self.exit_timeout = _check_seconds(exit_timeout, "exit_timeout")
+        self.exit_timeout = seconds(exit_timeout, "exit_timeout")
         self._send = send
         self._failure = failure
         self._name = name
@@ -109,8 +102,7 @@ class PeriodicPusher:
 
     def start(self, interval: float, source: Optional[Callable[[], Any]] = None) -> None:
         """Starts the thread: ``source()`` every ``interval`` seconds (> 0), plus what ``submit`` queues."""
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
-            raise ValueError(f"interval must be a number of seconds > 0, got {interval!r}")
+        interval = seconds(interval, "interval", positive=True)
         if source is not None and not callable(source):
             raise TypeError(f"source must be callable or None, got {type(source).__name__}")
         if self._thread is not None and self._thread.is_alive():
@@ -168,7 +160,7 @@ class PeriodicPusher:
 
     def force_flush(self, timeout: Optional[float] = None) -> bool:
         """Sends what is queued now; True if that finished within ``timeout`` seconds (None: waits)."""
-        timeout = _check_seconds(timeout, "timeout", allow_none=True)
+        timeout = seconds(timeout, "timeout", allow_none=True)
         return self._bounded(self._drain, timeout)
 
     def shutdown(self, timeout: Optional[float] = None) -> bool:
@@ -177,7 +169,7 @@ class PeriodicPusher:
         Returns within about ``timeout`` seconds (None: waits). Calling it
         again, or on a pusher never started, runs the last collection and send again.
         """
-        timeout = _check_seconds(timeout, "timeout", allow_none=True)
+        timeout = seconds(timeout, "timeout", allow_none=True)
         thread = self._thread
         self._stop.set()
         self._wake.set()
