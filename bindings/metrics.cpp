@@ -113,16 +113,18 @@ PyObject* labels_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
       return hit;
     }
     if (PyErr_Occurred()) throw nb::python_error();
+    // The series' label text comes from the key's parts: str() runs once per value.
+    auto part = [&](Py_ssize_t i) {
+      return label_text(nkw == 0 && nargs == 1 ? key.ptr() : PyTuple_GET_ITEM(key.ptr(), i + (nkw != 0 ? 2 : 0)));
+    };
     std::shared_ptr<M> series;
     if (nkw != 0) {
       std::vector<std::pair<std::string, std::string>> pairs;
-      for (Py_ssize_t i = 0; i < nkw; ++i) {
-        pairs.emplace_back(label_text(PyTuple_GetItem(kwnames, i)), label_text(args[i]));
-      }
+      for (Py_ssize_t i = 0; i < nkw; ++i) pairs.emplace_back(label_text(PyTuple_GetItem(kwnames, i)), part(i));
       series = ref.family->labels(pairs);
     } else {
       std::vector<std::string> values;
-      for (Py_ssize_t i = 0; i < nargs; ++i) values.push_back(label_text(args[i]));
+      for (Py_ssize_t i = 0; i < nargs; ++i) values.push_back(part(i));
       series = ref.family->labels(values);
     }
     nb::object child = nb::cast(SeriesRef<M>{ref.family, std::move(series), {}});

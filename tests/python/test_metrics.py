@@ -379,3 +379,19 @@ def test_labels_cache_is_bounded_by_the_series_not_the_calls(registry):
         tracemalloc.stop()
     assert c.labels("same").get() == 100_001  # one series
     assert grown < 1024 * 1024  # keyed by str(): no entry per object (was ~30 MiB per 100,000 calls)
+
+
+def test_labels_calls_str_once_per_value(registry):
+    calls = []
+
+    class Tag:
+        def __str__(self):
+            calls.append(1)
+            return "t"
+
+    c = Counter("once_total", "o", ["a", "b"], registry=registry)
+    c.labels(Tag(), Tag()).inc()  # a miss: the key and the series text come from one str() each
+    assert len(calls) == 2
+    c.labels(a=Tag(), b="x").inc()
+    assert len(calls) == 3
+    assert c.labels("t", "t").get() == 1 and c.labels("t", "x").get() == 1
