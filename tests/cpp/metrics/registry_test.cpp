@@ -156,6 +156,37 @@ TEST(Family, RemoveAndClear) {
   EXPECT_EQ(plain.size(), 1u);
 }
 
+// remove() leaves a hole rather than shifting the series after it; the holes
+// are squeezed out later. Through many removals and re-adds the survivors keep
+// their creation order, their identity and their lookups.
+TEST(Family, ManyRemovalsKeepOrderAndIdentity) {
+  CounterFamily f(info("requests", {"user"}), 1000);
+  std::vector<std::shared_ptr<veda::Counter>> handles;
+  for (int i = 0; i < 1000; ++i) handles.push_back(f.labels({std::to_string(i)}));
+  // Remove every series but the multiples of 7, in an order that crosses the
+  // compaction point several times.
+  for (int i = 999; i >= 0; --i) {
+    if (i % 7 != 0) {
+      EXPECT_TRUE(f.remove({std::to_string(i)}));
+    }
+  }
+  EXPECT_EQ(f.size(), 143u);
+  std::vector<std::string> order;
+  f.for_each([&](const Values& v, const veda::Counter&) { order.push_back(v[0]); });
+  ASSERT_EQ(order.size(), 143u);
+  for (std::size_t k = 0; k < order.size(); ++k) EXPECT_EQ(order[k], std::to_string(7 * k));
+  for (int i = 0; i < 1000; i += 7) EXPECT_EQ(f.labels({std::to_string(i)}), handles[static_cast<std::size_t>(i)]);
+  // Freed room counts against the cap again: 857 new series fit, one more does not.
+  for (int i = 0; i < 857; ++i) f.labels({"new" + std::to_string(i)});
+  EXPECT_EQ(f.size(), 1000u);
+  EXPECT_THROW(f.labels({"one-too-many"}), std::length_error);
+  order.clear();
+  f.for_each([&](const Values& v, const veda::Counter&) { order.push_back(v[0]); });
+  EXPECT_EQ(order.front(), "0");
+  EXPECT_EQ(order[143], "new0");
+  EXPECT_EQ(order.back(), "new856");
+}
+
 TEST(Family, CardinalityCap) {
   CounterFamily f(info("requests", {"user"}), 3);
   EXPECT_EQ(f.max_series(), 3u);

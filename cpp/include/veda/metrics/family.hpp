@@ -94,7 +94,7 @@ class Family final : public FamilyBase {
     std::unique_lock lock(mutex_);
     auto it = index_.find(key);
     if (it != index_.end()) return series_[it->second].metric;
-    if (series_.size() >= max_series_) throw_too_many();
+    if (index_.size() >= max_series_) throw_too_many();
     index_.emplace(std::move(key), series_.size());
     return add_locked(values);
   }
@@ -127,12 +127,14 @@ class Family final : public FamilyBase {
     std::unique_lock lock(mutex_);
     auto it = index_.find(detail::label_key(values));
     if (it == index_.end()) return false;
-    std::size_t pos = it->second;
+    // O(1): the slot becomes a hole that for_each() skips; the holes are
+    // squeezed out (keeping creation order) once they outnumber the series.
+    Series& slot = series_[it->second];
+    slot.metric.reset();
+    slot.label_values.clear();
     index_.erase(it);
-    series_.erase(series_.begin() + static_cast<std::ptrdiff_t>(pos));
-    for (auto& entry : index_) {
-      if (entry.second > pos) --entry.second;
-    }
+    ++holes_;
+    if (holes_ > index_.size()) compact_locked();
     generation_.fetch_add(1, std::memory_order_release);
     return true;
   }
@@ -143,6 +145,7 @@ class Family final : public FamilyBase {
     std::unique_lock lock(mutex_);
     index_.clear();
     series_.clear();
+    holes_ = 0;
     generation_.fetch_add(1, std::memory_order_release);
   }
 
@@ -152,7 +155,7 @@ class Family final : public FamilyBase {
 
   std::size_t size() const override {
     std::shared_lock lock(mutex_);
-    return series_.size();
+    return index_.size();
   }
   std::size_t max_series() const noexcept { return max_series_; }
 
@@ -160,7 +163,9 @@ class Family final : public FamilyBase {
   template <class F>
   void for_each(F&& f) const {
     std::shared_lock lock(mutex_);
-    for (const Series& s : series_) f(s.label_values, *s.metric);
+    for (const Series& s : series_) {
+      if (s.metric) f(s.label_values, *s.metric);
+    }
   }
 
  private:
@@ -181,6 +186,19 @@ class Family final : public FamilyBase {
     return metric;
   }
 
+  // Drops the holes remove() left, keeping creation order, and renumbers the index.
+  void compact_locked() {
+    std::size_t out = 0;
+    for (std::size_t in = 0; in < series_.size(); ++in) {
+      if (!series_[in].metric) continue;
+      if (out != in) series_[out] = std::move(series_[in]);
+      index_[detail::label_key(series_[out].label_values)] = out;
+      ++out;
+    }
+    series_.resize(out);
+    holes_ = 0;
+  }
+
   std::shared_ptr<M> make() const {
     if constexpr (std::is_same_v<M, Histogram>) {
       return std::make_shared<Histogram>(info_.scale);
@@ -195,7 +213,8 @@ class Family final : public FamilyBase {
   std::atomic<std::uint64_t> generation_{0};
   mutable std::shared_mutex mutex_;
   std::unordered_map<std::string, std::size_t> index_;
-  std::vector<Series> series_;
+  std::vector<Series> series_;  // creation order; removed series leave holes (null metric)
+  std::size_t holes_ = 0;
   std::shared_ptr<M> unlabelled_;
 };
 
