@@ -24,21 +24,22 @@ void init_gpu(nb::module_& m) {
 
   nb::class_<GpuDeviceSample>(m, "GpuDeviceSample",
                               "One NVIDIA device as NVML reported it; None where the driver gave no reading.")
-      .def_ro("index", &GpuDeviceSample::index, "NVML index (PCI bus order, as nvidia-smi).")
-      .def_ro("name", &GpuDeviceSample::name)
-      .def_ro("uuid", &GpuDeviceSample::uuid)
-      .def_ro("utilization_percent", &GpuDeviceSample::utilization_percent)
-      .def_ro("memory_utilization_percent", &GpuDeviceSample::memory_utilization_percent)
-      .def_ro("memory_used_mb", &GpuDeviceSample::memory_used_mb,
+      .def(nb::init<>())
+      .def_rw("index", &GpuDeviceSample::index, "NVML index (PCI bus order, as nvidia-smi).")
+      .def_rw("name", &GpuDeviceSample::name)
+      .def_rw("uuid", &GpuDeviceSample::uuid)
+      .def_rw("utilization_percent", &GpuDeviceSample::utilization_percent)
+      .def_rw("memory_utilization_percent", &GpuDeviceSample::memory_utilization_percent)
+      .def_rw("memory_used_mb", &GpuDeviceSample::memory_used_mb,
               "NVML v2 used, MiB: excludes driver-reserved memory, as nvidia-smi's Used.")
-      .def_ro("memory_free_mb", &GpuDeviceSample::memory_free_mb)
-      .def_ro("memory_total_mb", &GpuDeviceSample::memory_total_mb)
-      .def_ro("memory_reserved_mb", &GpuDeviceSample::memory_reserved_mb)
-      .def_ro("temperature_c", &GpuDeviceSample::temperature_c)
-      .def_ro("power_w", &GpuDeviceSample::power_w)
-      .def_ro("power_limit_w", &GpuDeviceSample::power_limit_w)
-      .def_ro("sm_clock_mhz", &GpuDeviceSample::sm_clock_mhz)
-      .def_ro("process_memory_mb", &GpuDeviceSample::process_memory_mb);
+      .def_rw("memory_free_mb", &GpuDeviceSample::memory_free_mb)
+      .def_rw("memory_total_mb", &GpuDeviceSample::memory_total_mb)
+      .def_rw("memory_reserved_mb", &GpuDeviceSample::memory_reserved_mb)
+      .def_rw("temperature_c", &GpuDeviceSample::temperature_c)
+      .def_rw("power_w", &GpuDeviceSample::power_w)
+      .def_rw("power_limit_w", &GpuDeviceSample::power_limit_w)
+      .def_rw("sm_clock_mhz", &GpuDeviceSample::sm_clock_mhz)
+      .def_rw("process_memory_mb", &GpuDeviceSample::process_memory_mb);
 
   nb::class_<GpuDevice, GpuDeviceSample>(m, "GpuDevice", "A device sample with its CUDA compute capability.")
       .def_ro("compute_capability", &GpuDevice::compute_capability);

@@ -41,7 +41,13 @@ struct SeriesRef {
 double as_double(nb::handle value, const char* what) {
   const double v = PyFloat_AsDouble(value.ptr());
   if (v == -1.0 && PyErr_Occurred()) {
+    const bool overflow = PyErr_ExceptionMatches(PyExc_OverflowError) != 0;
     PyErr_Clear();
+    if (overflow) {
+      throw nb::value_error((std::string(what) + " must be a number within float range (about 1.8e308), got " +
+                             nb::type_name(value.type()).c_str() + " too large to convert to float")
+                                .c_str());
+    }
     throw nb::type_error((std::string(what) + " must be a number (int or float), got " +
                           nb::type_name(value.type()).c_str())
                              .c_str());
@@ -60,7 +66,15 @@ std::string label_text(PyObject* value) {
   nb::str text = nb::str(nb::handle(value));
   Py_ssize_t size = 0;
   const char* data = PyUnicode_AsUTF8AndSize(text.ptr(), &size);
-  if (data == nullptr) throw nb::python_error();
+  if (data == nullptr) {
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) throw nb::python_error();
+    PyErr_Clear();  // a lone surrogate: no exposition format can carry it
+    throw nb::value_error(
+        ("label value " + std::string(nb::repr(text).c_str()) +
+         " is not valid Unicode text (it has a lone surrogate, which UTF-8 cannot encode); "
+         "label values must be encodable as UTF-8")
+            .c_str());
+  }
   return std::string(data, static_cast<std::size_t>(size));
 }
 
@@ -339,6 +353,8 @@ void init_metrics(nb::module_& m) {
   m.attr("PROMETHEUS_CONTENT_TYPE") = std::string(kPrometheusContentType);
   m.attr("OPENMETRICS_CONTENT_TYPE") = std::string(kOpenMetricsContentType);
   m.attr("HISTOGRAM_DEFAULT_SCALE") = Histogram::kDefaultScale;
+  m.attr("HISTOGRAM_MIN_SCALE") = Histogram::kMinScale;
+  m.attr("HISTOGRAM_MAX_SCALE") = Histogram::kMaxScale;
   m.attr("HISTOGRAM_MAX_BUCKETS") = Histogram::kMaxBuckets;
 }
 

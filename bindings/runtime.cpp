@@ -349,36 +349,41 @@ void init_runtime(nb::module_& m) {
       .def_rw("collect_interval_s", &RuntimeOptions::collect_interval_s)
       .def_rw("max_snapshots", &RuntimeOptions::max_snapshots)
       .def_rw("proc_root", &RuntimeOptions::proc_root)
-      .def("validate", &RuntimeOptions::validate, "Raises ValueError naming the field that is out of range.");
+      .def("validate", &RuntimeOptions::validate, "Raises ValueError naming the field that is out of range.")
+      .def_ro_static("max_threads", &Scheduler::max_threads)
+      .def_ro_static("max_queue_size", &RuntimeOptions::kMaxQueueSize)
+      .def_ro_static("max_snapshots_limit", &RuntimeOptions::kMaxSnapshots)
+      .def_ro_static("max_collect_interval_s", &RuntimeOptions::kMaxCollectIntervalS);
 
+  // Writable so that pyveda.MetricsSnapshot(...) and from_json() can build one.
   nb::class_<MetricsSnapshot>(m, "MetricsSnapshot", "The runtime's figures at one moment.")
-      .def_ro("timestamp", &MetricsSnapshot::timestamp)
-      .def_ro("tasks_executed", &MetricsSnapshot::tasks_executed)
-      .def_ro("tasks_failed", &MetricsSnapshot::tasks_failed)
-      .def_ro("tasks_pending", &MetricsSnapshot::tasks_pending)
-      .def_ro("tasks_running", &MetricsSnapshot::tasks_running)
-      .def_ro("avg_latency_ms", &MetricsSnapshot::avg_latency_ms)
-      .def_ro("p50_latency_ms", &MetricsSnapshot::p50_latency_ms)
-      .def_ro("p95_latency_ms", &MetricsSnapshot::p95_latency_ms)
-      .def_ro("p99_latency_ms", &MetricsSnapshot::p99_latency_ms)
-      .def_ro("latency_sum_ms", &MetricsSnapshot::latency_sum_ms)
-      .def_ro("latency_count", &MetricsSnapshot::latency_count)
-      .def_ro("start_unix_nano", &MetricsSnapshot::start_unix_nano)
+      .def(nb::init<>())
+      .def_rw("timestamp", &MetricsSnapshot::timestamp)
+      .def_rw("tasks_executed", &MetricsSnapshot::tasks_executed)
+      .def_rw("tasks_failed", &MetricsSnapshot::tasks_failed)
+      .def_rw("tasks_pending", &MetricsSnapshot::tasks_pending)
+      .def_rw("tasks_running", &MetricsSnapshot::tasks_running)
+      .def_rw("avg_latency_ms", &MetricsSnapshot::avg_latency_ms)
+      .def_rw("p50_latency_ms", &MetricsSnapshot::p50_latency_ms)
+      .def_rw("p95_latency_ms", &MetricsSnapshot::p95_latency_ms)
+      .def_rw("p99_latency_ms", &MetricsSnapshot::p99_latency_ms)
+      .def_rw("latency_sum_ms", &MetricsSnapshot::latency_sum_ms)
+      .def_rw("latency_count", &MetricsSnapshot::latency_count)
+      .def_rw("start_unix_nano", &MetricsSnapshot::start_unix_nano)
       .def_prop_ro(
           "latency_histogram", [](const MetricsSnapshot& s) { return s.latency_histogram; },
           nb::for_getter(nb::sig("def latency_histogram(self, /) -> HistogramSnapshot | None")),
           "The latency buckets (HistogramSnapshot), or None for collected history snapshots.")
-      .def_ro("throughput_tasks_per_sec", &MetricsSnapshot::throughput_tasks_per_sec)
-      .def_ro("window_seconds", &MetricsSnapshot::window_seconds)
+      .def_rw("throughput_tasks_per_sec", &MetricsSnapshot::throughput_tasks_per_sec)
+      .def_rw("window_seconds", &MetricsSnapshot::window_seconds)
       .def_rw("cpu_utilization_percent", &MetricsSnapshot::cpu_utilization_percent)
       .def_rw("memory_used_mb", &MetricsSnapshot::memory_used_mb)
       .def_rw("memory_total_mb", &MetricsSnapshot::memory_total_mb)
       .def_rw("process_rss_mb", &MetricsSnapshot::process_rss_mb)
-      .def_ro("system_ok", &MetricsSnapshot::system_ok)
-      .def_ro("gpu_utilization_percent", &MetricsSnapshot::gpu_utilization_percent)
-      .def_ro("gpu_memory_used_mb", &MetricsSnapshot::gpu_memory_used_mb)
-      .def_prop_ro(
-          "gpus", [](const MetricsSnapshot& s) { return s.gpus; }, "Per-device GPU samples (empty without GPU data).")
+      .def_rw("system_ok", &MetricsSnapshot::system_ok)
+      .def_rw("gpu_utilization_percent", &MetricsSnapshot::gpu_utilization_percent)
+      .def_rw("gpu_memory_used_mb", &MetricsSnapshot::gpu_memory_used_mb)
+      .def_rw("gpus", &MetricsSnapshot::gpus, "Per-device GPU samples (empty without GPU data).")
       .def("export_prometheus", &render_snapshot_prometheus,
            "The snapshot in Prometheus text format 0.0.4, with the guide's metric names.");
 

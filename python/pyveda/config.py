@@ -11,7 +11,6 @@ A built ``Config`` has plain attributes that may still be changed
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, Optional
 
@@ -19,16 +18,23 @@ from pyveda import _core
 
 __all__ = ["Config", "ConfigBuilder"]
 
-_MAX_THREADS = 1024
+# The ranges RuntimeOptions::validate() enforces, read from the core.
+_LIMITS = _core.RuntimeOptions
 
 
-def _check_int(field: str, value: Any, minimum: int, maximum: Optional[int] = None) -> int:
+def _check_int(field: str, value: Any, minimum: int, maximum: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"Config.{field} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum or (maximum is not None and value > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ValueError(f"Config.{field} must be {allowed}, got {value}")
-    return value
+    if minimum <= value <= maximum:
+        return value
+    if maximum < 1 << 32:
+        allowed = f"between {minimum} and {maximum}"
+    elif value < minimum:
+        allowed = f">= {minimum}"
+    else:  # the core's practical-infinity bounds, shown as powers of two
+        allowed = f"at most 2**{maximum.bit_length() - 1}"
+    shown = value if abs(value) < 10**20 else f"an int of {len(str(abs(value)))} digits"
+    raise ValueError(f"Config.{field} must be {allowed}, got {shown}")
 
 
 def _check_bool(field: str, value: Any) -> bool:
@@ -90,8 +96,8 @@ class Config:
 
     def validate(self) -> "Config":
         """Raises TypeError or ValueError naming the first invalid field; returns self."""
-        _check_int("num_threads", self.num_threads, 1, _MAX_THREADS)
-        _check_int("queue_size", self.queue_size, 0)
+        _check_int("num_threads", self.num_threads, 1, _LIMITS.max_threads)
+        _check_int("queue_size", self.queue_size, 0, _LIMITS.max_queue_size)
         _check_bool("enable_telemetry", self.enable_telemetry)
         _check_bool("enable_gpu", self.enable_gpu)
         _check_bool("enable_tracing", self.enable_tracing)
@@ -100,9 +106,11 @@ class Config:
             raise TypeError(
                 f"Config.collect_interval must be a number of seconds, got {type(interval).__name__} ({interval!r})"
             )
-        if not (interval > 0 and math.isfinite(interval)):
-            raise ValueError(f"Config.collect_interval must be a finite number of seconds > 0, got {interval}")
-        _check_int("max_snapshots", self.max_snapshots, 1)
+        if not (0 < interval <= _LIMITS.max_collect_interval_s):
+            shown = interval if not isinstance(interval, int) or interval < 10**20 else f"an int of {len(str(interval))} digits"
+            limit = " (at most 1e9)" if interval > 0 else ""
+            raise ValueError(f"Config.collect_interval must be a finite number of seconds > 0, got {shown}{limit}")
+        _check_int("max_snapshots", self.max_snapshots, 1, _LIMITS.max_snapshots_limit)
         return self
 
     def _to_options(self) -> _core.RuntimeOptions:

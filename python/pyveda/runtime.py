@@ -15,6 +15,7 @@ so a task may spawn children and wait for them even with one worker thread.
 from __future__ import annotations
 
 import atexit
+import math
 import contextvars
 import threading
 import weakref
@@ -49,6 +50,15 @@ _FINISHED = _base.FINISHED
 _CANCELLED_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED)
 _DONE_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED)
 _CONDITION_LOCK = threading.Lock()
+
+
+def _wait_seconds(timeout: float) -> float:
+    """A checked timeout as the core takes it: negative and NaN wait not at all (as
+    concurrent.futures), anything past about 31 years (an int too big for a float,
+    inf) is no limit."""
+    if not timeout > 0:
+        return 0.0
+    return float(timeout) if timeout < 1e9 else math.inf
 
 
 class QueueFullError(RuntimeError):
@@ -140,8 +150,10 @@ class Future(_BaseFuture):
         raise TimeoutError()
 
     def _wait(self, timeout: Optional[float]) -> None:
-        if timeout is not None and timeout < 0:
-            timeout = 0.0
+        if timeout is not None:
+            if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+                raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__} ({timeout!r})")
+            timeout = _wait_seconds(timeout)
         self._veda_runtime.wait(self, timeout)
 
 
@@ -201,7 +213,7 @@ class Runtime:
         if self.tracing is not None or _current_span.get() is not None:
             fn, args, kwargs = self._traced(fn, args, kwargs)
         future = Future(self._core)
-        if not self._core.try_submit(future, fn, args, kwargs, max(0.0, float(timeout))):
+        if not self._core.try_submit(future, fn, args, kwargs, _wait_seconds(timeout)):
             if self._core.is_shutdown:
                 raise RuntimeError("cannot spawn: the runtime has been shut down")
             raise QueueFullError(f"the task queue stayed full ({self.config.queue_size} tasks) for {timeout} s")
@@ -230,7 +242,7 @@ class Runtime:
         (a worker cannot join itself); the threads are joined by a later
         ``shutdown()`` from another thread, at the latest at interpreter exit.
         """
-        self._core.shutdown(wait)
+        self._core.shutdown(_check_wait(wait))
 
     @property
     def is_shutdown(self) -> bool:
@@ -302,6 +314,12 @@ class Scope:
         return False
 
 
+def _check_wait(wait: Any) -> bool:
+    if not isinstance(wait, bool):
+        raise TypeError(f"shutdown(): wait must be True or False, got {type(wait).__name__} ({wait!r})")
+    return wait
+
+
 _lock = threading.Lock()
 _runtime: Optional[Runtime] = None
 # Every core runtime still alive (futures keep theirs alive), for the exit hook.
@@ -359,6 +377,7 @@ def scope() -> Scope:
 def shutdown(wait: bool = True) -> None:
     """Shuts the process-wide runtime down (see :meth:`Runtime.shutdown`); no-op if none."""
     global _was_shut_down
+    _check_wait(wait)
     with _lock:
         runtime = _runtime
         if runtime is None:

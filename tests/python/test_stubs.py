@@ -1,8 +1,9 @@
 """The generated type stubs ship with the package and match the reviewed reference.
 
-When the bindings change on purpose, regenerate the reference with
-``python -m nanobind.stubgen -m pyveda._core -p bindings/stub_patterns.txt -o tests/python/stubs/_core.pyi.ref``
-and review the diff with the change.
+When the bindings change on purpose, rebuild and copy the stub the build
+generated (``_core.pyi`` beside the extension) over ``stubs/_core.pyi.ref``,
+then review the diff with the change. (Running stubgen by hand on the
+imported module gives a different file: it sees the facade's classes too.)
 """
 
 from pathlib import Path

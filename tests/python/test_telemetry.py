@@ -647,3 +647,108 @@ def test_a_finished_future_is_already_counted():
             assert runtime.telemetry.snapshot().tasks_executed == n
     finally:
         runtime.shutdown()
+
+
+# -- snapshots built by the user ------------------------------------------------------------------
+
+GUIDE_FIELDS = dict(
+    timestamp=1699564800.123, tasks_executed=100, tasks_failed=2, tasks_pending=5, avg_latency_ms=10.5,
+    p50_latency_ms=9.0, p95_latency_ms=30.0, p99_latency_ms=45.5, throughput_tasks_per_sec=127.3,
+    cpu_utilization_percent=65.3, memory_used_mb=512.0,
+)
+
+
+def test_a_user_built_snapshot_renders_its_values(check_metrics):
+    snapshot = MetricsSnapshot(**GUIDE_FIELDS)
+    for name, value in GUIDE_FIELDS.items():
+        assert getattr(snapshot, name) == value
+    assert snapshot.gpu_utilization_percent is None and snapshot.gpus == [] and snapshot.latency_histogram is None
+    assert snapshot.latency_count == 100 and snapshot.latency_sum_ms == pytest.approx(1050.0)
+    assert snapshot.export_json() == {
+        "timestamp": 1699564800.123,
+        "tasks": {"executed": 100, "failed": 2, "pending": 5},
+        "latency": {"avg_ms": 10.5, "p50_ms": 9.0, "p95_ms": 30.0, "p99_ms": 45.5},
+        "system": {"cpu_percent": 65.3, "memory_mb": 512.0, "throughput_tasks_per_sec": 127.3},
+    }
+    text = snapshot.export_prometheus()
+    check_metrics(text, allow=[UNIT_LINT])  # the guide's names (the _ms/_mb units are its choice)
+    samples = {(s.name, s.labels.get("quantile")): s.value
+               for f in parser.text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("pyveda_tasks_executed_total", None)] == 100
+    assert samples[("pyveda_tasks_failed_total", None)] == 2
+    assert samples[("pyveda_tasks_pending", None)] == 5
+    assert samples[("pyveda_latency_ms", "0.99")] == 45.5
+    assert samples[("pyveda_latency_ms_count", None)] == 100
+    assert samples[("pyveda_memory_used_mb", None)] == 512.0
+    assert abs(MetricsSnapshot().timestamp - time.time()) < 60  # defaults to now
+
+
+def test_from_json_round_trips_runtime_and_user_snapshots(make_runtime):
+    runtime = make_runtime(threads=2, telemetry=True)
+    for f in [runtime.spawn(int, i) for i in range(20)]:
+        f.result()
+    for snapshot in (runtime.telemetry.snapshot(), MetricsSnapshot(**GUIDE_FIELDS, gpu_utilization_percent=40.0,
+                                                                  gpu_memory_used_mb=1234.0)):
+        data = snapshot.export_json()
+        again = MetricsSnapshot.from_json(data)
+        assert again.export_json() == data
+        assert MetricsSnapshot.from_json(json.dumps(data)).export_json() == data
+        assert again.tasks_executed == snapshot.tasks_executed
+
+
+def test_from_json_keeps_per_device_gpu_samples():
+    device = {"index": 0, "name": "Fake H100", "uuid": "GPU-1", "utilization_percent": 40.0,
+              "memory_utilization_percent": None, "memory_used_mb": 1234.0, "memory_free_mb": 80000.0,
+              "memory_total_mb": 81559.0, "memory_reserved_mb": None, "temperature_c": 45.0, "power_w": 120.5,
+              "power_limit_w": 700.0, "sm_clock_mhz": 1980.0, "process_memory_mb": 0.0}
+    snapshot = MetricsSnapshot(**GUIDE_FIELDS, gpu_utilization_percent=40.0, gpu_memory_used_mb=1234.0, gpus=[device])
+    assert snapshot.gpus[0].name == "Fake H100" and snapshot.gpus[0].memory_reserved_mb is None
+    data = snapshot.export_json()
+    assert data["gpus"] == [device]
+    assert MetricsSnapshot.from_json(data).export_json() == data
+    assert 'pyveda_gpu_temperature_celsius{gpu="0",name="Fake H100"} 45' in snapshot.export_prometheus()
+
+
+@pytest.mark.parametrize(
+    "fields, error, message",
+    [
+        ({"tasks_executed": -1}, ValueError, r"^MetricsSnapshot: tasks_executed must be an int >= 0, got -1$"),
+        ({"tasks_executed": 1.5}, TypeError, r"^MetricsSnapshot: tasks_executed must be an int >= 0, got 1\.5$"),
+        ({"tasks_pending": True}, TypeError, r"^MetricsSnapshot: tasks_pending must be an int >= 0, got True$"),
+        ({"tasks_executed": 1, "tasks_failed": 2}, ValueError,
+         r"^MetricsSnapshot: tasks_failed \(2\) cannot exceed tasks_executed \(1\), which counts failed tasks too$"),
+        ({"avg_latency_ms": math.nan}, ValueError,
+         r"^MetricsSnapshot: avg_latency_ms must be a finite number >= 0, got nan$"),
+        ({"memory_used_mb": "512"}, TypeError,
+         r"^MetricsSnapshot: memory_used_mb must be a finite number >= 0, got '512'$"),
+        ({"gpu_memory_used_mb": -1.0}, ValueError,
+         r"^MetricsSnapshot: gpu_memory_used_mb must be a finite number >= 0, got -1\.0$"),
+        ({"timestamp": "now"}, TypeError,
+         r"^MetricsSnapshot: timestamp must be a finite number of Unix seconds, got 'now'$"),
+        ({"tasks_executed": 2**64}, ValueError, r"^MetricsSnapshot: tasks_executed must be an int in \[0, 2\*\*64\)"),
+        ({"gpus": [{"index": 0, "name": "x", "uuid": "", "fan": 1}]}, ValueError,
+         r"^MetricsSnapshot: unknown GPU sample field\(s\) \['fan'\]; allowed: \['index', 'name'"),
+        ({"gpus": ["gpu0"]}, TypeError, r"^MetricsSnapshot: gpus must hold GpuSample objects or their dicts, got str$"),
+    ],
+)
+def test_snapshot_fields_are_checked(fields, error, message):
+    with pytest.raises(error, match=message):
+        MetricsSnapshot(**fields)
+
+
+def test_snapshot_takes_keywords_only():
+    with pytest.raises(TypeError):
+        MetricsSnapshot(1699564800.0)
+
+
+@pytest.mark.parametrize(
+    "data, error, message",
+    [
+        ("{oops", ValueError, r"^MetricsSnapshot\.from_json: not JSON \("),
+        ([1, 2], TypeError, r"^MetricsSnapshot\.from_json takes the dict export_json\(\) returns \(or its JSON text\), got list$"),
+        ({"timestamp": 1.0}, ValueError, r"^MetricsSnapshot\.from_json: missing 'tasks\.executed'$"),
+    ],
+)
+def test_from_json_says_what_is_wrong(data, error, message):
+    with pytest.raises(error, match=message):
+        MetricsSnapshot.from_json(data)

@@ -11,11 +11,16 @@ void RuntimeOptions::validate() const {
     throw std::invalid_argument("threads must be between 1 and " + std::to_string(Scheduler::max_threads) +
                                 ", got " + std::to_string(num_threads));
   }
-  if (!(collect_interval_s > 0.0) || !std::isfinite(collect_interval_s)) {
-    throw std::invalid_argument("collect_interval must be a finite number of seconds > 0, got " +
+  if (!(collect_interval_s > 0.0) || !(collect_interval_s <= kMaxCollectIntervalS)) {
+    throw std::invalid_argument("collect_interval must be a number of seconds > 0 and at most 1e9, got " +
                                 std::to_string(collect_interval_s));
   }
-  if (max_snapshots == 0) throw std::invalid_argument("max_snapshots must be at least 1, got 0");
+  if (queue_size > kMaxQueueSize) {
+    throw std::invalid_argument("queue_size must be at most 2**62, got " + std::to_string(queue_size));
+  }
+  if (max_snapshots == 0 || max_snapshots > kMaxSnapshots) {
+    throw std::invalid_argument("max_snapshots must be between 1 and 2**62, got " + std::to_string(max_snapshots));
+  }
 }
 
 Runtime::Runtime(RuntimeOptions options, Registry& registry) : options_(std::move(options)) {

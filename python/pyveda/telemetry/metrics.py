@@ -92,6 +92,13 @@ def generate_openmetrics(registry: Optional[CollectorRegistry] = None) -> str:
 def _require_str(owner: str, what: str, value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{owner}: {what} must be a str, got {type(value).__name__} ({value!r})")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"{owner}: {what} {value!r} is not valid Unicode text: it has a lone surrogate at index "
+            f"{error.start}, which UTF-8 cannot encode"
+        ) from None
     return value
 
 
@@ -213,6 +220,9 @@ class Histogram(_Metric, _core.Histogram):
         registry: Optional[CollectorRegistry] = None,
         scale: int = _core.HISTOGRAM_DEFAULT_SCALE,
     ) -> None:
+        low, high = _core.HISTOGRAM_MIN_SCALE, _core.HISTOGRAM_MAX_SCALE
         if not isinstance(scale, int) or isinstance(scale, bool):
-            raise TypeError(f"Histogram: scale must be an int in [0, 8], got {type(scale).__name__}")
+            raise TypeError(f"Histogram: scale must be an int in [{low}, {high}], got {type(scale).__name__}")
+        if not low <= scale <= high:
+            raise ValueError(f"histogram scale must be an integer in [{low}, {high}], got {scale}")  # the core's words
         super().__init__(name, documentation, labelnames, registry=registry, scale=scale)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+import json
+import math
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from pyveda import _core
 
@@ -10,6 +13,32 @@ if TYPE_CHECKING:
     from pyveda.telemetry.gpu import GpuSample
 
 __all__ = ["MetricsSnapshot", "TelemetrySystem"]
+
+
+def _core_gpu_sample(sample: Any) -> Any:
+    """A core GpuDeviceSample from a GpuSample or its to_dict() form."""
+    from pyveda.telemetry.gpu import _SAMPLE_FIELDS, GpuSample
+
+    if isinstance(sample, GpuSample):
+        sample = {name: getattr(sample, name) for name in _SAMPLE_FIELDS}
+    if not isinstance(sample, dict):
+        raise TypeError(f"MetricsSnapshot: gpus must hold GpuSample objects or their dicts, got {type(sample).__name__}")
+    unknown = sorted(set(sample) - set(_SAMPLE_FIELDS) - {"compute_capability"})
+    if unknown:
+        raise ValueError(f"MetricsSnapshot: unknown GPU sample field(s) {unknown}; allowed: {list(_SAMPLE_FIELDS)}")
+    core = _core.GpuDeviceSample()
+    for name in _SAMPLE_FIELDS:
+        value = sample.get(name)
+        if name in ("name", "uuid"):
+            if not isinstance(value, str):
+                raise TypeError(f"MetricsSnapshot: GPU sample {name} must be a str, got {value!r}")
+        elif name == "index":
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 31:
+                raise ValueError(f"MetricsSnapshot: GPU sample index must be an int >= 0, got {value!r}")
+        elif value is not None:
+            value = _figure(f"GPU sample {name}", value)
+        setattr(core, name, value)
+    return core
 
 
 def _fill_from_psutil(core_snapshot: Any) -> None:
@@ -26,6 +55,55 @@ def _fill_from_psutil(core_snapshot: Any) -> None:
     core_snapshot.process_rss_mb = psutil.Process().memory_info().rss / mib
 
 
+_COUNT_FIELDS = ("tasks_executed", "tasks_failed", "tasks_pending", "tasks_running")
+_FIGURE_FIELDS = (
+    "avg_latency_ms",
+    "p50_latency_ms",
+    "p95_latency_ms",
+    "p99_latency_ms",
+    "throughput_tasks_per_sec",
+    "window_seconds",
+    "cpu_utilization_percent",
+    "memory_used_mb",
+    "memory_total_mb",
+    "process_rss_mb",
+)
+_GPU_FIELDS = ("gpu_utilization_percent", "gpu_memory_used_mb")
+# export_json() key path -> field, for from_json().
+_JSON_FIELDS = (
+    (("tasks", "executed"), "tasks_executed"),
+    (("tasks", "failed"), "tasks_failed"),
+    (("tasks", "pending"), "tasks_pending"),
+    (("latency", "avg_ms"), "avg_latency_ms"),
+    (("latency", "p50_ms"), "p50_latency_ms"),
+    (("latency", "p95_ms"), "p95_latency_ms"),
+    (("latency", "p99_ms"), "p99_latency_ms"),
+    (("system", "cpu_percent"), "cpu_utilization_percent"),
+    (("system", "memory_mb"), "memory_used_mb"),
+    (("system", "throughput_tasks_per_sec"), "throughput_tasks_per_sec"),
+)
+_JSON_GPU_FIELDS = ((("system", "gpu_percent"), "gpu_utilization_percent"), (("system", "gpu_memory_mb"), "gpu_memory_used_mb"))
+
+
+def _count(name: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise (TypeError if not isinstance(value, int) or isinstance(value, bool) else ValueError)(
+            f"MetricsSnapshot: {name} must be an int >= 0, got {value!r}"
+        )
+    if value >= 1 << 64:
+        raise ValueError(f"MetricsSnapshot: {name} must be an int in [0, 2**64), got {value!r}")
+    return value
+
+
+def _figure(name: str, value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"MetricsSnapshot: {name} must be a finite number >= 0, got {value!r}")
+    value = float(value)
+    if not 0.0 <= value < math.inf:
+        raise ValueError(f"MetricsSnapshot: {name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
 class MetricsSnapshot:
     """The runtime's figures at one moment (read-only).
 
@@ -38,12 +116,129 @@ class MetricsSnapshot:
     figures are MiB. The GPU fields are None (and ``gpus`` is empty) unless
     GPU telemetry is enabled (``Config.builder().gpu(True)``) and a GPU is
     present: never 0 in place of a missing reading.
+
+    Runtimes make snapshots (``runtime.telemetry.snapshot()``); code that
+    tests its alerting or replays stored figures can build one from keyword
+    fields, and :meth:`from_json` reads back what :meth:`export_json` wrote::
+
+        MetricsSnapshot(timestamp=1699564800.0, tasks_executed=100, tasks_failed=2,
+                        tasks_pending=5, avg_latency_ms=10.5, p99_latency_ms=40.0)
+
+    Every field is optional: counts default to 0, figures to 0.0, the GPU
+    figures to None and ``timestamp`` to now. Counts are ints >= 0 (with
+    ``tasks_failed <= tasks_executed``), figures finite numbers >= 0.
+    ``latency_count`` defaults to ``tasks_executed`` and ``latency_sum_ms``
+    to ``avg_latency_ms * latency_count``; ``gpus`` takes
+    :class:`~pyveda.telemetry.gpu.GpuSample` objects or their ``to_dict()``
+    dicts. A built snapshot has no ``latency_histogram``.
     """
 
     __slots__ = ("_s",)
 
-    def __init__(self, core_snapshot: _core.MetricsSnapshot) -> None:
-        self._s = core_snapshot
+    def __init__(
+        self,
+        *,
+        timestamp: Optional[float] = None,
+        tasks_executed: int = 0,
+        tasks_failed: int = 0,
+        tasks_pending: int = 0,
+        tasks_running: int = 0,
+        avg_latency_ms: float = 0.0,
+        p50_latency_ms: float = 0.0,
+        p95_latency_ms: float = 0.0,
+        p99_latency_ms: float = 0.0,
+        throughput_tasks_per_sec: float = 0.0,
+        window_seconds: float = 0.0,
+        cpu_utilization_percent: float = 0.0,
+        memory_used_mb: float = 0.0,
+        memory_total_mb: float = 0.0,
+        process_rss_mb: float = 0.0,
+        gpu_utilization_percent: Optional[float] = None,
+        gpu_memory_used_mb: Optional[float] = None,
+        gpus: Iterable[Any] = (),
+        latency_count: Optional[int] = None,
+        latency_sum_ms: Optional[float] = None,
+        start_unix_nano: int = 0,
+    ) -> None:
+        given = locals()
+        core = _core.MetricsSnapshot()
+        if timestamp is None:
+            timestamp = time.time()
+        elif not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool) or not math.isfinite(timestamp):
+            raise TypeError(f"MetricsSnapshot: timestamp must be a finite number of Unix seconds, got {timestamp!r}")
+        core.timestamp = float(timestamp)
+        for name in _COUNT_FIELDS:
+            setattr(core, name, _count(name, given[name]))
+        if tasks_failed > tasks_executed:
+            raise ValueError(
+                f"MetricsSnapshot: tasks_failed ({tasks_failed}) cannot exceed tasks_executed ({tasks_executed}), "
+                "which counts failed tasks too"
+            )
+        for name in _FIGURE_FIELDS:
+            setattr(core, name, _figure(name, given[name]))
+        for name in _GPU_FIELDS:
+            value = given[name]
+            setattr(core, name, None if value is None else _figure(name, value))
+        count = tasks_executed if latency_count is None else _count("latency_count", latency_count)
+        core.latency_count = count
+        core.latency_sum_ms = (
+            core.avg_latency_ms * count if latency_sum_ms is None else _figure("latency_sum_ms", latency_sum_ms)
+        )
+        if not isinstance(start_unix_nano, int) or isinstance(start_unix_nano, bool) or not 0 <= start_unix_nano < 1 << 63:
+            raise ValueError(
+                f"MetricsSnapshot: start_unix_nano must be an int of ns since the epoch in [0, 2**63), "
+                f"got {start_unix_nano!r}"
+            )
+        core.start_unix_nano = start_unix_nano
+        core.system_ok = True
+        core.gpus = [_core_gpu_sample(g) for g in gpus]
+        self._s = core
+
+    @classmethod
+    def _wrap(cls, core_snapshot: _core.MetricsSnapshot) -> "MetricsSnapshot":
+        snapshot = cls.__new__(cls)
+        snapshot._s = core_snapshot
+        return snapshot
+
+    @classmethod
+    def from_json(cls, data: Union[Dict[str, Any], str, bytes]) -> "MetricsSnapshot":
+        """The snapshot that :meth:`export_json` described (a dict, or its JSON text).
+
+        ``from_json(s.export_json()).export_json() == s.export_json()``. Fields
+        that the JSON form does not carry (``tasks_running``, ``window_seconds``,
+        the host's total memory, the latency histogram) read as their defaults.
+        """
+        if isinstance(data, (str, bytes, bytearray)):
+            try:
+                data = json.loads(data)
+            except ValueError as error:
+                raise ValueError(f"MetricsSnapshot.from_json: not JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise TypeError(
+                f"MetricsSnapshot.from_json takes the dict export_json() returns (or its JSON text), "
+                f"got {type(data).__name__}"
+            )
+
+        def read(path: Tuple[str, ...], required: bool) -> Any:
+            node: Any = data
+            for key in path:
+                if not isinstance(node, dict) or key not in node:
+                    if not required:
+                        return None
+                    raise ValueError(f"MetricsSnapshot.from_json: missing {'.'.join(path)!r}")
+                node = node[key]
+            return node
+
+        fields: Dict[str, Any] = {"timestamp": read(("timestamp",), True)}
+        for path, name in _JSON_FIELDS:
+            fields[name] = read(path, True)
+        for path, name in _JSON_GPU_FIELDS:
+            fields[name] = read(path, False)
+        gpus = data.get("gpus", [])
+        if not isinstance(gpus, list):
+            raise TypeError(f"MetricsSnapshot.from_json: 'gpus' must be a list of device dicts, got {type(gpus).__name__}")
+        fields["gpus"] = gpus
+        return cls(**fields)
 
     timestamp = property(lambda self: self._s.timestamp, doc="Unix time of the snapshot, seconds.")
     tasks_executed = property(lambda self: self._s.tasks_executed, doc="Tasks finished (failed ones included).")
@@ -170,7 +365,7 @@ class TelemetrySystem:
         core_snapshot = self._core.snapshot()
         if not core_snapshot.system_ok:
             _fill_from_psutil(core_snapshot)
-        return MetricsSnapshot(core_snapshot)
+        return MetricsSnapshot._wrap(core_snapshot)
 
     def start(self) -> None:
         """Collects a snapshot every ``collect_interval`` seconds on a background thread."""
@@ -190,7 +385,7 @@ class TelemetrySystem:
 
     def get_snapshots(self) -> List[MetricsSnapshot]:
         """Collected snapshots, oldest first (at most ``max_snapshots``)."""
-        return [MetricsSnapshot(s) for s in self._core.snapshots()]
+        return [MetricsSnapshot._wrap(s) for s in self._core.snapshots()]
 
     def clear_snapshots(self) -> None:
         self._core.clear_snapshots()
@@ -219,7 +414,7 @@ class TelemetrySystem:
         """
         if not callable(callback):
             raise TypeError(f"add_callback() takes a callable, got {type(callback).__name__}")
-        return self._core.add_callback(lambda s: callback(MetricsSnapshot(s)))
+        return self._core.add_callback(lambda s: callback(MetricsSnapshot._wrap(s)))
 
     def remove_callback(self, callback_id: int) -> None:
         self._core.remove_callback(callback_id)

@@ -242,14 +242,14 @@ def _clean_tracestate(value: Optional[str]) -> str:
 def _span_limit(name: str, value: Optional[int], env_names: Tuple[str, ...], default: Optional[int]) -> Optional[int]:
     """An explicit limit (checked), else the first environment variable set, else ``default``."""
     if value is not None:
-        if type(value) is not int or value < 0:
-            raise ValueError(f"{name} must be a non-negative int or None, got {value!r}")
+        if type(value) is not int or not 0 <= value < 1 << 64:
+            raise ValueError(f"{name} must be a non-negative int below 2**64 or None, got {value!r}")
         return value
     for env_name in env_names:
         text = os.environ.get(env_name, "").strip()
         if not text:
             continue
-        if text.isascii() and text.isdigit():
+        if text.isascii() and text.isdigit() and int(text) < 1 << 64:
             return int(text)
         warnings.warn(
             f"pyveda: ignoring {env_name}={text!r}: not a non-negative integer", RuntimeWarning, stacklevel=3
@@ -304,8 +304,8 @@ class TracingSystem(_core.Tracer):
         max_event_attributes: Optional[int] = None,
         max_attribute_length: Optional[int] = None,
     ) -> None:
-        if type(capacity) is not int or capacity < 1:
-            raise ValueError(f"capacity must be a positive int, got {capacity!r}")
+        if type(capacity) is not int or not 1 <= capacity < 1 << 64:
+            raise ValueError(f"capacity must be a positive int below 2**64, got {capacity!r}")
         if service_name is not None and not isinstance(service_name, str):
             raise TypeError(f"service_name must be a str, got {type(service_name).__name__}")
         super().__init__(

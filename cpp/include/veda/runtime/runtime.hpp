@@ -27,6 +27,13 @@ struct RuntimeOptions {
   std::function<void()> on_worker_start = {};
   std::function<void()> on_worker_stop = {};
 
+  // Largest values validate() accepts (the bindings read these): a queue or
+  // history this long is unbounded in practice, and the interval's bound
+  // (about 31 years) keeps every deadline computation from overflowing.
+  static constexpr std::size_t kMaxQueueSize = std::size_t{1} << 62;
+  static constexpr std::size_t kMaxSnapshots = std::size_t{1} << 62;
+  static constexpr double kMaxCollectIntervalS = 1e9;
+
   // Throws std::invalid_argument naming the field when a value is out of range.
   void validate() const;
 };
