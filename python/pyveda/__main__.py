@@ -22,6 +22,7 @@ from pyveda import __version__
 
 
 _CHUNK = 256  # demo tasks spawned at a time
+_TOP_MAX_BYTES = 4 << 20  # most of a /metrics.json reply that `pyveda top` reads
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -172,6 +173,7 @@ def _top(args: argparse.Namespace) -> int:
     import urllib.request
 
     from pyveda.telemetry.dashboard import Dashboard
+    from pyveda.telemetry.system import MetricsSnapshot
 
     try:
         url = _metrics_json_url(args.url)
@@ -179,21 +181,45 @@ def _top(args: argparse.Namespace) -> int:
         print(f"pyveda top: invalid URL {args.url!r}: {exc}", file=sys.stderr)
         return 2
 
+    timeout = min(args.interval, 5.0) + 1.0
+
     def fetch() -> dict:
+        # One deadline for the whole read (the socket timeout alone is per
+        # recv, so a server trickling bytes could hold us forever) and a cap on
+        # the size; the body must be a snapshot as export_json() writes it.
+        deadline = time.monotonic() + timeout
         try:
-            with urllib.request.urlopen(url, timeout=min(args.interval, 5.0) + 1.0) as response:
-                data = json.load(response)
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                body = bytearray()
+                while True:
+                    if time.monotonic() > deadline:
+                        raise ConnectionError(f"no complete reply within {timeout:g} s")
+                    chunk = response.read1(65536)
+                    if not chunk:
+                        break
+                    body += chunk
+                    if len(body) > _TOP_MAX_BYTES:
+                        raise ConnectionError(f"the reply is larger than {_TOP_MAX_BYTES >> 20} MiB")
         except urllib.error.HTTPError as exc:
             try:
-                reason = json.load(exc).get("error", exc.reason)
-            except (ValueError, AttributeError):
+                reason = json.loads(exc.read(_TOP_MAX_BYTES)).get("error", exc.reason)
+            except (ValueError, AttributeError, OSError):
                 reason = exc.reason
             raise ConnectionError(f"HTTP {exc.code}: {reason}") from None
         except urllib.error.URLError as exc:
             raise ConnectionError(str(exc.reason)) from None
+        except OSError as exc:  # a timeout or reset in the middle of the body
+            raise ConnectionError(str(exc) or type(exc).__name__) from None
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise ConnectionError("the response is not JSON") from None
         if not isinstance(data, dict) or "tasks" not in data:
             raise ConnectionError("the response is not a pyveda snapshot")
-        return data
+        try:  # checks every field's type and range; the dashboard then renders clean values
+            return MetricsSnapshot.from_json(data).export_json()
+        except (TypeError, ValueError) as exc:
+            raise ConnectionError(f"not a valid pyveda snapshot: {exc}") from None
 
     board = Dashboard(
         fetch,

@@ -174,6 +174,101 @@ def test_top_shows_why_a_server_has_no_snapshot():
     assert result.stdout == f"waiting for {server.url}.json (HTTP 503: telemetry is disabled)\n"
 
 
+class _HostileServer:
+    """A /metrics.json on 127.0.0.1 that misbehaves as ``mode`` says, on a thread of its own."""
+
+    def __init__(self, mode):
+        import http.server
+        import threading
+
+        outer = self
+        self.stop = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                try:
+                    if mode == "endless":  # a body that never ends, as fast as it can go
+                        self.wfile.write(b'{"tasks": {"executed": ' + b"1" * 65536)
+                        while not outer.stop.is_set():
+                            self.wfile.write(b"1" * 65536)
+                    elif mode == "trickle":  # one byte at a time, each well inside the socket timeout
+                        for byte in b'{"tasks": {"executed": 1' + b" " * 1000:
+                            if outer.stop.wait(0.2):
+                                return
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                    else:
+                        self.wfile.write(mode.encode())
+                except OSError:
+                    pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _top_against(mode, *extra):
+    server = _HostileServer(mode)
+    try:
+        started = time.monotonic()
+        result = _run("top", server.url, "--once", *extra, timeout=60)
+        return result, time.monotonic() - started, server.url
+    finally:
+        server.close()
+
+
+def test_top_caps_an_endless_reply():
+    result, _, url = _top_against("endless")
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == f"waiting for {url}/metrics.json (the reply is larger than 4 MiB)\n"
+
+
+def test_top_holds_its_timeout_against_a_trickling_reply():
+    # --interval 0.5 gives a 1.5 s deadline for the whole read; the server would take 200 s.
+    result, elapsed, url = _top_against("trickle", "--interval", "0.5")
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == f"waiting for {url}/metrics.json (no complete reply within 1.5 s)\n"
+    assert elapsed < 30  # bounded (not a timing threshold on speed: the unfixed read takes over 200 s)
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        ("[1, 2]", "the response is not a pyveda snapshot"),
+        ("{oops", "the response is not JSON"),
+        ('{"timestamp": 1, "tasks": {"executed": NaN, "failed": 0, "pending": 0}, '
+         '"latency": {"avg_ms": 1, "p50_ms": 1, "p95_ms": 1, "p99_ms": 1}, '
+         '"system": {"cpu_percent": 1, "memory_mb": 1, "throughput_tasks_per_sec": 1}}',
+         "not a valid pyveda snapshot: MetricsSnapshot: tasks_executed must be an int >= 0, got nan"),
+        ('{"timestamp": 1, "tasks": {"executed": 5, "failed": 0, "pending": 0}, "latency": "fast", '
+         '"system": {"cpu_percent": 1, "memory_mb": 1, "throughput_tasks_per_sec": 1}}',
+         "not a valid pyveda snapshot: MetricsSnapshot.from_json: missing 'latency.avg_ms'"),
+        ('{"timestamp": 1, "tasks": {"executed": 5, "failed": 0, "pending": 0}, '
+         '"latency": {"avg_ms": "1", "p50_ms": 1, "p95_ms": 1, "p99_ms": 1}, '
+         '"system": {"cpu_percent": 1, "memory_mb": 1, "throughput_tasks_per_sec": 1}}',
+         "not a valid pyveda snapshot: MetricsSnapshot: avg_latency_ms must be a finite number >= 0, got '1'"),
+    ],
+)
+def test_top_reports_a_malformed_snapshot_in_one_line(body, reason):
+    result, _, url = _top_against(body)
+    assert result.returncode == 1
+    assert result.stderr == ""  # no traceback
+    assert result.stdout == f"waiting for {url}/metrics.json ({reason})\n"
+
+
 @pytest.mark.parametrize(
     "url, reason",
     [("ftp://example.com", "http:// or https://"), ("http://:9464", "no host"), ("http://h:99999", "invalid port"),
