@@ -428,6 +428,75 @@ def test_shutdown_timeout_bounds_the_whole_wait_for_stalled_requests():
     assert other.shutdown(timeout=2) is True  # the bad call changed nothing
 
 
+def test_a_client_trickling_its_request_is_cut_at_the_request_timeout():
+    import socket
+    import time
+
+    with start_http_server(port=0, request_timeout=1.0) as srv:
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        began = time.monotonic()
+        cut = False
+        # One header byte every 0.2 s: each recv succeeds well inside the socket
+        # timeout, so only a deadline for the whole request ends this.
+        for byte in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200:
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                cut = True
+                break
+            time.sleep(0.2)
+            if time.monotonic() - began > 20:
+                break
+        if not cut:
+            sock.settimeout(10)
+            try:
+                cut = sock.recv(1024) == b""
+            except OSError:
+                cut = True
+        took = time.monotonic() - began
+        sock.close()
+        assert cut, "the trickling connection was never cut"
+        assert took < 10  # about the 1 s deadline, not the 40 s the trickle would take
+        wait_until(lambda: not srv._server.active, 5, "the cut connection to be released")
+        assert fetch(base_url(srv) + "/healthz")[0] == 200  # the server serves on
+
+
+def test_connections_past_max_connections_get_503_at_once():
+    import socket
+
+    with start_http_server(port=0, max_connections=3) as srv:
+        idle = []
+        for _ in range(3):  # three half-sent requests hold every slot
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\n")
+            idle.append(sock)
+        wait_until(lambda: len(srv._server.active) == 3, 5, "three connections in flight")
+        status, headers, body = fetch(base_url(srv) + "/metrics")
+        assert status == 503 and body == b"too many connections\n"
+        assert headers.get("Retry-After") == "1"
+        assert len(srv._server.active) == 3  # the refused one took no slot
+        for sock in idle:
+            sock.close()
+        wait_until(lambda: not srv._server.active, 5, "the idle connections to end")
+        assert fetch(base_url(srv) + "/metrics")[0] == 200
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"request_timeout": 0}, ValueError,
+         r"^start_http_server: request_timeout must be a number of seconds > 0, got 0$"),
+        ({"request_timeout": "30"}, ValueError,
+         r"^start_http_server: request_timeout must be a number of seconds > 0, got '30'$"),
+        ({"max_connections": 0}, ValueError, r"^start_http_server: max_connections must be an int >= 1, got 0$"),
+        ({"max_connections": 2.5}, TypeError, r"^start_http_server: max_connections must be an int >= 1, got 2\.5$"),
+    ],
+)
+def test_request_timeout_and_max_connections_are_checked(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        start_http_server(port=0, **kwargs)
+
+
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
@@ -853,6 +922,44 @@ def test_alert_rule_evaluate_repeat_and_errors(runtime):
         alerts.watch(runtime.telemetry, ["rule"], print)
     with pytest.raises(TypeError, match="threshold must be a number"):
         AlertRule("x", lambda s: 1.0, "high")
+
+
+def test_alert_watch_runs_the_other_rules_when_one_breaks(runtime, caplog):
+    run_tasks(runtime, 10, failing=10)
+    snapshot = runtime.telemetry.snapshot()
+
+    def explode(_snapshot):
+        raise ZeroDivisionError("no data")
+
+    rules = [
+        AlertRule("Explodes", explode, 0),
+        AlertRule("NotANumber", lambda s: "high", 0),
+        alerts.failure_rate(0.05),
+    ]
+    fired = []
+    watch = alerts.watch(runtime.telemetry, rules, fired.append)
+    try:
+        with caplog.at_level("ERROR", logger="pyveda"):
+            raised = watch.check(snapshot)
+        assert [a.name for a in raised] == ["HighFailureRate"] == [a.name for a in fired]
+        assert watch.errors == {
+            "Explodes": "ZeroDivisionError: no data",
+            "NotANumber": "TypeError: alert rule 'NotANumber': value() must return a number or None, got 'high'",
+        }
+        logged = [r.getMessage() for r in caplog.records]
+        assert any("Explodes failed; the other rules still run" in m for m in logged), logged
+        assert watch.firing == {"HighFailureRate"}
+    finally:
+        watch.stop()
+
+
+def test_alert_rule_refuses_a_broken_template():
+    with pytest.raises(ValueError, match=r"AlertRule 'x': message '\{valu\}' is not a valid template "
+                       r"\(KeyError: 'valu'\); it may use \{name\}, \{value\} and \{threshold\}"):
+        AlertRule("x", lambda s: 1.0, 0, "{valu}")
+    with pytest.raises(ValueError, match=r"is not a valid template \(ValueError"):
+        AlertRule("x", lambda s: 1.0, 0, "{value:.1z}")
+    assert AlertRule("x", lambda s: 1.0, 0, "{value:.1f} of {threshold}").message == "{value:.1f} of {threshold}"
 
 
 # --- load -------------------------------------------------------------------------------

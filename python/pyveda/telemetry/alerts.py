@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, List, Optional, Set
+from typing import Any, Callable, Dict, Iterable, List, Optional, Set
 
 from pyveda.telemetry.system import MetricsSnapshot, TelemetrySystem
 
@@ -80,6 +81,13 @@ class AlertRule:
             raise TypeError(f"AlertRule: threshold must be a number, got {threshold!r}")
         if not isinstance(message, str):
             raise TypeError(f"AlertRule: message must be a str template, got {type(message).__name__}")
+        try:
+            message.format(name=name, value=float(threshold), threshold=float(threshold))
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as error:
+            raise ValueError(
+                f"AlertRule {name!r}: message {message!r} is not a valid template "
+                f"({type(error).__name__}: {error}); it may use {{name}}, {{value}} and {{threshold}}"
+            ) from None
         self.name = name
         self.value = value
         self.threshold = float(threshold)
@@ -90,7 +98,11 @@ class AlertRule:
         return self._judge(snapshot, self.value(snapshot))
 
     def _judge(self, snapshot: MetricsSnapshot, value: Optional[float]) -> Optional[Alert]:
-        if value is None or not value > self.threshold:
+        if value is None:
+            return None
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise TypeError(f"alert rule {self.name!r}: value() must return a number or None, got {value!r}")
+        if not value > self.threshold:
             return None
         value = float(value)
         text = self.message.format(name=self.name, value=value, threshold=self.threshold)
@@ -153,7 +165,12 @@ class AlertWatch:
     """Rules attached to a TelemetrySystem (from :func:`watch`); ``stop()`` detaches them.
 
     The rules run on the collector thread. ``firing`` is the set of rule
-    names currently above their threshold. A context manager.
+    names currently above their threshold. A rule whose ``value()`` raises
+    (or returns something other than a number or None) is skipped for that
+    snapshot, keeps its previous state, and is logged on the ``pyveda``
+    logger; the other rules still run. ``errors`` maps each such rule's
+    name to its latest error until it evaluates cleanly again. A context
+    manager.
     """
 
     def __init__(
@@ -169,6 +186,7 @@ class AlertWatch:
         self._repeat = repeat
         self._lock = threading.Lock()
         self._firing: Set[str] = set()
+        self._errors: Dict[str, str] = {}
         self._id: Optional[int] = telemetry.add_callback(self.check)
 
     @property
@@ -176,14 +194,28 @@ class AlertWatch:
         with self._lock:
             return set(self._firing)
 
+    @property
+    def errors(self) -> Dict[str, str]:
+        """Rule name -> the error its latest evaluation raised (rules that failed only)."""
+        with self._lock:
+            return dict(self._errors)
+
     def check(self, snapshot: MetricsSnapshot) -> List[Alert]:
         """Evaluates the rules on ``snapshot``, calls ``on_alert`` as configured; returns the alerts."""
         raised = []
         for rule in self._rules:
-            value = rule.value(snapshot)
+            try:
+                value = rule.value(snapshot)
+                alert = rule._judge(snapshot, value)
+            except Exception as error:  # noqa: BLE001 - one broken rule must not stop the others
+                with self._lock:
+                    self._errors[rule.name] = f"{type(error).__name__}: {error}"
+                _logger.exception("pyveda alert rule %s failed; the other rules still run", rule.name)
+                continue
+            with self._lock:
+                self._errors.pop(rule.name, None)
             if value is None:
                 continue  # unknown: keep the previous state
-            alert = rule._judge(snapshot, value)
             with self._lock:
                 if alert is None:
                     self._firing.discard(rule.name)

@@ -17,7 +17,9 @@ Endpoints (GET and HEAD; other methods get 405):
 
 Each request runs on its own daemon thread (``ThreadingHTTPServer``); the
 listening thread is a daemon too, and :meth:`MetricsServer.shutdown` stops
-and joins it. Optional HTTP basic auth (``basic_auth=(user, password)``,
+and joins it. Each connection has one deadline for its whole request and
+reply (``request_timeout``, 30 s), and at most ``max_connections`` (64) are
+served at once; one more gets 503 on the spot. Optional HTTP basic auth (``basic_auth=(user, password)``,
 every path, 401 otherwise) and TLS (``certfile``/``keyfile``; the handshake
 runs on the request thread, never on the accept loop).
 
@@ -32,7 +34,7 @@ import functools
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from pyveda._checks import seconds
 from pyveda.telemetry.metrics import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry
@@ -43,7 +45,27 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["MetricsServer", "start_http_server"]
 
-_REQUEST_TIMEOUT_S = 30.0  # a client that stalls longer loses its connection (and thread)
+_REQUEST_TIMEOUT_S = 30.0  # default whole-request deadline: a slower client loses its connection (and thread)
+_MAX_CONNECTIONS = 64  # default cap on connections served at once
+_MAX_REFUSED = 256  # refused connections held open for their 503 to be read; more are just closed
+
+
+class _Connection:
+    """One accepted connection: when it must be done, its socket (the TLS one once
+    wrapped) and the thread serving it."""
+
+    __slots__ = ("deadline", "sock", "thread")
+
+    def __init__(self, deadline: float, sock: Any) -> None:
+        self.deadline = deadline
+        self.sock = sock
+        self.thread: Optional[threading.Thread] = None
+
+    def cut(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
 
 
 def _accepts(header: Optional[str], wanted: str) -> bool:
@@ -80,10 +102,19 @@ def _wants_openmetrics(accept: Optional[str]) -> bool:
 class _App:
     """What the handler serves; shared by the request threads (read-only after start)."""
 
-    def __init__(self, registry: CollectorRegistry, runtime: Optional["Runtime"], auth: Optional[bytes]) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        runtime: Optional["Runtime"],
+        auth: Optional[bytes],
+        request_timeout: float = _REQUEST_TIMEOUT_S,
+        max_connections: int = _MAX_CONNECTIONS,
+    ) -> None:
         self.registry = registry
         self.runtime = runtime
         self.auth = auth  # the expected basic-auth token (base64 of user:password), or None
+        self.request_timeout = request_timeout
+        self.max_connections = max_connections
 
     def current_runtime(self) -> Optional["Runtime"]:
         if self.runtime is not None:
@@ -104,7 +135,7 @@ def _server_classes() -> Tuple[type, type]:
 
     class Handler(http.server.BaseHTTPRequestHandler):
         server_version = "pyveda"
-        timeout = _REQUEST_TIMEOUT_S
+        timeout = None  # set per connection in Server.finish_request
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - base signature
             pass  # scrapes every few seconds would flood stderr
@@ -175,28 +206,94 @@ def _server_classes() -> Tuple[type, type]:
         def __init__(self, address: Tuple[str, int], app: _App, ssl_context: Any) -> None:
             self.app = app
             self.ssl_context = ssl_context
-            self.active: Dict[threading.Thread, Any] = {}  # request thread -> its socket
+            self.active: Dict[Any, _Connection] = {}  # accepted socket -> its connection
             self.active_lock = threading.Lock()
+            self.refused: List[Tuple[float, Any]] = []  # (close at, socket), accept loop only
             if ":" in address[0]:
                 self.address_family = socket.AF_INET6
             super().__init__(address, Handler)
 
+        # Runs on the accept loop: a connection past the cap is refused at once
+        # (503 without TLS, a close with it), without a thread.
+        def process_request(self, request: Any, client_address: Any) -> None:
+            connection = _Connection(time.monotonic() + self.app.request_timeout, request)
+            with self.active_lock:
+                full = len(self.active) >= self.app.max_connections
+                if not full:
+                    self.active[request] = connection
+            if full:
+                self._refuse(request)
+                return
+            super().process_request(request, client_address)
+
+        def _refuse(self, request: Any) -> None:
+            if self.ssl_context is not None or len(self.refused) >= _MAX_REFUSED:
+                self.shutdown_request(request)
+                return
+            try:
+                request.setblocking(False)
+                request.send(
+                    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    b"Content-Length: 21\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\n"
+                )
+                request.shutdown(socket.SHUT_WR)
+            except OSError:
+                self.shutdown_request(request)  # a full send buffer: the client just sees the close
+                return
+            # Closed a moment later, after reading what the client sent: closing
+            # with its request unread would reset the connection, and a reset
+            # can destroy the 503 before the client reads it.
+            self.refused.append((time.monotonic() + 1.0, request))
+
+        # Runs on the accept loop every poll (0.1 s): a connection past its
+        # deadline (a client sending or reading one byte at a time, say) is
+        # cut, and refused connections are closed once their second is up.
+        def service_actions(self) -> None:
+            now = time.monotonic()
+            with self.active_lock:
+                late = [c for c in self.active.values() if c.deadline <= now]
+            for connection in late:
+                connection.cut()
+            while self.refused and self.refused[0][0] <= now:
+                self._close_refused(self.refused.pop(0)[1])
+
+        def _close_refused(self, request: Any) -> None:
+            try:
+                while request.recv(65536):
+                    pass
+            except OSError:
+                pass  # nothing more to read (EAGAIN) or the client is gone
+            request.close()
+
+        def server_close(self) -> None:
+            super().server_close()
+            while self.refused:
+                self._close_refused(self.refused.pop(0)[1])
+
         def process_request_thread(self, request: Any, client_address: Any) -> None:
             with self.active_lock:
-                self.active[threading.current_thread()] = request
+                connection = self.active.get(request)
+                if connection is not None:
+                    connection.thread = threading.current_thread()
             try:
                 super().process_request_thread(request, client_address)
             finally:
                 with self.active_lock:
-                    self.active.pop(threading.current_thread(), None)
+                    self.active.pop(request, None)
 
         def finish_request(self, request: Any, client_address: Any) -> None:
+            timeout = self.app.request_timeout
+            request.settimeout(timeout)  # per recv/send; the deadline above bounds the whole
             if self.ssl_context is not None:
-                request.settimeout(_REQUEST_TIMEOUT_S)
                 try:
-                    request = self.ssl_context.wrap_socket(request, server_side=True)
+                    wrapped = self.ssl_context.wrap_socket(request, server_side=True)
                 except (OSError, ValueError):
                     return  # a failed handshake (plain HTTP on a TLS port, a timeout) just drops the connection
+                with self.active_lock:
+                    connection = self.active.get(request)
+                    if connection is not None:
+                        connection.sock = wrapped  # the plain socket is detached now
+                request = wrapped
             super().finish_request(request, client_address)
 
         def handle_error(self, request: Any, client_address: Any) -> None:
@@ -243,16 +340,13 @@ class MetricsServer:
         self._thread.join(max(0.0, deadline - time.monotonic()))
         self._server.server_close()
         with self._server.active_lock:
-            in_flight = list(self._server.active)
+            in_flight = [c.thread for c in self._server.active.values() if c.thread is not None]
         for thread in in_flight:  # one deadline for all of them, not timeout each
             thread.join(max(0.0, deadline - time.monotonic()))
         with self._server.active_lock:
             late = list(self._server.active.values())
-        for request in late:
-            try:
-                request.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass  # already closed
+        for connection in late:
+            connection.cut()
         return not late
 
     close = shutdown
@@ -276,6 +370,8 @@ def start_http_server(
     basic_auth: Optional[Tuple[str, str]] = None,
     certfile: Optional[str] = None,
     keyfile: Optional[str] = None,
+    request_timeout: float = _REQUEST_TIMEOUT_S,
+    max_connections: int = _MAX_CONNECTIONS,
 ) -> MetricsServer:
     """Serves ``/metrics``, ``/metrics.json`` and ``/healthz`` on a background thread.
 
@@ -284,6 +380,10 @@ def start_http_server(
     the process-wide runtime of :func:`pyveda.init`, looked up per request.
     ``port=0`` picks a free port (see ``.port``). The default address is
     loopback: pass ``addr="0.0.0.0"`` to be reachable from other hosts.
+    Each connection has ``request_timeout`` seconds in all (default 30) to
+    send its request and read the reply, then it is cut; at most
+    ``max_connections`` (default 64) are served at once, and one more is
+    answered 503 with ``Retry-After: 1`` (closed, with TLS) on the spot.
     Raises TypeError/ValueError for bad arguments and OSError when the port
     cannot be bound.
     """
@@ -316,6 +416,11 @@ def start_http_server(
         if ":" in user:
             raise ValueError("start_http_server: a basic-auth user name cannot contain ':'")
         auth = base64.b64encode(f"{user}:{password}".encode("utf-8"))  # the token after "Basic "
+    request_timeout = seconds(request_timeout, "start_http_server: request_timeout", positive=True)
+    if not isinstance(max_connections, int) or isinstance(max_connections, bool) or max_connections < 1:
+        raise (ValueError if isinstance(max_connections, int) and not isinstance(max_connections, bool) else TypeError)(
+            f"start_http_server: max_connections must be an int >= 1, got {max_connections!r}"
+        )
     if (certfile is None) != (keyfile is None):
         raise ValueError("start_http_server: TLS needs both certfile and keyfile")
     ssl_context = None
@@ -326,5 +431,6 @@ def start_http_server(
         ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2
         ssl_context.load_cert_chain(certfile, keyfile)
     _, server_class = _server_classes()
-    server = server_class((addr, port), _App(registry, runtime, auth), ssl_context)
+    app = _App(registry, runtime, auth, request_timeout, max_connections)
+    server = server_class((addr, port), app, ssl_context)
     return MetricsServer(server, "https" if ssl_context is not None else "http")
