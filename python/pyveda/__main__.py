@@ -74,8 +74,12 @@ def _demo(args: argparse.Namespace) -> int:
     quit_requested = threading.Event()
     counts = {"spawned": 0, "failed": 0}
 
+    fullscreen = sys.stdout.isatty()
+    # Without --duration: rounds until q or Ctrl+C on a terminal, one round when piped.
+    endless = args.duration <= 0 and fullscreen
+
     def workload() -> None:
-        # Rounds of --tasks tasks (one round without --duration, else rounds until it
+        # Rounds of --tasks tasks (see `endless`; with --duration, rounds until it
         # has passed), _CHUNK at a time; after spawning a chunk it waits for the one
         # before, so at most two are in flight and q (or the deadline) stops it fast.
         rng = random.Random(7)
@@ -98,14 +102,13 @@ def _demo(args: argparse.Namespace) -> int:
                 left -= n
                 counts["failed"] += sum(1 for f in previous if f.exception() is not None)
                 previous = chunk
-            if args.duration <= 0:
+            if args.duration <= 0 and not endless:
                 break
         counts["failed"] += sum(1 for f in previous if f.exception() is not None)
 
     started = time.perf_counter()
     worker = threading.Thread(target=workload, name="pyveda-demo-workload", daemon=True)
     worker.start()
-    fullscreen = sys.stdout.isatty()
     board = Dashboard(
         lambda: telemetry.snapshot().export_json(),
         title="PyVeda Live Dashboard - demo",
@@ -133,7 +136,7 @@ def _demo(args: argparse.Namespace) -> int:
     spans = len(tracing.get_spans())
     summary = (
         f"# demo: {counts['spawned']} tasks ({counts['failed']} failed) on {args.threads} threads "
-        f"in {elapsed:.2f}s, {spans} spans{' (stopped early)' if interrupted else ''}"
+        f"in {elapsed:.2f}s, {spans} spans{' (stopped early)' if interrupted and not endless else ''}"
     )
     if fullscreen:
         print("PyVeda demo: final snapshot")
@@ -245,9 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a mixed workload with telemetry, serve its metrics and show the live dashboard",
         description=(
             "Runs fast, slow, failing and nested (spawning) tasks with telemetry and tracing, serves "
-            "/metrics and /metrics.json, and shows the live dashboard (q or Ctrl+C quits). When stdout "
-            "is not a terminal it prints plain lines to stderr and, at the end, the Prometheus "
-            "exposition to stdout."
+            "/metrics and /metrics.json, and shows the live dashboard: on a terminal it runs rounds "
+            "until q or Ctrl+C (or --duration). When stdout is not a terminal it runs one round (or "
+            "--duration), prints plain lines to stderr and, at the end, the Prometheus exposition to stdout."
         ),
     )
     demo.add_argument("--tasks", type=_positive_int, default=3000, help="tasks per round (default 3000)")
@@ -259,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--duration",
         type=_seconds,
         default=0.0,
-        help="keep running rounds of --tasks tasks for this many seconds (default 0: one round)",
+        help="run rounds of --tasks tasks for this many seconds (default 0: until q on a terminal, one round when piped)",
     )
     demo.add_argument(
         "--failure-threshold",

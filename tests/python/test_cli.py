@@ -366,6 +366,27 @@ def test_demo_dashboard_in_a_terminal_quits_on_q_and_restores_it(tmux):
     assert _restored(after), after
 
 
+def test_demo_without_duration_keeps_running_rounds_in_a_terminal_until_ctrl_c(tmux):
+    # The README's first command: `pyveda demo`, no --duration. One round is 300
+    # tasks; the dashboard must still be up after more than three rounds.
+    tmux.start(f"{PY} -m pyveda demo --tasks 300 --threads 2 --port 0")
+
+    def executed(text):
+        match = re.search(r"Tasks Executed\s+([\d,]+)", text)
+        return int(match.group(1).replace(",", "")) if match else 0
+
+    screen = tmux.wait_for(lambda text: executed(text) > 1000, 60)
+    assert executed(screen) > 1000, f"the demo stopped after its first round:\n{screen}"
+    assert tmux.alternate_screen()
+
+    tmux("send-keys", "-t", "t", "C-c")
+    after = tmux.wait_for_exit()
+    assert "PYVEDA_EXIT=0" in after and "Traceback" not in after, after
+    match = re.search(r"^# demo: (\d+) tasks", after, re.M)
+    assert match and int(match.group(1)) > 1000, after
+    assert _restored(after), after
+
+
 def test_top_in_a_terminal_waits_for_the_url_and_quits_on_ctrl_c(tmux):
     with start_http_server(port=0) as server:
         port = server.port  # free a moment ago, closed now: nothing answers

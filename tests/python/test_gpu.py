@@ -688,3 +688,27 @@ def test_real_workload_raises_memory_and_utilization(real_nvml, make_runtime):
         stop.set()
         poller.join(timeout=10)
     assert max(peak) >= 20, peak
+
+
+def test_the_guides_missing_gpu_metrics_steps_as_written(fake_env, tmp_path):
+    # Troubleshooting, "Missing GPU Metrics": 1. config.enable_gpu = True,
+    # 2. runtime.gpu.is_available(); with telemetry on, snapshots then carry GPU figures.
+    config = veda.Config()
+    config.enable_telemetry = True
+    config.enable_gpu = True
+    runtime = veda.Runtime(config)
+    try:
+        assert runtime.gpu.is_available() is True
+        snapshot = runtime.telemetry.snapshot()
+        assert snapshot.gpu_memory_used_mb == 9216.0 and len(snapshot.gpus) == 2
+    finally:
+        runtime.shutdown()
+    # Without a driver the same spelling answers False and says why.
+    fake_env.setenv("PYVEDA_NVML_LIBRARY", str(tmp_path / "no-libnvidia-ml.so.1"))
+    runtime = veda.Runtime(config)
+    try:
+        assert runtime.gpu.is_available() is False
+        assert "no-libnvidia-ml.so.1" in runtime.gpu.unavailable_reason
+        assert runtime.telemetry.snapshot().gpu_memory_used_mb is None
+    finally:
+        runtime.shutdown()
