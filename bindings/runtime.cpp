@@ -16,9 +16,13 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <limits>
+#include <mutex>
+#include <thread>
 
 #include "bindings.hpp"
 #include "veda/runtime/runtime.hpp"
@@ -265,8 +269,9 @@ class PyRuntime {
   // Collected without shutdown(): the workers may need the GIL to finish
   // their tasks, so release it while they are joined.
   ~PyRuntime() {
-    if (!runtime_->is_shutdown() && nb::is_alive()) {
+    if (nb::is_alive() && (!runtime_->is_shutdown() || joiner_.joinable())) {
       nb::gil_scoped_release release;
+      if (joiner_.joinable()) joiner_.join();
       runtime_->shutdown(true);
     }
     runtime_.reset();
@@ -324,6 +329,42 @@ class PyRuntime {
     runtime_->shutdown(wait);
   }
 
+  // Shuts down (as shutdown(wait)) on a thread of its own, started on the
+  // first call, and waits up to `timeout` seconds for the workers to be
+  // joined, GIL released. Returns whether they were. A signal whose handler
+  // raises (Ctrl-C) ends the wait with its error, so the interpreter's exit
+  // hook can give up on a task that never returns.
+  bool join_for(bool wait, double timeout) {
+    using clock = std::chrono::steady_clock;
+    const auto deadline = clock::now() + to_nanoseconds(std::min(timeout, 1e6));
+    {
+      std::lock_guard<std::mutex> lock(join_mutex_);
+      if (!joiner_.joinable() && !joined_) {
+        joiner_ = std::thread([this, wait] {
+          runtime_->shutdown(wait);
+          std::lock_guard<std::mutex> done(join_mutex_);
+          joined_ = true;
+          join_cv_.notify_all();
+        });
+      }
+    }
+    for (;;) {
+      {
+        nb::gil_scoped_release release;
+        std::unique_lock<std::mutex> lock(join_mutex_);
+        const auto poll = std::min(deadline, clock::now() + std::chrono::milliseconds(20));
+        join_cv_.wait_until(lock, poll, [this] { return joined_; });
+        if (joined_) break;
+      }
+      if (PyErr_CheckSignals() != 0) throw nb::python_error();
+      if (clock::now() >= deadline) return false;
+    }
+    nb::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(join_mutex_);
+    if (joiner_.joinable()) joiner_.join();
+    return true;
+  }
+
  private:
   static std::unique_ptr<Runtime> with_python_hooks(RuntimeOptions options) {
     options.on_worker_start = attach_worker;
@@ -334,6 +375,10 @@ class PyRuntime {
   }
 
   std::unique_ptr<Runtime> runtime_;
+  std::mutex join_mutex_;
+  std::condition_variable join_cv_;
+  bool joined_ = false;  // the joiner_ thread's shutdown returned
+  std::thread joiner_;
 };
 
 }  // namespace
@@ -423,6 +468,9 @@ void init_runtime(nb::module_& m) {
       .def("try_submit", &PyRuntime::try_submit, "future"_a, "fn"_a, "args"_a, "kwargs"_a, "timeout"_a)
       .def("wait", &PyRuntime::wait, "future"_a, "timeout"_a.none())
       .def("shutdown", &PyRuntime::shutdown, "wait"_a = true)
+      .def("join_for", &PyRuntime::join_for, "wait"_a, "timeout"_a,
+           "Shuts down on a helper thread and waits up to timeout s for the workers; True once joined. "
+           "Ctrl-C ends the wait with KeyboardInterrupt.")
       .def_prop_ro(
           "telemetry", [](PyRuntime& r) { return r.get().telemetry(); }, nb::rv_policy::reference_internal)
       .def_prop_ro(

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import atexit
 import math
+import os
+import sys
 import contextvars
 import threading
 import weakref
@@ -391,5 +393,33 @@ def _shutdown_at_exit() -> None:
     # Joins every runtime's workers while the interpreter is still whole (a
     # worker taking the GIL during finalisation would be torn down mid-task).
     # Queued tasks are cancelled rather than run; running ones may finish.
-    for runtime in list(_live_runtimes):
-        runtime.shutdown(wait=False)  # also joins one whose shutdown a task started (is_shutdown, not joined)
+    # After a second of waiting it says so on stderr; Ctrl-C then exits at
+    # once (status 130) without the tasks that are still running.
+    runtimes = list(_live_runtimes)
+    waited = False
+    try:
+        for runtime in runtimes:
+            if runtime.join_for(False, 0.0 if waited else 1.0):
+                continue
+            if not waited:
+                waited = True
+                running = sum(r.running for r in runtimes)
+                print(
+                    f"pyveda: waiting for {running} running task(s) to finish before exiting; "
+                    "press Ctrl-C to exit without them",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            while not runtime.join_for(False, 1.0):
+                pass
+    except KeyboardInterrupt:
+        running = sum(r.running for r in runtimes)
+        print(f"pyveda: exiting without waiting for {running} running task(s)", file=sys.stderr, flush=True)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+        # The tasks' threads are still inside Python code: finalising the
+        # interpreter under them is not safe, so leave now.
+        os._exit(130)

@@ -606,6 +606,63 @@ def test_interpreter_exit_after_shutdown_from_inside_a_task():
     assert result.stdout.strip() == "leaving"
 
 
+_NEVER_ENDING = """
+import threading, time
+import pyveda as veda
+
+started = threading.Event()
+def forever():
+    started.set()
+    while True:
+        time.sleep(0.05)
+veda.spawn(forever)
+started.wait()
+print("leaving", flush=True)
+"""
+
+
+def test_ctrl_c_at_exit_leaves_a_task_that_never_returns():
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-c", _NEVER_ENDING], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline() == "leaving\n"
+        # The exit hook waits for the running task and, after a second, says how to stop waiting.
+        assert proc.stderr.readline() == (
+            "pyveda: waiting for 1 running task(s) to finish before exiting; press Ctrl-C to exit without them\n"
+        )
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err == "pyveda: exiting without waiting for 1 running task(s)\n"
+
+
+def test_exit_waits_for_a_running_task_and_says_so_when_it_is_slow():
+    result = run_python(
+        """
+        import threading, time
+        import pyveda as veda
+
+        started = threading.Event()
+        def slow():
+            started.set()
+            time.sleep(1.5)
+            print("slow task finished", flush=True)
+        veda.spawn(slow)
+        started.wait()
+        print("leaving", flush=True)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["leaving", "slow task finished"]
+    assert "pyveda: waiting for 1 running task(s) to finish before exiting" in result.stderr
+
+
 def test_interpreter_exit_with_a_collected_runtime():
     # A runtime dropped without shutdown() is joined when it is collected.
     result = run_python(
