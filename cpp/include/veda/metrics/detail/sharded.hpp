@@ -5,9 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace veda::detail {
+#include "veda/detail/cache_line.hpp"
+#include "veda/detail/single_writer.hpp"
 
-inline constexpr std::size_t kCacheLine = 64;
+namespace veda::detail {
 
 // Number of slots that a live thread may own exclusively. A thread that finds
 // them all taken shares the extra slot kSharedSlot with other such threads.
@@ -37,7 +38,7 @@ inline void atomic_add(std::atomic<double>& target, double delta) noexcept {
 // Adds into a slot: a plain load/store for an owned slot, a CAS loop for the shared one.
 inline void slot_add(std::atomic<double>& cell, unsigned slot, double delta) noexcept {
   if (slot < kExclusiveSlots) {
-    cell.store(cell.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+    single_writer_add(cell, delta);
   } else {
     atomic_add(cell, delta);
   }
@@ -45,7 +46,7 @@ inline void slot_add(std::atomic<double>& cell, unsigned slot, double delta) noe
 
 inline void slot_add(std::atomic<std::uint64_t>& cell, unsigned slot, std::uint64_t delta) noexcept {
   if (slot < kExclusiveSlots) {
-    cell.store(cell.load(std::memory_order_relaxed) + delta, std::memory_order_relaxed);
+    single_writer_add(cell, delta);
   } else {
     cell.fetch_add(delta, std::memory_order_relaxed);
   }
