@@ -1,16 +1,13 @@
 // veda::CudaProbe: the CUDA driver API reached through dlopen/dlsym only.
-#include <dlfcn.h>
-
 #include <atomic>
 #include <cstddef>
-#include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <type_traits>
 #include <utility>
 
+#include "probes/detail/dynamic_library.hpp"
 #include "veda/probes/gpu.hpp"
 
 namespace veda {
@@ -66,17 +63,6 @@ constexpr const char* kLibraryEnv = "PYVEDA_CUDA_LIBRARY";
 
 enum class State { kUninitialised, kAvailable, kUnavailable, kShutDown };
 
-template <typename Fn>
-void resolve(void* library, const char* name, Fn& slot) noexcept {
-  static_assert(std::is_pointer_v<Fn>, "function pointer slot");
-  slot = reinterpret_cast<Fn>(::dlsym(library, name));
-}
-
-std::string library_from_env() {
-  const char* value = std::getenv(kLibraryEnv);
-  return value != nullptr && *value != '\0' ? std::string(value) : std::string(kDefaultLibrary);
-}
-
 }  // namespace
 
 struct CudaProbe::Impl {
@@ -118,39 +104,34 @@ struct CudaProbe::Impl {
   // threads and registers handlers that do not survive being unmapped.
   void try_initialise_locked() {
     api = cu::Api{};
-    const std::string path = explicit_path ? *explicit_path : library_from_env();
+    const std::string path =
+        explicit_path ? *explicit_path : detail::DynamicLibrary::path_from_env(kLibraryEnv, kDefaultLibrary);
 
-    ::dlerror();
-    void* library = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (library == nullptr) {
-      const char* text = ::dlerror();
-      fail_locked("CUDA not available: cannot load the CUDA driver: " +
-                  std::string(text != nullptr ? text : path + ": unknown dlopen error"));
+    detail::DynamicLibrary library(path);
+    if (!library.loaded()) {
+      fail_locked("CUDA not available: cannot load the CUDA driver: " + library.error());
       return;
     }
 
     const char* missing = nullptr;
-    auto required = [&](const char* name, auto& slot) {
-      resolve(library, name, slot);
-      if (slot == nullptr && missing == nullptr) missing = name;
-    };
-    required("cuInit", api.init);
-    required("cuDeviceGetCount", api.device_get_count);
-    required("cuDeviceGet", api.device_get);
-    required("cuDeviceGetAttribute", api.device_get_attribute);
+    library.require("cuInit", api.init, missing);
+    library.require("cuDeviceGetCount", api.device_get_count, missing);
+    library.require("cuDeviceGet", api.device_get, missing);
+    library.require("cuDeviceGetAttribute", api.device_get_attribute, missing);
     if (missing != nullptr) {
       const std::string reason_text =
           "CUDA not available: " + path + " lacks required CUDA symbol " + missing;
       api = cu::Api{};
-      ::dlclose(library);  // cuInit never ran: unloading is safe
       fail_locked(reason_text);
-      return;
+      return;  // cuInit never ran: `library` unloads safely on the way out
     }
-    resolve(library, "cuCtxGetCurrent", api.ctx_get_current);
-    resolve(library, "cuMemGetInfo_v2", api.mem_get_info_v2);
-    resolve(library, "cuGetErrorString", api.get_error_string);
-    resolve(library, "cuDeviceGetUuid", api.device_get_uuid);
-    if (api.device_get_uuid == nullptr) resolve(library, "cuDeviceGetUuid_v2", api.device_get_uuid);
+    library.resolve("cuCtxGetCurrent", api.ctx_get_current);
+    library.resolve("cuMemGetInfo_v2", api.mem_get_info_v2);
+    library.resolve("cuGetErrorString", api.get_error_string);
+    if (!library.resolve("cuDeviceGetUuid", api.device_get_uuid)) {
+      library.resolve("cuDeviceGetUuid_v2", api.device_get_uuid);
+    }
+    library.keep_loaded();  // from here on cuInit may run: never unload
 
     cu::Result code = api.init(0);
     if (code != cu::kSuccess) {

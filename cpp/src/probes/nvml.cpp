@@ -1,20 +1,18 @@
 // veda::GpuProbe: NVML reached through dlopen/dlsym only (see
 // detail/nvml_api.hpp), so CPU-only hosts build, link and run unchanged.
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
+#include "probes/detail/dynamic_library.hpp"
 #include "probes/detail/nvml_api.hpp"
 #include "veda/probes/gpu.hpp"
 
@@ -31,17 +29,6 @@ constexpr double kMilli = 1e-3;
 constexpr std::size_t kMaxProcesses = 1U << 16U;
 
 enum class State { kUninitialised, kAvailable, kUnavailable, kShutDown };
-
-template <typename Fn>
-void resolve(void* library, const char* name, Fn& slot) noexcept {
-  static_assert(std::is_pointer_v<Fn>, "function pointer slot");
-  slot = reinterpret_cast<Fn>(::dlsym(library, name));
-}
-
-std::string library_from_env() {
-  const char* value = std::getenv(kLibraryEnv);
-  return value != nullptr && *value != '\0' ? std::string(value) : std::string(kDefaultLibrary);
-}
 
 // Copies a NUL-terminated string out of a fixed NVML buffer.
 std::string from_buffer(const char* buffer, std::size_t capacity) {
@@ -62,6 +49,11 @@ struct GpuProbe::Impl {
   };
 
   explicit Impl(std::optional<std::string> path) : explicit_path(std::move(path)) {}
+  // No NVML call and no dlclose at destruction (see GpuProbe): the library
+  // stays mapped and initialised until the process exits.
+  ~Impl() { library.keep_loaded(); }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   const std::optional<std::string> explicit_path;
 
@@ -72,7 +64,7 @@ struct GpuProbe::Impl {
 
   std::mutex mutex;  // guards everything below and every NVML call
   std::string reason;
-  void* library = nullptr;
+  detail::DynamicLibrary library;
   bool nvml_initialised = false;
   nvml::Api api;
   std::vector<Device> devices;
@@ -109,29 +101,23 @@ struct GpuProbe::Impl {
 
   void try_initialise_locked() {
     release_locked();
-    const std::string path = explicit_path ? *explicit_path : library_from_env();
+    const std::string path =
+        explicit_path ? *explicit_path : detail::DynamicLibrary::path_from_env(kLibraryEnv, kDefaultLibrary);
 
-    ::dlerror();  // clear any stale message
-    library = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    if (library == nullptr) {
-      const char* text = ::dlerror();
-      fail_locked("GPU not available: cannot load NVML: " +
-                  std::string(text != nullptr ? text : path + ": unknown dlopen error"));
+    library = detail::DynamicLibrary(path);
+    if (!library.loaded()) {
+      fail_locked("GPU not available: cannot load NVML: " + library.error());
       return;
     }
 
     const char* missing = nullptr;
-    auto required = [&](const char* name, auto& slot) {
-      resolve(library, name, slot);
-      if (slot == nullptr && missing == nullptr) missing = name;
-    };
-    required("nvmlInit_v2", api.init_v2);
-    required("nvmlShutdown", api.shutdown);
-    required("nvmlErrorString", api.error_string);
-    required("nvmlDeviceGetCount_v2", api.device_get_count_v2);
-    required("nvmlDeviceGetHandleByIndex_v2", api.device_get_handle_by_index_v2);
-    required("nvmlDeviceGetUtilizationRates", api.device_get_utilization_rates);
-    required("nvmlDeviceGetMemoryInfo", api.device_get_memory_info);
+    library.require("nvmlInit_v2", api.init_v2, missing);
+    library.require("nvmlShutdown", api.shutdown, missing);
+    library.require("nvmlErrorString", api.error_string, missing);
+    library.require("nvmlDeviceGetCount_v2", api.device_get_count_v2, missing);
+    library.require("nvmlDeviceGetHandleByIndex_v2", api.device_get_handle_by_index_v2, missing);
+    library.require("nvmlDeviceGetUtilizationRates", api.device_get_utilization_rates, missing);
+    library.require("nvmlDeviceGetMemoryInfo", api.device_get_memory_info, missing);
     if (missing != nullptr) {
       const std::string reason_text =
           "GPU not available: " + path + " lacks required NVML symbol " + missing;
@@ -139,22 +125,18 @@ struct GpuProbe::Impl {
       fail_locked(reason_text);
       return;
     }
-    resolve(library, "nvmlDeviceGetName", api.device_get_name);
-    resolve(library, "nvmlDeviceGetUUID", api.device_get_uuid);
-    resolve(library, "nvmlDeviceGetMemoryInfo_v2", api.device_get_memory_info_v2);
-    resolve(library, "nvmlDeviceGetTemperature", api.device_get_temperature);
-    resolve(library, "nvmlDeviceGetPowerUsage", api.device_get_power_usage);
-    resolve(library, "nvmlDeviceGetEnforcedPowerLimit", api.device_get_power_limit);
-    if (api.device_get_power_limit == nullptr) {
-      resolve(library, "nvmlDeviceGetPowerManagementLimit", api.device_get_power_limit);
+    library.resolve("nvmlDeviceGetName", api.device_get_name);
+    library.resolve("nvmlDeviceGetUUID", api.device_get_uuid);
+    library.resolve("nvmlDeviceGetMemoryInfo_v2", api.device_get_memory_info_v2);
+    library.resolve("nvmlDeviceGetTemperature", api.device_get_temperature);
+    library.resolve("nvmlDeviceGetPowerUsage", api.device_get_power_usage);
+    if (!library.resolve("nvmlDeviceGetEnforcedPowerLimit", api.device_get_power_limit)) {
+      library.resolve("nvmlDeviceGetPowerManagementLimit", api.device_get_power_limit);
     }
-    resolve(library, "nvmlDeviceGetClockInfo", api.device_get_clock_info);
-    resolve(library, "nvmlDeviceGetComputeRunningProcesses_v3", api.device_get_processes_v2);
-    if (api.device_get_processes_v2 == nullptr) {
-      resolve(library, "nvmlDeviceGetComputeRunningProcesses_v2", api.device_get_processes_v2);
-    }
-    if (api.device_get_processes_v2 == nullptr) {
-      resolve(library, "nvmlDeviceGetComputeRunningProcesses", api.device_get_processes_v1);
+    library.resolve("nvmlDeviceGetClockInfo", api.device_get_clock_info);
+    if (!library.resolve("nvmlDeviceGetComputeRunningProcesses_v3", api.device_get_processes_v2) &&
+        !library.resolve("nvmlDeviceGetComputeRunningProcesses_v2", api.device_get_processes_v2)) {
+      library.resolve("nvmlDeviceGetComputeRunningProcesses", api.device_get_processes_v1);
     }
 
     nvml::Return code = api.init_v2();
@@ -228,8 +210,7 @@ struct GpuProbe::Impl {
   void release_locked() noexcept {
     if (nvml_initialised && api.shutdown != nullptr) api.shutdown();
     nvml_initialised = false;
-    if (library != nullptr) ::dlclose(library);
-    library = nullptr;
+    library.close();
     api = nvml::Api{};
     devices.clear();
     processes_v2.clear();

@@ -1,12 +1,18 @@
-// veda::Scheduler: Chase-Lev deques, the injection queue, parking and shutdown.
+// veda::Scheduler: the scheduler core (workers, the injection queue, helping,
+// back-pressure, shutdown) built from the pieces in runtime/detail/: the node
+// pool, the Chase-Lev deques and the event counts.
 #include "veda/runtime/scheduler.hpp"
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <deque>
 #include <exception>  // std::terminate
+#include <functional>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -14,10 +20,12 @@
 #include <utility>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__) || defined(_M_X64) || defined(_M_IX86)
-#define VEDA_SCHED_X86 1
-#include <immintrin.h>
-#endif
+#include "runtime/detail/cpu.hpp"
+#include "runtime/detail/event_count.hpp"
+#include "runtime/detail/node_pool.hpp"
+#include "runtime/detail/work_deque.hpp"
+#include "veda/detail/cache_line.hpp"
+#include "veda/detail/single_writer.hpp"
 
 namespace veda {
 
@@ -25,8 +33,6 @@ SchedulerObserver::~SchedulerObserver() = default;
 
 namespace detail {
 namespace {
-
-constexpr std::size_t kCacheLine = 64;
 
 // Idle workers (and helpers with nothing to run) look for work kSpinRounds
 // times kPauses pause instructions apart, then kYieldRounds times after a
@@ -47,30 +53,6 @@ constexpr std::chrono::microseconds kSpacePoll{100};
 
 using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
-
-inline void cpu_relax() noexcept {
-#if defined(VEDA_SCHED_X86)
-  _mm_pause();
-#elif defined(__aarch64__)
-  __asm__ __volatile__("yield");
-#endif
-}
-
-// A seq_cst fence. ThreadSanitizer does not model fences and GCC 12+ warns
-// about them (-Wtsan); they are still needed for the store->load orderings
-// below (Chase-Lev pop, the sleep/wake handshake), so keep the fence and
-// silence only that diagnostic. Happens-before for task data never relies on
-// a fence (it goes through release/acquire or a mutex), so TSan stays exact.
-inline void full_fence() noexcept {
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wtsan"
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);
-#pragma GCC diagnostic pop
-#else
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-#endif
-}
 
 inline std::int64_t steady_now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
@@ -94,146 +76,16 @@ struct Node {
   std::int64_t submit_ns;  // steady clock; only set when an observer is attached
 };
 
-#if defined(__SANITIZE_ADDRESS__)
-#define VEDA_SCHED_POOL 0  // plain new/delete keeps ASan's use-after-free checks sharp
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define VEDA_SCHED_POOL 0
-#endif
-#endif
-#ifndef VEDA_SCHED_POOL
-#define VEDA_SCHED_POOL 1
-#endif
-
-// Recycles Node storage. Nodes are typically allocated on the submitting
-// thread and freed on a worker, a pattern per-thread malloc caches do not
-// serve. Each thread keeps a free list; it hands surplus nodes to a shared
-// depot in chains of kChain, and takes a chain back when it runs dry, so the
-// depot mutex is taken once per kChain nodes. The depot holds at most
-// kMaxChains chains; beyond that nodes go back to the allocator. The depot is
-// never destroyed, so threads may exit in any order, even during static
-// destruction.
-//
-// Thread-safety: allocate()/release() from any thread.
-class NodePool {
- public:
-  static void* allocate() {
-#if VEDA_SCHED_POOL
-    Cache& cache = t_cache;
-    if (cache.head == nullptr) cache.refill();
-    if (FreeNode* n = cache.head) {
-      cache.head = n->next;
-      --cache.count;
-      return n;
-    }
-#endif
-    return ::operator new(sizeof(Node));
-  }
-
-  static void release(void* p) noexcept {
-#if VEDA_SCHED_POOL
-    Cache& cache = t_cache;
-    auto* n = ::new (p) FreeNode{cache.head};
-    cache.head = n;
-    if (++cache.count >= 2 * kChain) cache.spill();
-#else
-    ::operator delete(p);
-#endif
-  }
-
- private:
-  static constexpr unsigned kChain = 64;
-  static constexpr std::size_t kMaxChains = 64;
-
-  struct FreeNode {
-    FreeNode* next;
-  };
-  static_assert(sizeof(FreeNode) <= sizeof(Node));
-
-  struct Depot {
-    std::mutex mutex;
-    std::vector<FreeNode*> chains;  // each a list of exactly kChain nodes
-    std::atomic<std::size_t> size{0};
-  };
-
-  static Depot& depot() {
-    static Depot* const d = new Depot;  // intentionally leaked, see above
-    return *d;
-  }
-
-  static void free_chain(FreeNode* n) noexcept {
-    while (n != nullptr) {
-      FreeNode* next = n->next;
-      ::operator delete(n);
-      n = next;
-    }
-  }
-
-  struct Cache {
-    FreeNode* head = nullptr;
-    unsigned count = 0;
-
-    void refill() noexcept {
-      Depot& d = depot();
-      if (d.size.load(std::memory_order_relaxed) == 0) return;
-      std::lock_guard<std::mutex> lock(d.mutex);
-      if (d.chains.empty()) return;
-      head = d.chains.back();
-      d.chains.pop_back();
-      d.size.store(d.chains.size(), std::memory_order_relaxed);
-      count = kChain;
-    }
-
-    // Moves kChain nodes to the depot (or frees them when it is full).
-    void spill() noexcept {
-      FreeNode* chain = head;
-      FreeNode* last = head;
-      for (unsigned i = 1; i < kChain; ++i) last = last->next;
-      head = last->next;
-      last->next = nullptr;
-      count -= kChain;
-      give(chain);
-    }
-
-    static void give(FreeNode* chain) noexcept {
-      Depot& d = depot();
-      {
-        std::lock_guard<std::mutex> lock(d.mutex);
-        if (d.chains.size() < kMaxChains) {
-          try {
-            d.chains.push_back(chain);
-            d.size.store(d.chains.size(), std::memory_order_relaxed);
-            return;
-          } catch (...) {  // out of memory for the vector: free the nodes instead
-          }
-        }
-      }
-      free_chain(chain);
-    }
-
-    ~Cache() {
-      while (count >= kChain) spill();
-      free_chain(head);
-    }
-  };
-
-#if VEDA_SCHED_POOL
-  static thread_local Cache t_cache;
-#endif
-};
-
-#if VEDA_SCHED_POOL
-thread_local NodePool::Cache NodePool::t_cache;
-#endif
+using TaskNodePool = NodePool<Node>;
 
 Node* make_node(Task&& task, std::int64_t submit_ns) {
-  return ::new (NodePool::allocate()) Node(std::move(task), submit_ns);
+  return ::new (TaskNodePool::allocate()) Node(std::move(task), submit_ns);
 }
 
 struct NodeDeleter {
   void operator()(Node* node) const noexcept {
     node->~Node();  // runs the callable's destructor
-    NodePool::release(node);
+    TaskNodePool::release(node);
   }
 };
 using NodePtr = std::unique_ptr<Node, NodeDeleter>;
@@ -242,7 +94,7 @@ using NodePtr = std::unique_ptr<Node, NodeDeleter>;
 // so a plain load+store suffices; the shared slot for other threads needs an RMW.
 inline void bump(std::atomic<std::uint64_t>& c, bool exclusive) noexcept {
   if (exclusive) {
-    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    single_writer_add(c, 1);
   } else {
     c.fetch_add(1, std::memory_order_relaxed);
   }
@@ -250,238 +102,11 @@ inline void bump(std::atomic<std::uint64_t>& c, bool exclusive) noexcept {
 
 inline void unbump(std::atomic<std::uint64_t>& c, bool exclusive) noexcept {
   if (exclusive) {
-    c.store(c.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+    single_writer_sub(c, 1);
   } else {
     c.fetch_sub(1, std::memory_order_relaxed);
   }
 }
-
-// Chase-Lev work-stealing deque of Node pointers (Le, Pop, Cohen, Zappa
-// Nardelli, "Correct and Efficient Work-Stealing for Weak Memory Models",
-// PPoPP 2013). The owner pushes and pops at the bottom; any thread steals from
-// the top. Retired rings are kept until destruction because a thief may still
-// read a slot of the ring it loaded; capacities double, so that is at most
-// twice the peak.
-//
-// Thread-safety: push(), pop() and free_slots() only from the owner (or from
-// a thread that took over after the owner was joined); steal() and size()
-// from any thread.
-class WorkDeque {
- public:
-  explicit WorkDeque(std::int64_t capacity) {
-    auto ring = std::make_unique<Ring>(capacity);
-    ring_.store(ring.get(), std::memory_order_relaxed);
-    rings_.push_back(std::move(ring));
-  }
-
-  // Throws std::bad_alloc when the ring must grow and cannot; the deque is
-  // then unchanged.
-  void push(Node* node) {
-    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
-    const std::int64_t t = top_.load(std::memory_order_acquire);
-    Ring* ring = ring_.load(std::memory_order_relaxed);
-    if (b - t >= ring->capacity) ring = grow(ring, t, b);
-    ring->put(b, node);
-    // Release publishes the slot and the node's contents to thieves (the
-    // paper's fence + relaxed store, in a form ThreadSanitizer understands).
-    bottom_.store(b + 1, std::memory_order_release);
-  }
-
-  Node* pop() noexcept {
-    const std::int64_t b = bottom_.load(std::memory_order_relaxed) - 1;
-    Ring* ring = ring_.load(std::memory_order_relaxed);
-    bottom_.store(b, std::memory_order_relaxed);
-    full_fence();
-    std::int64_t t = top_.load(std::memory_order_relaxed);
-    if (t > b) {  // empty
-      bottom_.store(b + 1, std::memory_order_relaxed);
-      return nullptr;
-    }
-    Node* node = ring->get(b);
-    if (t == b) {  // the last task: race the thieves for it
-      if (!top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
-                                        std::memory_order_relaxed)) {
-        node = nullptr;
-      }
-      bottom_.store(b + 1, std::memory_order_relaxed);
-    }
-    return node;
-  }
-
-  // Returns nullptr only when the deque was seen empty; a lost race with
-  // another thief is retried, so a caller that finds nothing may sleep.
-  Node* steal() noexcept {
-    for (;;) {
-      std::int64_t t = top_.load(std::memory_order_acquire);
-      full_fence();
-      const std::int64_t b = bottom_.load(std::memory_order_acquire);
-      if (t >= b) return nullptr;
-      Ring* ring = ring_.load(std::memory_order_acquire);
-      Node* node = ring->get(t);
-      if (top_.compare_exchange_strong(t, t + 1, std::memory_order_seq_cst,
-                                       std::memory_order_relaxed)) {
-        return node;
-      }
-      cpu_relax();
-    }
-  }
-
-  std::int64_t size() const noexcept {
-    const std::int64_t t = top_.load(std::memory_order_relaxed);
-    const std::int64_t b = bottom_.load(std::memory_order_relaxed);
-    return b > t ? b - t : 0;
-  }
-
-  // Pushes that fit without growing the ring (owner only; conservative).
-  std::int64_t free_slots() const noexcept {
-    const Ring* ring = ring_.load(std::memory_order_relaxed);
-    return ring->capacity - size();
-  }
-
- private:
-  struct Ring {
-    explicit Ring(std::int64_t cap)
-        : capacity(cap), mask(cap - 1), slots(new std::atomic<Node*>[static_cast<std::size_t>(cap)]) {}
-    void put(std::int64_t i, Node* node) noexcept {
-      slots[static_cast<std::size_t>(i & mask)].store(node, std::memory_order_relaxed);
-    }
-    Node* get(std::int64_t i) const noexcept {
-      return slots[static_cast<std::size_t>(i & mask)].load(std::memory_order_relaxed);
-    }
-    const std::int64_t capacity;  // a power of two
-    const std::int64_t mask;
-    std::unique_ptr<std::atomic<Node*>[]> slots;
-  };
-
-  Ring* grow(Ring* old, std::int64_t t, std::int64_t b) {
-    auto bigger = std::make_unique<Ring>(old->capacity * 2);
-    for (std::int64_t i = t; i < b; ++i) bigger->put(i, old->get(i));
-    Ring* raw = bigger.get();
-    rings_.push_back(std::move(bigger));
-    ring_.store(raw, std::memory_order_release);
-    return raw;
-  }
-
-  alignas(kCacheLine) std::atomic<std::int64_t> top_{0};
-  alignas(kCacheLine) std::atomic<std::int64_t> bottom_{0};
-  alignas(kCacheLine) std::atomic<Ring*> ring_{nullptr};
-  std::vector<std::unique_ptr<Ring>> rings_;  // owner only
-};
-
-// Sleep/wake without lost wake-ups (an "event count"). Both classes follow
-//
-//   waiter:   key = prepare_wait(); if (condition) cancel_wait(key); else commit_wait(key, ...);
-//   notifier: make condition true; full_fence(); if (has_waiters()) notify();
-//
-// prepare_wait() registers the waiter and fences before the waiter re-checks
-// the condition, so either the waiter sees the new state or the notifier sees
-// the registration and moves the epoch, which commit_wait() re-checks under
-// the mutex before sleeping.
-
-// For idle workers: notify_one() wakes one sleeper. Waiters unregister
-// themselves when they wake, so a sleeper that a notify_one() did not reach is
-// still counted and gets the next one.
-class WorkerParking {
- public:
-  std::uint64_t prepare_wait() noexcept {
-    waiters_.fetch_add(1, std::memory_order_seq_cst);
-    full_fence();
-    return epoch_.load(std::memory_order_acquire);
-  }
-
-  void cancel_wait() noexcept { waiters_.fetch_sub(1, std::memory_order_relaxed); }
-
-  void commit_wait(std::uint64_t key) noexcept {
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      while (epoch_.load(std::memory_order_relaxed) == key) cv_.wait(lock);
-    }
-    waiters_.fetch_sub(1, std::memory_order_relaxed);
-  }
-
-  bool has_waiters() const noexcept { return waiters_.load(std::memory_order_relaxed) != 0; }
-
-  void notify_one() noexcept {
-    std::lock_guard<std::mutex> lock(mutex_);
-    epoch_.fetch_add(1, std::memory_order_release);
-    cv_.notify_one();
-  }
-
-  void notify_all() noexcept {
-    std::lock_guard<std::mutex> lock(mutex_);
-    epoch_.fetch_add(1, std::memory_order_release);
-    cv_.notify_all();
-  }
-
- private:
-  alignas(kCacheLine) std::atomic<std::uint32_t> waiters_{0};
-  std::atomic<std::uint64_t> epoch_{0};
-  std::mutex mutex_;
-  std::condition_variable cv_;
-};
-
-// For waiters with conditions of their own (helpers, blocked producers):
-// notify_all() wakes everyone registered and unregisters them in the same
-// atomic step, so until one of them registers again further notifications
-// cost one relaxed load. State word: epoch in the high 32 bits, registered
-// waiters in the low 32.
-class Broadcast {
- public:
-  std::uint32_t prepare_wait() noexcept {
-    const std::uint64_t s = state_.fetch_add(1, std::memory_order_seq_cst);
-    full_fence();
-    return epoch_of(s);
-  }
-
-  void cancel_wait(std::uint32_t key) noexcept { unregister(key); }
-
-  // Sleeps until a notify_all() after prepare_wait() or until `deadline`.
-  void commit_wait(std::uint32_t key, const Deadline* deadline) noexcept {
-    {
-      std::unique_lock<std::mutex> lock(mutex_);
-      while (epoch_of(state_.load(std::memory_order_acquire)) == key) {
-        if (deadline == nullptr) {
-          cv_.wait(lock);
-        } else if (cv_.wait_until(lock, *deadline) == std::cv_status::timeout) {
-          break;
-        }
-      }
-    }
-    unregister(key);
-  }
-
-  bool has_waiters() const noexcept {
-    return (state_.load(std::memory_order_relaxed) & kWaiterMask) != 0;
-  }
-
-  void notify_all() noexcept {
-    std::uint64_t s = state_.load(std::memory_order_relaxed);
-    do {
-      if ((s & kWaiterMask) == 0) return;
-    } while (!state_.compare_exchange_weak(s, (s | kWaiterMask) + 1, std::memory_order_acq_rel,
-                                           std::memory_order_relaxed));
-    // (s | mask) + 1 = next epoch, zero waiters. Taking the mutex orders this
-    // after any waiter that saw the old epoch under it and is about to sleep.
-    std::lock_guard<std::mutex> lock(mutex_);
-    cv_.notify_all();
-  }
-
- private:
-  static constexpr std::uint64_t kWaiterMask = 0xFFFFFFFFULL;
-  static std::uint32_t epoch_of(std::uint64_t s) noexcept { return static_cast<std::uint32_t>(s >> 32); }
-
-  // Drops this waiter's registration unless a notify_all() already did.
-  void unregister(std::uint32_t key) noexcept {
-    std::uint64_t s = state_.load(std::memory_order_relaxed);
-    while (epoch_of(s) == key &&
-           !state_.compare_exchange_weak(s, s - 1, std::memory_order_relaxed)) {
-    }
-  }
-
-  alignas(kCacheLine) std::atomic<std::uint64_t> state_{0};
-  std::mutex mutex_;
-  std::condition_variable cv_;
-};
 
 // Per-thread bookkeeping shared by all schedulers in the process.
 struct WorkerContext {
@@ -549,7 +174,7 @@ class SchedulerCore {
 
   struct alignas(kCacheLine) Worker {
     Worker() : deque(256) {}
-    WorkDeque deque;
+    WorkDeque<Node> deque;
     std::thread thread;
     std::uint64_t rng = 0;
   };
