@@ -1,15 +1,23 @@
+// veda::TelemetrySystem: per-task metrics, rate windows, snapshot history and
+// the background collector, behind a pimpl (TelemetrySystem::Impl).
 #include "veda/telemetry/telemetry.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <deque>
 #include <limits>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "metrics/clock.hpp"
 #include "telemetry/detail/gpu_telemetry.hpp"
 #include "veda/metrics/text_format.hpp"
+#include "veda/probes/system.hpp"
 
 namespace veda {
 namespace {
@@ -58,7 +66,70 @@ FamilySnapshot scalar_family(const char* name, const char* help, MetricType type
 
 }  // namespace
 
-TelemetrySystem::TelemetrySystem(TelemetryOptions options, Registry& registry)
+// The state behind a TelemetrySystem and the work on it; the public methods
+// forward here. Lives on the heap so the gauges' callbacks and the collector
+// thread can hold a stable pointer to it.
+struct TelemetrySystem::Impl {
+  // One collection point: when, how many tasks had finished, the system sample.
+  struct Point {
+    std::int64_t steady_ns = 0;
+    std::uint64_t executed = 0;
+    SystemSample system;
+  };
+
+  Impl(TelemetryOptions options, Registry& registry);
+  ~Impl();
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  std::shared_ptr<const Scheduler> scheduler() const;
+  Point window_start(std::int64_t now_ns) const;  // caller holds points_mutex_
+  void record_point(const Point& p);              // caller holds points_mutex_
+  double throughput() const;
+  MetricsSnapshot snapshot();
+  void start();
+  void stop();
+  void collector_loop();
+
+  TelemetryOptions options_;
+  Registry& registry_;
+  SystemProbe probe_;
+  std::shared_ptr<Counter> executed_;
+  std::shared_ptr<Counter> failed_;
+  std::shared_ptr<Histogram> latency_;
+  std::shared_ptr<Histogram> queue_wait_;
+  std::shared_ptr<Histogram> run_time_;
+  std::shared_ptr<Gauge> pending_;
+  std::shared_ptr<Gauge> running_;
+  std::shared_ptr<Gauge> throughput_;
+  std::shared_ptr<Gauge> cpu_;
+  std::shared_ptr<Gauge> memory_;
+  std::shared_ptr<Gauge> rss_;
+
+  mutable std::mutex scheduler_mutex_;
+  std::weak_ptr<const Scheduler> scheduler_;
+
+  mutable std::mutex points_mutex_;
+  std::deque<Point> points_;
+
+  mutable std::mutex history_mutex_;
+  std::deque<MetricsSnapshot> history_;
+  std::size_t max_snapshots_;
+
+  std::mutex callbacks_mutex_;
+  std::vector<std::pair<std::size_t, std::function<void(const MetricsSnapshot&)>>> callbacks_;
+  std::size_t next_callback_id_ = 1;
+
+  std::mutex collector_mutex_;
+  std::condition_variable collector_cv_;
+  bool stop_requested_ = false;
+  std::thread collector_;
+  std::atomic<bool> running_collector_{false};
+
+  std::unique_ptr<detail::GpuGauges> gpu_gauges_;  // see gpu_telemetry.cpp
+};
+
+TelemetrySystem::Impl::Impl(TelemetryOptions options, Registry& registry)
     : options_(std::move(options)),
       registry_(registry),
       probe_(options_.proc_root),
@@ -97,7 +168,7 @@ TelemetrySystem::TelemetrySystem(TelemetryOptions options, Registry& registry)
   points_.push_back(std::move(start));
 }
 
-TelemetrySystem::~TelemetrySystem() {
+TelemetrySystem::Impl::~Impl() {
   stop();
   // The gauges outlive this object in the registry: freeze them at their last values.
   for (const auto& gauge : {pending_, running_, throughput_}) {
@@ -107,29 +178,12 @@ TelemetrySystem::~TelemetrySystem() {
   }
 }
 
-void TelemetrySystem::attach(const std::shared_ptr<const Scheduler>& scheduler) {
-  std::lock_guard<std::mutex> lock(scheduler_mutex_);
-  scheduler_ = scheduler;
-}
-
-std::shared_ptr<const Scheduler> TelemetrySystem::scheduler() const {
+std::shared_ptr<const Scheduler> TelemetrySystem::Impl::scheduler() const {
   std::lock_guard<std::mutex> lock(scheduler_mutex_);
   return scheduler_.lock();
 }
 
-void TelemetrySystem::on_task_end(std::int64_t queue_wait_ns, std::int64_t run_ns, bool ok) noexcept {
-  const double wait_ms = static_cast<double>(queue_wait_ns) / 1e6;
-  const double run_ms = static_cast<double>(run_ns) / 1e6;
-  queue_wait_->observe(wait_ms);
-  run_time_->observe(run_ms);
-  latency_->observe(wait_ms + run_ms);
-  // executed before failed, and snapshot() reads them the other way round, so
-  // a reader never sees more failed than executed tasks.
-  executed_->inc();
-  if (!ok) failed_->inc();
-}
-
-TelemetrySystem::Point TelemetrySystem::window_start(std::int64_t now_ns) const {
+TelemetrySystem::Impl::Point TelemetrySystem::Impl::window_start(std::int64_t now_ns) const {
   const auto interval_ns = static_cast<std::int64_t>(options_.collect_interval_s * 1e9);
   for (auto it = points_.rbegin(); it != points_.rend(); ++it) {
     if (now_ns - it->steady_ns >= interval_ns) return *it;
@@ -137,14 +191,14 @@ TelemetrySystem::Point TelemetrySystem::window_start(std::int64_t now_ns) const 
   return points_.front();
 }
 
-void TelemetrySystem::record_point(const Point& p) {
+void TelemetrySystem::Impl::record_point(const Point& p) {
   const auto interval_ns = static_cast<std::int64_t>(options_.collect_interval_s * 1e9);
   if (p.steady_ns - points_.back().steady_ns < interval_ns) return;
   points_.push_back(p);
   while (points_.size() > kMaxPoints) points_.pop_front();
 }
 
-double TelemetrySystem::throughput() const {
+double TelemetrySystem::Impl::throughput() const {
   const std::int64_t now = steady_now_ns();
   const auto executed = static_cast<std::uint64_t>(executed_->get());
   Point start;
@@ -157,7 +211,7 @@ double TelemetrySystem::throughput() const {
   return static_cast<double>(executed - start.executed) / seconds;
 }
 
-MetricsSnapshot TelemetrySystem::snapshot() {
+MetricsSnapshot TelemetrySystem::Impl::snapshot() {
   Point now;
   now.system = probe_.sample();
   now.steady_ns = steady_now_ns();
@@ -211,7 +265,7 @@ MetricsSnapshot TelemetrySystem::snapshot() {
   return s;
 }
 
-void TelemetrySystem::start() {
+void TelemetrySystem::Impl::start() {
   std::thread finished;
   {
     std::lock_guard<std::mutex> lock(collector_mutex_);
@@ -235,7 +289,7 @@ void TelemetrySystem::start() {
   if (finished.joinable()) finished.join();
 }
 
-void TelemetrySystem::stop() {
+void TelemetrySystem::Impl::stop() {
   std::thread collector;
   {
     std::lock_guard<std::mutex> lock(collector_mutex_);
@@ -254,9 +308,7 @@ void TelemetrySystem::stop() {
   collector.join();
 }
 
-bool TelemetrySystem::is_running() const noexcept { return running_collector_.load(std::memory_order_acquire); }
-
-void TelemetrySystem::collector_loop() {
+void TelemetrySystem::Impl::collector_loop() {
   const auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(options_.collect_interval_s));
   auto next = std::chrono::steady_clock::now() + interval;
@@ -293,40 +345,80 @@ void TelemetrySystem::collector_loop() {
   }
 }
 
+// --- TelemetrySystem: forwards to Impl ----------------------------------------
+
+TelemetrySystem::TelemetrySystem(TelemetryOptions options, Registry& registry)
+    : impl_(std::make_unique<Impl>(std::move(options), registry)) {}
+
+TelemetrySystem::~TelemetrySystem() = default;  // Impl's destructor stops the collector
+
+void TelemetrySystem::attach(const std::shared_ptr<const Scheduler>& scheduler) {
+  std::lock_guard<std::mutex> lock(impl_->scheduler_mutex_);
+  impl_->scheduler_ = scheduler;
+}
+
+void TelemetrySystem::on_task_end(std::int64_t queue_wait_ns, std::int64_t run_ns, bool ok) noexcept {
+  Impl& d = *impl_;
+  const double wait_ms = static_cast<double>(queue_wait_ns) / 1e6;
+  const double run_ms = static_cast<double>(run_ns) / 1e6;
+  d.queue_wait_->observe(wait_ms);
+  d.run_time_->observe(run_ms);
+  d.latency_->observe(wait_ms + run_ms);
+  // executed before failed, and snapshot() reads them the other way round, so
+  // a reader never sees more failed than executed tasks.
+  d.executed_->inc();
+  if (!ok) d.failed_->inc();
+}
+
+MetricsSnapshot TelemetrySystem::snapshot() { return impl_->snapshot(); }
+
+void TelemetrySystem::start() { impl_->start(); }
+
+void TelemetrySystem::stop() { impl_->stop(); }
+
+bool TelemetrySystem::is_running() const noexcept {
+  return impl_->running_collector_.load(std::memory_order_acquire);
+}
+
 std::vector<MetricsSnapshot> TelemetrySystem::snapshots() const {
-  std::lock_guard<std::mutex> lock(history_mutex_);
-  return {history_.begin(), history_.end()};
+  std::lock_guard<std::mutex> lock(impl_->history_mutex_);
+  return {impl_->history_.begin(), impl_->history_.end()};
 }
 
 void TelemetrySystem::clear_snapshots() {
-  std::lock_guard<std::mutex> lock(history_mutex_);
-  history_.clear();
+  std::lock_guard<std::mutex> lock(impl_->history_mutex_);
+  impl_->history_.clear();
 }
 
 std::size_t TelemetrySystem::max_snapshots() const {
-  std::lock_guard<std::mutex> lock(history_mutex_);
-  return max_snapshots_;
+  std::lock_guard<std::mutex> lock(impl_->history_mutex_);
+  return impl_->max_snapshots_;
 }
 
 void TelemetrySystem::set_max_snapshots(std::size_t n) {
   if (n == 0) throw std::invalid_argument("max_snapshots must be at least 1, got 0");
-  std::lock_guard<std::mutex> lock(history_mutex_);
-  max_snapshots_ = n;
-  while (history_.size() > max_snapshots_) history_.pop_front();
+  Impl& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.history_mutex_);
+  d.max_snapshots_ = n;
+  while (d.history_.size() > d.max_snapshots_) d.history_.pop_front();
 }
 
+double TelemetrySystem::collect_interval() const noexcept { return impl_->options_.collect_interval_s; }
+
 std::size_t TelemetrySystem::add_callback(std::function<void(const MetricsSnapshot&)> callback) {
-  std::lock_guard<std::mutex> lock(callbacks_mutex_);
-  const std::size_t id = next_callback_id_++;
-  callbacks_.emplace_back(id, std::move(callback));
+  Impl& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.callbacks_mutex_);
+  const std::size_t id = d.next_callback_id_++;
+  d.callbacks_.emplace_back(id, std::move(callback));
   return id;
 }
 
 void TelemetrySystem::remove_callback(std::size_t id) {
-  std::lock_guard<std::mutex> lock(callbacks_mutex_);
-  for (auto it = callbacks_.begin(); it != callbacks_.end(); ++it) {
+  Impl& d = *impl_;
+  std::lock_guard<std::mutex> lock(d.callbacks_mutex_);
+  for (auto it = d.callbacks_.begin(); it != d.callbacks_.end(); ++it) {
     if (it->first == id) {
-      callbacks_.erase(it);
+      d.callbacks_.erase(it);
       return;
     }
   }
@@ -335,11 +427,19 @@ void TelemetrySystem::remove_callback(std::size_t id) {
 void TelemetrySystem::clear_callbacks() {
   std::vector<std::pair<std::size_t, std::function<void(const MetricsSnapshot&)>>> dropped;
   {
-    std::lock_guard<std::mutex> lock(callbacks_mutex_);
-    dropped.swap(callbacks_);
+    std::lock_guard<std::mutex> lock(impl_->callbacks_mutex_);
+    dropped.swap(impl_->callbacks_);
   }
   // Destroyed outside the lock: a callback's destructor may take other locks.
 }
+
+double TelemetrySystem::throughput() const { return impl_->throughput(); }
+
+const Counter& TelemetrySystem::executed() const noexcept { return *impl_->executed_; }
+const Counter& TelemetrySystem::failed() const noexcept { return *impl_->failed_; }
+const Histogram& TelemetrySystem::latency_ms() const noexcept { return *impl_->latency_; }
+const Histogram& TelemetrySystem::queue_wait_ms() const noexcept { return *impl_->queue_wait_; }
+const Histogram& TelemetrySystem::run_time_ms() const noexcept { return *impl_->run_time_; }
 
 std::string render_snapshot_prometheus(const MetricsSnapshot& s) {
   std::vector<FamilySnapshot> families;

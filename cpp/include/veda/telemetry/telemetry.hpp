@@ -1,30 +1,20 @@
 // veda::TelemetrySystem: per-task metrics, snapshots and background collection.
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "veda/metrics/histogram.hpp"
 #include "veda/metrics/registry.hpp"
 #include "veda/probes/gpu.hpp"
-#include "veda/probes/system.hpp"
 #include "veda/runtime/scheduler.hpp"
 
 namespace veda {
-
-namespace detail {
-class GpuGauges;
-}  // namespace detail
 
 // The runtime's figures at one moment, with the fields of the telemetry guide.
 //
@@ -149,7 +139,7 @@ class TelemetrySystem final : public SchedulerObserver {
   std::size_t max_snapshots() const;
   // Throws std::invalid_argument for 0; trims the history to the new bound.
   void set_max_snapshots(std::size_t n);
-  double collect_interval() const noexcept { return options_.collect_interval_s; }
+  double collect_interval() const noexcept;
 
   // Called on the collector thread with every collected snapshot; returns an id
   // for remove_callback. Callbacks must not throw (exceptions are swallowed).
@@ -160,61 +150,15 @@ class TelemetrySystem final : public SchedulerObserver {
   // Throughput over the latest window, without probing the system.
   double throughput() const;
 
-  const Counter& executed() const noexcept { return *executed_; }
-  const Counter& failed() const noexcept { return *failed_; }
-  const Histogram& latency_ms() const noexcept { return *latency_; }
-  const Histogram& queue_wait_ms() const noexcept { return *queue_wait_; }
-  const Histogram& run_time_ms() const noexcept { return *run_time_; }
+  const Counter& executed() const noexcept;
+  const Counter& failed() const noexcept;
+  const Histogram& latency_ms() const noexcept;
+  const Histogram& queue_wait_ms() const noexcept;
+  const Histogram& run_time_ms() const noexcept;
 
  private:
-  struct Point {
-    std::int64_t steady_ns = 0;
-    std::uint64_t executed = 0;
-    SystemSample system;
-  };
-
-  Point window_start(std::int64_t now_ns) const;  // caller holds points_mutex_
-  void record_point(const Point& p);              // caller holds points_mutex_
-  void collector_loop();
-
-  TelemetryOptions options_;
-  Registry& registry_;
-  SystemProbe probe_;
-  std::shared_ptr<Counter> executed_;
-  std::shared_ptr<Counter> failed_;
-  std::shared_ptr<Histogram> latency_;
-  std::shared_ptr<Histogram> queue_wait_;
-  std::shared_ptr<Histogram> run_time_;
-  std::shared_ptr<Gauge> pending_;
-  std::shared_ptr<Gauge> running_;
-  std::shared_ptr<Gauge> throughput_;
-  std::shared_ptr<Gauge> cpu_;
-  std::shared_ptr<Gauge> memory_;
-  std::shared_ptr<Gauge> rss_;
-
-  std::shared_ptr<const Scheduler> scheduler() const;
-
-  mutable std::mutex scheduler_mutex_;
-  std::weak_ptr<const Scheduler> scheduler_;
-
-  mutable std::mutex points_mutex_;
-  std::deque<Point> points_;
-
-  mutable std::mutex history_mutex_;
-  std::deque<MetricsSnapshot> history_;
-  std::size_t max_snapshots_;
-
-  std::mutex callbacks_mutex_;
-  std::vector<std::pair<std::size_t, std::function<void(const MetricsSnapshot&)>>> callbacks_;
-  std::size_t next_callback_id_ = 1;
-
-  std::mutex collector_mutex_;
-  std::condition_variable collector_cv_;
-  bool stop_requested_ = false;
-  std::thread collector_;
-  std::atomic<bool> running_collector_{false};
-
-  std::unique_ptr<detail::GpuGauges> gpu_gauges_;  // see gpu_telemetry.cpp
+  struct Impl;  // the metrics, the rate points, the history and the collector; see telemetry.cpp
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace veda
