@@ -298,10 +298,11 @@ class PyRuntime {
     return runtime_->scheduler().try_submit(std::move(task), ns);
   }
 
-  // Runs queued tasks on this thread until `future` is done or `timeout`
-  // seconds pass (None: no limit). The GIL is released while waiting. A
-  // signal handler that raises (KeyboardInterrupt) ends the wait with its error.
-  void wait(nb::handle future, std::optional<double> timeout) {
+  // Waits until `future` is done or `timeout` seconds pass (None: no limit),
+  // GIL released; with `run_tasks` this thread runs queued tasks meanwhile
+  // (Scheduler::help_until), else it only sleeps (wait_until). A signal
+  // handler that raises (KeyboardInterrupt) ends the wait with its error.
+  void wait(nb::handle future, std::optional<double> timeout, bool run_tasks) {
     using clock = std::chrono::steady_clock;
     // Timeouts beyond kForever (inf included) mean no limit; converting them would overflow.
     const bool limited = timeout.has_value() && *timeout < kForeverSeconds;
@@ -312,8 +313,7 @@ class PyRuntime {
              is_state(future, n.cancelled_notified);
     };
     if (done()) return;
-    nb::gil_scoped_release release;
-    runtime_->scheduler().help_until([&] {
+    auto ready = [&] {
       if (limited && clock::now() >= deadline) return true;
       nb::gil_scoped_acquire gil;
       // Ctrl-C (or any signal whose handler raises) reaches a waiting main
@@ -321,7 +321,13 @@ class PyRuntime {
       // itself goes on. A no-op on other threads.
       if (PyErr_CheckSignals() != 0) throw nb::python_error();
       return done();
-    });
+    };
+    nb::gil_scoped_release release;
+    if (run_tasks) {
+      runtime_->scheduler().help_until(ready);
+    } else {
+      runtime_->scheduler().wait_until(ready);
+    }
   }
 
   void shutdown(bool wait) {
@@ -466,7 +472,7 @@ void init_runtime(nb::module_& m) {
       .def(nb::init<RuntimeOptions>(), "options"_a)
       .def("submit", &PyRuntime::submit, "future"_a, "fn"_a, "args"_a, "kwargs"_a)
       .def("try_submit", &PyRuntime::try_submit, "future"_a, "fn"_a, "args"_a, "kwargs"_a, "timeout"_a)
-      .def("wait", &PyRuntime::wait, "future"_a, "timeout"_a.none())
+      .def("wait", &PyRuntime::wait, "future"_a, "timeout"_a.none(), "run_tasks"_a)
       .def("shutdown", &PyRuntime::shutdown, "wait"_a = true)
       .def("join_for", &PyRuntime::join_for, "wait"_a, "timeout"_a,
            "Shuts down on a helper thread and waits up to timeout s for the workers; True once joined. "

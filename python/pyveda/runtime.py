@@ -8,8 +8,10 @@
 ``spawn`` returns a :class:`Future`, a ``concurrent.futures.Future``
 subclass: ``result``, ``exception``, ``cancel``, ``add_done_callback``,
 ``concurrent.futures.wait``/``as_completed`` and ``asyncio.wrap_future`` all
-work. A thread that waits on ``result()`` runs queued tasks while it waits,
-so a task may spawn children and wait for them even with one worker thread.
+work. A task (or any thread but the main one) that waits on ``result()``
+runs queued tasks while it waits, so a task may spawn children and wait for
+them even with one worker thread. The main thread only waits, so Ctrl-C
+reaches it as a KeyboardInterrupt and never lands inside a task.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ _FINISHED = _base.FINISHED
 _CANCELLED_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED)
 _DONE_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED)
 _CONDITION_LOCK = threading.Lock()
+_MAIN_THREAD_ID = threading.main_thread().ident
 
 
 def _wait_seconds(timeout: float) -> float:
@@ -74,8 +77,9 @@ class Future(_BaseFuture):
     the waiter and callback lists are created only when something needs them
     (a callback, ``concurrent.futures.wait``),
     and ``result()``/``exception()`` wait inside the runtime, running queued
-    tasks meanwhile. With a timeout, a waiter may overrun it by the length of
-    the task it is running.
+    tasks meanwhile (except on the main thread, which only waits). With a
+    timeout, such a waiter may overrun it by the length of the task it is
+    running.
     """
 
     def __init__(self, runtime: _core.Runtime) -> None:  # noqa: D107 - fields of the base class
@@ -156,7 +160,9 @@ class Future(_BaseFuture):
             if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
                 raise TypeError(f"timeout must be a number of seconds or None, got {type(timeout).__name__} ({timeout!r})")
             timeout = _wait_seconds(timeout)
-        self._veda_runtime.wait(self, timeout)
+        # The main thread only waits: signals go to it, and a task it ran
+        # itself would receive the KeyboardInterrupt meant for the waiter.
+        self._veda_runtime.wait(self, timeout, threading.get_ident() != _MAIN_THREAD_ID)
 
 
 class Runtime:

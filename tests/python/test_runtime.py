@@ -606,6 +606,35 @@ def test_interpreter_exit_after_shutdown_from_inside_a_task():
     assert result.stdout.strip() == "leaving"
 
 
+def test_ctrl_c_never_lands_in_a_task_while_the_main_thread_waits(make_runtime):
+    import _thread
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    runtime = make_runtime(threads=1)
+    started, release = threading.Event(), threading.Event()
+    busy = runtime.spawn(lambda: started.set() or release.wait(30))  # holds the only worker
+    assert started.wait(10)
+
+    def queued():  # the main thread could take this one while it waits; it must not
+        time.sleep(0.5)
+        return threading.get_ident()
+
+    future = runtime.spawn(queued)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            future.result(timeout=20)
+    finally:
+        timer.cancel()
+        release.set()
+    assert busy.result(timeout=10) is True
+    ran_on = future.result(timeout=10)  # the task ran to its end, on the worker
+    assert ran_on != threading.get_ident()
+    assert runtime._core.failed == 0
+
+
 _NEVER_ENDING = """
 import threading, time
 import pyveda as veda

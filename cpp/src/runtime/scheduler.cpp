@@ -150,6 +150,7 @@ class SchedulerCore {
   bool submit(Task&& task, const Deadline* deadline);
   bool run_one();
   void help_until(bool (*done)(const void*), const void* ctx);
+  void wait_until(bool (*done)(const void*), const void* ctx);
   void shutdown(bool wait);
 
   std::size_t pending() const noexcept;
@@ -623,6 +624,36 @@ void SchedulerCore::help_until(bool (*done)(const void*), const void* ctx) {
   }
 }
 
+// help_until() without the helping: sleeps on the same event count, which
+// every finished task (and new work) notifies.
+void SchedulerCore::wait_until(bool (*done)(const void*), const void* ctx) {
+  for (;;) {
+    if (done(ctx)) return;
+    for (int round = 0; round < kSpinRounds + kYieldRounds; ++round) {
+      if (round < kSpinRounds) {
+        for (int i = 0; i < kPauses; ++i) cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+      if (done(ctx)) return;
+    }
+    const std::uint32_t key = help_ec_.prepare_wait();
+    bool ready = false;
+    try {
+      ready = done(ctx);
+    } catch (...) {
+      help_ec_.cancel_wait(key);
+      throw;
+    }
+    if (ready) {
+      help_ec_.cancel_wait(key);
+      return;
+    }
+    const Deadline deadline = Clock::now() + kHelpPoll;
+    help_ec_.commit_wait(key, &deadline);
+  }
+}
+
 void SchedulerCore::shutdown(bool wait) {
   const int target = wait ? kDraining : kDiscarding;
   {
@@ -753,6 +784,10 @@ bool Scheduler::run_one() { return core_->run_one(); }
 
 void Scheduler::help_until_impl(bool (*done)(const void*), const void* ctx) {
   core_->help_until(done, ctx);
+}
+
+void Scheduler::wait_until_impl(bool (*done)(const void*), const void* ctx) {
+  core_->wait_until(done, ctx);
 }
 
 void Scheduler::shutdown(bool wait) { core_->shutdown(wait); }

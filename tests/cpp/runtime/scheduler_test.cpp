@@ -311,6 +311,36 @@ TEST(SchedulerTest, HelpUntilPropagatesPredicateExceptions) {
   s.help_until([&] { return ran.load(); });
 }
 
+// wait_until() sleeps until the tasks are done and never runs one itself,
+// even when the workers are busy and the queue is full of work it could take.
+TEST(SchedulerTest, WaitUntilNeverRunsATaskOnTheCallingThread) {
+  Watchdog dog;
+  Scheduler s(SchedulerOptions{1});
+  const auto me = std::this_thread::get_id();
+  std::atomic<int> done{0};
+  std::atomic<int> on_waiter{0};
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_TRUE(s.submit([&] {
+      if (std::this_thread::get_id() == me) on_waiter.fetch_add(1);
+      std::this_thread::sleep_for(50us);
+      done.fetch_add(1);
+      return true;
+    }));
+  }
+  s.wait_until([&] { return done.load() == 200; });
+  EXPECT_EQ(done.load(), 200);
+  EXPECT_EQ(on_waiter.load(), 0);
+  // A condition no task drives still ends the wait (the poll), and exceptions propagate.
+  std::atomic<bool> flag{false};
+  std::thread setter([&] {
+    std::this_thread::sleep_for(5ms);
+    flag.store(true);
+  });
+  s.wait_until([&] { return flag.load(); });
+  setter.join();
+  EXPECT_THROW(s.wait_until([]() -> bool { throw std::runtime_error("pred"); }), std::runtime_error);
+}
+
 TEST(SchedulerTest, RunOneRunsOnCallingThread) {
   Watchdog dog;
   Scheduler s(SchedulerOptions{1});

@@ -146,6 +146,24 @@ class Scheduler {
         static_cast<const void*>(std::addressof(done)));
   }
 
+  // Like help_until() but never runs a task on the calling thread: sleeps
+  // until a task finishes or new work arrives, re-checking `done()` at least
+  // every millisecond. For a thread that must stay free while it waits, such
+  // as the one the process's signals go to (a task run there would receive
+  // them). Called from inside a task of this scheduler it can deadlock (the
+  // children it waits for may need this very thread); use help_until() there.
+  // `done` is called from this thread only; exceptions it throws propagate.
+  template <class Pred>
+  void wait_until(Pred&& done) {
+    static_assert(std::is_invocable_r_v<bool, Pred&>, "wait_until needs a bool() predicate");
+    using P = std::remove_reference_t<Pred>;
+    wait_until_impl(
+        [](const void* p) -> bool {
+          return static_cast<bool>((*static_cast<P*>(const_cast<void*>(p)))());
+        },
+        static_cast<const void*>(std::addressof(done)));
+  }
+
   // Stops accepting tasks (submit() returns false from now on) and ends the
   // workers. wait=true runs every task already queued first; wait=false
   // destroys queued tasks without running them (counted in cancelled()) and
@@ -196,6 +214,7 @@ class Scheduler {
 
  private:
   void help_until_impl(bool (*done)(const void*), const void* ctx);
+  void wait_until_impl(bool (*done)(const void*), const void* ctx);
 
   std::unique_ptr<detail::SchedulerCore> core_;
 };
