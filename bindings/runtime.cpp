@@ -26,6 +26,7 @@
 
 #include "bindings.hpp"
 #include "veda/runtime/runtime.hpp"
+#include "veda/telemetry/catalogue.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -416,6 +417,7 @@ void init_runtime(nb::module_& m) {
       .def_rw("tasks_running", &MetricsSnapshot::tasks_running)
       .def_rw("avg_latency_ms", &MetricsSnapshot::avg_latency_ms)
       .def_rw("p50_latency_ms", &MetricsSnapshot::p50_latency_ms)
+      .def_rw("p90_latency_ms", &MetricsSnapshot::p90_latency_ms)
       .def_rw("p95_latency_ms", &MetricsSnapshot::p95_latency_ms)
       .def_rw("p99_latency_ms", &MetricsSnapshot::p99_latency_ms)
       .def_rw("latency_sum_ms", &MetricsSnapshot::latency_sum_ms)
@@ -436,7 +438,18 @@ void init_runtime(nb::module_& m) {
       .def_rw("gpu_memory_used_mb", &MetricsSnapshot::gpu_memory_used_mb)
       .def_rw("gpus", &MetricsSnapshot::gpus, "Per-device GPU samples (empty without GPU data).")
       .def("export_prometheus", &render_snapshot_prometheus,
-           "The snapshot in Prometheus text format 0.0.4, with the guide's metric names.");
+           "The snapshot in Prometheus text format 0.0.4, with the guide's metric names.")
+      .def("export_openmetrics", &render_snapshot_openmetrics, "The same families as OpenMetrics 1.0 text.");
+
+  // The catalogue (veda/telemetry/catalogue.hpp): (name, help, unit, type, otlp_name) per runtime metric.
+  nb::list catalogue;
+  for (const RuntimeMetric* metric : runtime_metrics::kAll) {
+    catalogue.append(nb::make_tuple(nb::str(metric->name.data(), metric->name.size()),
+                                    nb::str(metric->help.data(), metric->help.size()),
+                                    nb::str(metric->unit.data(), metric->unit.size()), to_string(metric->type),
+                                    nb::str(metric->otlp_name.data(), metric->otlp_name.size())));
+  }
+  m.attr("RUNTIME_METRICS") = nb::tuple(catalogue);
 
   nb::class_<TelemetrySystem>(m, "TelemetrySystem", "Task metrics, snapshots and background collection.")
       .def("snapshot", &TelemetrySystem::snapshot, nb::call_guard<nb::gil_scoped_release>())

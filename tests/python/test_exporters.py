@@ -119,6 +119,7 @@ def test_metric_kinds_and_values(snapshot):
     assert summary.count == 200 and summary.sum == pytest.approx(snapshot.latency_sum_ms)
     assert [(q.quantile, q.value) for q in summary.quantile_values] == [
         (0.5, snapshot.p50_latency_ms),
+        (0.9, snapshot.p90_latency_ms),
         (0.95, snapshot.p95_latency_ms),
         (0.99, snapshot.p99_latency_ms),
     ]

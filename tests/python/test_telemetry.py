@@ -459,35 +459,36 @@ EXTRA_FAMILIES = {"pyveda_tasks_running": "gauge", "pyveda_process_rss_mb": "gau
 
 # export_prometheus() without the sample values (checked one by one below).
 GOLDEN_SHAPE = """\
-# HELP pyveda_tasks_executed_total Total tasks executed
+# HELP pyveda_tasks_executed_total Tasks finished, failed ones included
 # TYPE pyveda_tasks_executed_total counter
 pyveda_tasks_executed_total
-# HELP pyveda_tasks_failed_total Total tasks failed
+# HELP pyveda_tasks_failed_total Tasks that raised or returned failure
 # TYPE pyveda_tasks_failed_total counter
 pyveda_tasks_failed_total
 # HELP pyveda_tasks_pending Tasks queued and not yet started
 # TYPE pyveda_tasks_pending gauge
 pyveda_tasks_pending
-# HELP pyveda_tasks_running Tasks running
+# HELP pyveda_tasks_running Tasks running now
 # TYPE pyveda_tasks_running gauge
 pyveda_tasks_running
-# HELP pyveda_latency_ms Task latency in milliseconds
+# HELP pyveda_latency_ms Task latency from spawn to completion, in milliseconds
 # TYPE pyveda_latency_ms summary
 pyveda_latency_ms{quantile="0.5"}
+pyveda_latency_ms{quantile="0.9"}
 pyveda_latency_ms{quantile="0.95"}
 pyveda_latency_ms{quantile="0.99"}
 pyveda_latency_ms_sum
 pyveda_latency_ms_count
-# HELP pyveda_throughput_tasks_per_sec Tasks completed per second
+# HELP pyveda_throughput_tasks_per_sec Tasks finished per second over the latest collection window
 # TYPE pyveda_throughput_tasks_per_sec gauge
 pyveda_throughput_tasks_per_sec
-# HELP pyveda_cpu_utilization_percent Host CPU utilization (0-100)
+# HELP pyveda_cpu_utilization_percent Host CPU utilization (0-100), latest snapshot
 # TYPE pyveda_cpu_utilization_percent gauge
 pyveda_cpu_utilization_percent
-# HELP pyveda_memory_used_mb Host memory used in MiB
+# HELP pyveda_memory_used_mb Host memory used (total - available), MiB, latest snapshot
 # TYPE pyveda_memory_used_mb gauge
 pyveda_memory_used_mb
-# HELP pyveda_process_rss_mb Resident memory of this process in MiB
+# HELP pyveda_process_rss_mb Resident memory of this process, MiB, latest snapshot
 # TYPE pyveda_process_rss_mb gauge
 pyveda_process_rss_mb
 """
@@ -752,3 +753,75 @@ def test_snapshot_takes_keywords_only():
 def test_from_json_says_what_is_wrong(data, error, message):
     with pytest.raises(error, match=message):
         MetricsSnapshot.from_json(data)
+
+
+# -- one catalogue: every export agrees on names, help, type and quantiles --------------------------
+
+
+def _family_shapes(text, openmetrics=False):
+    """{family name: (help, type, sorted quantiles)} of an exposition, read by prometheus_client."""
+    from prometheus_client.openmetrics import parser as om_parser
+
+    read = om_parser.text_string_to_metric_families if openmetrics else parser.text_string_to_metric_families
+    shapes = {}
+    for family in read(text):
+        if not family.name.startswith("pyveda_"):
+            continue
+        quantiles = sorted({float(s.labels["quantile"]) for s in family.samples if "quantile" in s.labels})
+        shapes[family.name] = (family.documentation, family.type, quantiles)
+    return shapes
+
+
+def test_every_export_gives_a_runtime_metric_one_help_type_and_quantile_set(make_runtime):
+    from pyveda import _core
+    from pyveda.telemetry import generate_openmetrics
+
+    runtime = make_runtime(threads=2, telemetry=True)
+    for f in [runtime.spawn(int, i) for i in range(50)]:
+        f.result()
+    live = runtime.telemetry.snapshot()
+    runtime.telemetry.start()
+    deadline = time.monotonic() + WAIT
+    while not runtime.telemetry.get_snapshots():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    runtime.telemetry.stop()
+    history = runtime.telemetry.get_snapshots()[-1]  # no buckets: quantiles from its figures
+    assert history.latency_histogram is None
+    built = MetricsSnapshot(**GUIDE_FIELDS, p90_latency_ms=20.0)
+
+    catalogue = {name: (help_text, kind) for name, help_text, _unit, kind, _otlp in _core.RUNTIME_METRICS}
+    exports = {
+        "/metrics (0.0.4)": _family_shapes(generate_prometheus()),
+        "/metrics (OpenMetrics)": _family_shapes(generate_openmetrics(), openmetrics=True),
+    }
+    for label, snapshot in (("live", live), ("history", history), ("built", built)):
+        exports[f"{label} export_prometheus"] = _family_shapes(snapshot.export_prometheus())
+        exports[f"{label} export_openmetrics"] = _family_shapes(snapshot.export_openmetrics(), openmetrics=True)
+    for label, shapes in exports.items():
+        assert "pyveda_latency_ms" in shapes and "pyveda_tasks_executed" in shapes, label
+        for name, (help_text, kind, quantiles) in shapes.items():
+            assert name in catalogue, (label, name)
+            assert help_text == catalogue[name][0], (label, name, help_text)
+            expected_type = {"histogram": "summary"}.get(catalogue[name][1], catalogue[name][1])
+            assert kind == expected_type, (label, name, kind)
+            if kind == "summary":
+                assert quantiles == [0.5, 0.9, 0.95, 0.99], (label, name, quantiles)
+    # OTLP: each metric's description and unit are the catalogue's, the summary has the same quantiles.
+    from pyveda.telemetry import otlp
+
+    by_otlp_name = {o: (h, u) for _n, h, u, _k, o in _core.RUNTIME_METRICS}
+    for snapshot in (live, history, built):
+        for metric in otlp.metrics_request_message(snapshot).resource_metrics[0].scope_metrics[0].metrics:
+            base = metric.name[: -len(".summary")] if metric.name.endswith(".summary") else metric.name
+            assert (metric.description, metric.unit) == by_otlp_name[base], metric.name
+            if metric.HasField("summary") and metric.summary.data_points[0].count:
+                assert [q.quantile for q in metric.summary.data_points[0].quantile_values] == [0.5, 0.9, 0.95, 0.99]
+    # A built snapshot's figures come through as its quantiles.
+    values = {s.labels.get("quantile"): s.value
+              for f in parser.text_string_to_metric_families(built.export_prometheus())
+              if f.name == "pyveda_latency_ms" for s in f.samples}
+    assert (values["0.5"], values["0.9"], values["0.95"], values["0.99"]) == (9.0, 20.0, 30.0, 45.5)
+    # Without a p90 it is unknown (NaN), not a made-up 0.
+    assert math.isnan(MetricsSnapshot(**GUIDE_FIELDS).p90_latency_ms)
+    assert 'pyveda_latency_ms{quantile="0.9"} NaN' in MetricsSnapshot(**GUIDE_FIELDS).export_prometheus()

@@ -10,27 +10,23 @@
 #include <vector>
 
 #include "telemetry/detail/gpu_telemetry.hpp"
+#include "veda/telemetry/catalogue.hpp"
 
 namespace veda {
 namespace {
 
 // The per-device gauges: registry families and snapshot exposition share them.
 struct GpuGaugeSpec {
-  const char* name;
-  const char* help;
+  const RuntimeMetric& metric;
   std::optional<double> GpuDeviceSample::*field;
 };
 
-constexpr GpuGaugeSpec kGpuGauges[] = {
-    {"pyveda_gpu_utilization_percent",
-     "Percent of the last NVML sample period (1/6 s to 1 s) in which a kernel ran on the GPU (0-100)",
-     &GpuDeviceSample::utilization_percent},
-    {"pyveda_gpu_memory_used_mb",
-     "GPU memory used, MiB (NVML v2 used: excludes driver-reserved memory, as nvidia-smi's Used)",
-     &GpuDeviceSample::memory_used_mb},
-    {"pyveda_gpu_memory_total_mb", "GPU memory, MiB", &GpuDeviceSample::memory_total_mb},
-    {"pyveda_gpu_temperature_celsius", "GPU core temperature, degrees Celsius", &GpuDeviceSample::temperature_c},
-    {"pyveda_gpu_power_watts", "GPU board power draw, watts", &GpuDeviceSample::power_w},
+const GpuGaugeSpec kGpuGauges[] = {
+    {runtime_metrics::gpu_utilization, &GpuDeviceSample::utilization_percent},
+    {runtime_metrics::gpu_memory_used, &GpuDeviceSample::memory_used_mb},
+    {runtime_metrics::gpu_memory_total, &GpuDeviceSample::memory_total_mb},
+    {runtime_metrics::gpu_temperature, &GpuDeviceSample::temperature_c},
+    {runtime_metrics::gpu_power, &GpuDeviceSample::power_w},
 };
 
 // Label values for one device: gpu (NVML index) and name.
@@ -152,7 +148,7 @@ void GpuMonitor::shutdown() noexcept {
 namespace detail {
 
 GpuGauges::GpuGauges(Registry& registry) : registry_(registry) {
-  for (const GpuGaugeSpec& spec : kGpuGauges) registry_.unregister(spec.name);
+  for (const GpuGaugeSpec& spec : kGpuGauges) registry_.unregister(spec.metric.name);
 }
 
 void GpuGauges::update(const std::vector<GpuDeviceSample>& samples) noexcept {
@@ -162,8 +158,8 @@ void GpuGauges::update(const std::vector<GpuDeviceSample>& samples) noexcept {
       if (samples.empty()) return;
       std::vector<std::shared_ptr<GaugeFamily>> families;
       for (const GpuGaugeSpec& spec : kGpuGauges) {
-        registry_.unregister(spec.name);
-        families.push_back(registry_.gauge(spec.name, spec.help, kGpuLabelNames));
+        registry_.unregister(spec.metric.name);
+        families.push_back(registry_.gauge(std::string(spec.metric.name), std::string(spec.metric.help), kGpuLabelNames));
       }
       families_ = std::move(families);
       registered_ = true;
@@ -206,8 +202,8 @@ void fill_gpu_fields(MetricsSnapshot& s,
 void append_gpu_families(const MetricsSnapshot& s, std::vector<FamilySnapshot>& families) {
   for (const GpuGaugeSpec& spec : kGpuGauges) {
     FamilySnapshot f;
-    f.info.name = spec.name;
-    f.info.help = spec.help;
+    f.info.name = std::string(spec.metric.name);
+    f.info.help = std::string(spec.metric.help);
     f.info.type = MetricType::gauge;
     f.info.label_names = kGpuLabelNames;
     for (const GpuDeviceSample& d : s.gpus) {

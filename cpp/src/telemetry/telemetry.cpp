@@ -12,11 +12,13 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 
 #include "metrics/clock.hpp"
 #include "telemetry/detail/gpu_telemetry.hpp"
 #include "veda/metrics/text_format.hpp"
+#include "veda/telemetry/catalogue.hpp"
 #include "veda/probes/system.hpp"
 
 namespace veda {
@@ -30,39 +32,23 @@ std::int64_t steady_now_ns() noexcept {
       .count();
 }
 
+// A fresh family for a catalogue entry, replacing one an earlier
+// TelemetrySystem left in the registry, and its one series.
 template <class M>
-std::shared_ptr<M> fresh(Registry& registry, const char* name, const char* help);
-
-template <>
-std::shared_ptr<Counter> fresh<Counter>(Registry& registry, const char* name, const char* help) {
+std::shared_ptr<M> fresh(Registry& registry, const RuntimeMetric& metric) {
+  const std::string name(metric.name);
+  const std::string help(metric.help);
   registry.unregister(name);
-  return registry.counter(name, help)->labels(std::vector<std::string>{});
-}
-
-template <>
-std::shared_ptr<Gauge> fresh<Gauge>(Registry& registry, const char* name, const char* help) {
-  registry.unregister(name);
-  return registry.gauge(name, help)->labels(std::vector<std::string>{});
-}
-
-template <>
-std::shared_ptr<Histogram> fresh<Histogram>(Registry& registry, const char* name, const char* help) {
-  registry.unregister(name);
-  return registry.histogram(name, help)->labels(std::vector<std::string>{});
+  if constexpr (std::is_same_v<M, Counter>) {
+    return registry.counter(name, help)->labels(std::vector<std::string>{});
+  } else if constexpr (std::is_same_v<M, Gauge>) {
+    return registry.gauge(name, help)->labels(std::vector<std::string>{});
+  } else {
+    return registry.histogram(name, help)->labels(std::vector<std::string>{});
+  }
 }
 
 double or_zero(double v) noexcept { return std::isnan(v) ? 0.0 : v; }
-
-FamilySnapshot scalar_family(const char* name, const char* help, MetricType type, double value) {
-  FamilySnapshot f;
-  f.info.name = name;
-  f.info.help = help;
-  f.info.type = type;
-  SeriesSnapshot s;
-  s.value = value;
-  f.series.push_back(std::move(s));
-  return f;
-}
 
 }  // namespace
 
@@ -138,18 +124,18 @@ TelemetrySystem::Impl::Impl(TelemetryOptions options, Registry& registry)
     throw std::invalid_argument("collect_interval must be a finite number of seconds > 0");
   }
   if (options_.max_snapshots == 0) throw std::invalid_argument("max_snapshots must be at least 1");
-  executed_ = fresh<Counter>(registry_, "pyveda_tasks_executed", "Tasks finished, failed ones included");
-  failed_ = fresh<Counter>(registry_, "pyveda_tasks_failed", "Tasks that raised or returned failure");
-  pending_ = fresh<Gauge>(registry_, "pyveda_tasks_pending", "Tasks queued and not yet started");
-  running_ = fresh<Gauge>(registry_, "pyveda_tasks_running", "Tasks running now");
-  latency_ = fresh<Histogram>(registry_, "pyveda_latency_ms", "Task latency from spawn to completion, in milliseconds");
-  queue_wait_ = fresh<Histogram>(registry_, "pyveda_queue_wait_ms", "Time tasks waited in the queue, in milliseconds");
-  run_time_ = fresh<Histogram>(registry_, "pyveda_run_time_ms", "Time tasks ran, in milliseconds");
-  throughput_ = fresh<Gauge>(registry_, "pyveda_throughput_tasks_per_sec",
-                             "Tasks finished per second over the latest collection window");
-  cpu_ = fresh<Gauge>(registry_, "pyveda_cpu_utilization_percent", "Host CPU utilization (0-100), latest snapshot");
-  memory_ = fresh<Gauge>(registry_, "pyveda_memory_used_mb", "Host memory used (total - available), MiB, latest snapshot");
-  rss_ = fresh<Gauge>(registry_, "pyveda_process_rss_mb", "Resident memory of this process, MiB, latest snapshot");
+  namespace m = runtime_metrics;
+  executed_ = fresh<Counter>(registry_, m::tasks_executed);
+  failed_ = fresh<Counter>(registry_, m::tasks_failed);
+  pending_ = fresh<Gauge>(registry_, m::tasks_pending);
+  running_ = fresh<Gauge>(registry_, m::tasks_running);
+  latency_ = fresh<Histogram>(registry_, m::latency_ms);
+  queue_wait_ = fresh<Histogram>(registry_, m::queue_wait_ms);
+  run_time_ = fresh<Histogram>(registry_, m::run_time_ms);
+  throughput_ = fresh<Gauge>(registry_, m::throughput);
+  cpu_ = fresh<Gauge>(registry_, m::cpu_utilization);
+  memory_ = fresh<Gauge>(registry_, m::memory_used);
+  rss_ = fresh<Gauge>(registry_, m::process_rss);
 
   pending_->set_function([this] {
     const auto s = scheduler();
@@ -234,6 +220,7 @@ MetricsSnapshot TelemetrySystem::Impl::snapshot() {
   if (latency.count > 0) {
     s.avg_latency_ms = or_zero(latency.mean());
     s.p50_latency_ms = or_zero(latency.percentile(50));
+    s.p90_latency_ms = or_zero(latency.percentile(90));
     s.p95_latency_ms = or_zero(latency.percentile(95));
     s.p99_latency_ms = or_zero(latency.percentile(99));
   }
@@ -442,50 +429,14 @@ const Histogram& TelemetrySystem::queue_wait_ms() const noexcept { return *impl_
 const Histogram& TelemetrySystem::run_time_ms() const noexcept { return *impl_->run_time_; }
 
 std::string render_snapshot_prometheus(const MetricsSnapshot& s) {
-  std::vector<FamilySnapshot> families;
-  families.push_back(scalar_family("pyveda_tasks_executed", "Total tasks executed", MetricType::counter,
-                                   static_cast<double>(s.tasks_executed)));
-  families.push_back(scalar_family("pyveda_tasks_failed", "Total tasks failed", MetricType::counter,
-                                   static_cast<double>(s.tasks_failed)));
-  families.push_back(scalar_family("pyveda_tasks_pending", "Tasks queued and not yet started", MetricType::gauge,
-                                   static_cast<double>(s.tasks_pending)));
-  families.push_back(scalar_family("pyveda_tasks_running", "Tasks running", MetricType::gauge,
-                                   static_cast<double>(s.tasks_running)));
-
-  FamilySnapshot latency;
-  latency.info.name = "pyveda_latency_ms";
-  latency.info.help = "Task latency in milliseconds";
-  latency.info.type = MetricType::histogram;
-  SeriesSnapshot series;
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  const bool any = s.latency_count > 0;
-  series.quantiles = {{0.5, any ? s.p50_latency_ms : nan},
-                      {0.95, any ? s.p95_latency_ms : nan},
-                      {0.99, any ? s.p99_latency_ms : nan}};
-  series.histogram.sum = s.latency_sum_ms;
-  series.histogram.count = s.latency_count;
-  latency.series.push_back(std::move(series));
-  families.push_back(std::move(latency));
-
-  families.push_back(scalar_family("pyveda_throughput_tasks_per_sec", "Tasks completed per second",
-                                   MetricType::gauge, s.throughput_tasks_per_sec));
-  families.push_back(scalar_family("pyveda_cpu_utilization_percent", "Host CPU utilization (0-100)",
-                                   MetricType::gauge, s.cpu_utilization_percent));
-  families.push_back(scalar_family("pyveda_memory_used_mb", "Host memory used in MiB", MetricType::gauge,
-                                   s.memory_used_mb));
-  families.push_back(scalar_family("pyveda_process_rss_mb", "Resident memory of this process in MiB",
-                                   MetricType::gauge, s.process_rss_mb));
-  detail::append_gpu_families(s, families);  // per device, when s.gpus has any
-  if (s.gpu_utilization_percent && s.gpus.empty()) {
-    families.push_back(scalar_family("pyveda_gpu_utilization_percent", "GPU utilization (0-100), mean over devices",
-                                     MetricType::gauge, *s.gpu_utilization_percent));
-  }
-  if (s.gpu_memory_used_mb && s.gpus.empty()) {
-    families.push_back(scalar_family("pyveda_gpu_memory_used_mb", "GPU memory used in MiB, summed over devices",
-                                     MetricType::gauge, *s.gpu_memory_used_mb));
-  }
   std::string out;
-  render_prometheus(families, out);
+  render_prometheus(to_families(s), out);
+  return out;
+}
+
+std::string render_snapshot_openmetrics(const MetricsSnapshot& s) {
+  std::string out;
+  render_openmetrics(to_families(s), out);
   return out;
 }
 

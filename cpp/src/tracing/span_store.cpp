@@ -2,19 +2,21 @@
 
 #include <chrono>
 #include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "veda/metrics/counter.hpp"
 #include "veda/metrics/registry.hpp"
+#include "veda/telemetry/catalogue.hpp"
 
 namespace veda {
 namespace {
 
 Counter& spans_dropped_counter() {
-  static Counter& counter =
-      default_registry()
-          .counter("pyveda_spans_dropped_total", "Finished spans dropped because the span buffer was full.")
-          ->unlabelled();
+  static Counter& counter = default_registry()
+                                .counter(std::string(runtime_metrics::spans_dropped.name),
+                                         std::string(runtime_metrics::spans_dropped.help))
+                                ->unlabelled();
   return counter;
 }
 

@@ -7,8 +7,10 @@ and :func:`metrics_request_message`.
 
 Mapping (specs §1): task counts are monotonic cumulative Sums whose start time
 is the runtime's start; pending/running, throughput, CPU, memory, RSS and the
-GPU readings are Gauges; latency is both a Summary (0.5/0.95/0.99) and an
+GPU readings are Gauges; latency is both a Summary (0.5/0.9/0.95/0.99) and an
 ExponentialHistogram copied bucket for bucket from the core's histogram.
+Names, descriptions and units come from the core's catalogue
+(``_core.RUNTIME_METRICS``), as the Prometheus help texts do.
 """
 
 from __future__ import annotations
@@ -172,7 +174,7 @@ def _trimmed(counts: List[int], offset: int) -> Tuple[List[int], int]:
     return list(counts[first : last + 1]), offset + first
 
 
-def _exponential_histogram(h: Any, time_ns: int) -> Dict[str, Any]:
+def _exponential_histogram(h: Any, time_ns: int, name: str, description: str, unit: str) -> Dict[str, Any]:
     counts, offset = _trimmed(list(h.counts), int(h.offset))
     point: Dict[str, Any] = {
         "startTimeUnixNano": str(int(h.start_unix_nano)),
@@ -189,47 +191,53 @@ def _exponential_histogram(h: Any, time_ns: int) -> Dict[str, Any]:
         point["min"] = _double(h.min)
         point["max"] = _double(h.max)
     return {
-        "name": "pyveda.task.latency",
-        "description": "Task latency, spawn to completion",
-        "unit": "ms",
+        "name": name,
+        "description": description,
+        "unit": unit,
         "exponentialHistogram": {"aggregationTemporality": CUMULATIVE, "dataPoints": [point]},
     }
 
 
-# (attribute, OTLP name, description, unit, as int?): one Gauge point each.
+def _catalogue() -> Dict[str, Tuple[str, str, str]]:
+    """Family name -> (OTLP name, description, unit), from the core's one table of runtime metrics."""
+    from pyveda import _core
+
+    return {name: (otlp_name, help_text, unit) for name, help_text, unit, _kind, otlp_name in _core.RUNTIME_METRICS}
+
+
+# (snapshot attribute, catalogue family, as int?): one Gauge point each.
 _HOST_GAUGES = (
-    ("tasks_pending", "pyveda.tasks.pending", "Tasks queued, not yet started", "{task}", True),
-    ("tasks_running", "pyveda.tasks.running", "Tasks running", "{task}", True),
-    ("throughput_tasks_per_sec", "pyveda.throughput", "Tasks finished per second over the window", "{task}/s", False),
-    ("cpu_utilization_percent", "pyveda.cpu.utilization", "Host CPU use over the window, 0-100", "%", False),
-    ("memory_used_mb", "pyveda.memory.used", "Host memory used (total - available)", "MiBy", False),
-    ("process_rss_mb", "pyveda.process.rss", "Resident memory of this process", "MiBy", False),
+    ("tasks_pending", "pyveda_tasks_pending", True),
+    ("tasks_running", "pyveda_tasks_running", True),
+    ("throughput_tasks_per_sec", "pyveda_throughput_tasks_per_sec", False),
+    ("cpu_utilization_percent", "pyveda_cpu_utilization_percent", False),
+    ("memory_used_mb", "pyveda_memory_used_mb", False),
+    ("process_rss_mb", "pyveda_process_rss_mb", False),
 )
 
-# (GpuSample field, snapshot aggregate or None, OTLP name, description, unit): one point per device.
+# (GpuSample field, snapshot aggregate or None, catalogue family): one point per device.
 _GPU_GAUGES = (
-    ("utilization_percent", "gpu_utilization_percent", "pyveda.gpu.utilization", "GPU utilization, 0-100", "%"),
-    ("memory_used_mb", "gpu_memory_used_mb", "pyveda.gpu.memory.used", "GPU memory used (NVML v2 used)", "MiBy"),
-    ("memory_total_mb", None, "pyveda.gpu.memory.total", "GPU memory", "MiBy"),
-    ("temperature_c", None, "pyveda.gpu.temperature", "GPU core temperature", "Cel"),
-    ("power_w", None, "pyveda.gpu.power", "GPU board power draw", "W"),
+    ("utilization_percent", "gpu_utilization_percent", "pyveda_gpu_utilization_percent"),
+    ("memory_used_mb", "gpu_memory_used_mb", "pyveda_gpu_memory_used_mb"),
+    ("memory_total_mb", None, "pyveda_gpu_memory_total_mb"),
+    ("temperature_c", None, "pyveda_gpu_temperature_celsius"),
+    ("power_w", None, "pyveda_gpu_power_watts"),
 )
-
 
 def _metrics(snapshot: Any) -> List[Dict[str, Any]]:
+    catalogue = _catalogue()
     time_ns = _ns(snapshot.timestamp)
     start_ns = int(getattr(snapshot, "start_unix_nano", 0) or 0) or time_ns
     metrics = [
-        _sum("pyveda.tasks.executed", "Tasks finished, failed ones included", "{task}",
-             int(snapshot.tasks_executed), start_ns, time_ns),
-        _sum("pyveda.tasks.failed", "Tasks that raised", "{task}", int(snapshot.tasks_failed), start_ns, time_ns),
+        _sum(*catalogue["pyveda_tasks_executed"], int(snapshot.tasks_executed), start_ns, time_ns),
+        _sum(*catalogue["pyveda_tasks_failed"], int(snapshot.tasks_failed), start_ns, time_ns),
     ]
-    for attr, name, description, unit, as_int in _HOST_GAUGES:
+    for attr, family, as_int in _HOST_GAUGES:
         value = int(getattr(snapshot, attr)) if as_int else float(getattr(snapshot, attr))
-        metrics.append(_gauge(name, description, unit, [_number_point(value, time_ns)]))
+        metrics.append(_gauge(*catalogue[family], [_number_point(value, time_ns)]))
 
     gpus = list(snapshot.gpus)
-    for field, aggregate, name, description, unit in _GPU_GAUGES:
+    for field, aggregate, family in _GPU_GAUGES:
         if gpus:  # one series per device, labelled as in the Prometheus exposition
             points = [
                 _number_point(float(getattr(g, field)), time_ns, attrs={"gpu": int(g.index), "name": g.name})
@@ -241,8 +249,9 @@ def _metrics(snapshot: Any) -> List[Dict[str, Any]]:
         else:
             points = []
         if points:  # a missing reading is no series, never 0
-            metrics.append(_gauge(name, description, unit, points))
+            metrics.append(_gauge(*catalogue[family], points))
 
+    latency_name, latency_help, latency_unit = catalogue["pyveda_latency_ms"]
     count = int(getattr(snapshot, "latency_count", 0))
     summary_point: Dict[str, Any] = {
         "startTimeUnixNano": str(start_ns),
@@ -250,23 +259,23 @@ def _metrics(snapshot: Any) -> List[Dict[str, Any]]:
         "count": str(count),
         "sum": _double(float(getattr(snapshot, "latency_sum_ms", 0.0))),
     }
-    if count > 0:
+    if count > 0:  # the quantile set every export uses (kSummaryQuantiles)
+        p90 = getattr(snapshot, "p90_latency_ms", math.nan)  # duck-typed snapshots may lack it
+        figures = (snapshot.p50_latency_ms, p90, snapshot.p95_latency_ms, snapshot.p99_latency_ms)
         summary_point["quantileValues"] = [
-            {"quantile": 0.5, "value": _double(snapshot.p50_latency_ms)},
-            {"quantile": 0.95, "value": _double(snapshot.p95_latency_ms)},
-            {"quantile": 0.99, "value": _double(snapshot.p99_latency_ms)},
+            {"quantile": q, "value": _double(v)} for q, v in zip((0.5, 0.9, 0.95, 0.99), figures)
         ]
     metrics.append(
         {
-            "name": "pyveda.task.latency.summary",
-            "description": "Task latency quantiles, spawn to completion",
-            "unit": "ms",
+            "name": latency_name + ".summary",
+            "description": latency_help,
+            "unit": latency_unit,
             "summary": {"dataPoints": [summary_point]},
         }
     )
     hist = getattr(snapshot, "latency_histogram", None)
     if hist is not None:
-        metrics.append(_exponential_histogram(hist, time_ns))
+        metrics.append(_exponential_histogram(hist, time_ns, latency_name, latency_help, latency_unit))
     return metrics
 
 

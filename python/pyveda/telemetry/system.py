@@ -125,7 +125,8 @@ class MetricsSnapshot:
                         tasks_pending=5, avg_latency_ms=10.5, p99_latency_ms=40.0)
 
     Every field is optional: counts default to 0, figures to 0.0, the GPU
-    figures to None and ``timestamp`` to now. Counts are ints >= 0 (with
+    figures to None, ``p90_latency_ms`` to NaN (unknown) and ``timestamp``
+    to now. Counts are ints >= 0 (with
     ``tasks_failed <= tasks_executed``), figures finite numbers >= 0.
     ``latency_count`` defaults to ``tasks_executed`` and ``latency_sum_ms``
     to ``avg_latency_ms * latency_count``; ``gpus`` takes
@@ -145,6 +146,7 @@ class MetricsSnapshot:
         tasks_running: int = 0,
         avg_latency_ms: float = 0.0,
         p50_latency_ms: float = 0.0,
+        p90_latency_ms: Optional[float] = None,
         p95_latency_ms: float = 0.0,
         p99_latency_ms: float = 0.0,
         throughput_tasks_per_sec: float = 0.0,
@@ -179,6 +181,8 @@ class MetricsSnapshot:
         for name in _GPU_FIELDS:
             value = given[name]
             setattr(core, name, None if value is None else _figure(name, value))
+        # Not in export_json() (nor the guide's field list): unknown unless given.
+        core.p90_latency_ms = math.nan if p90_latency_ms is None else _figure("p90_latency_ms", p90_latency_ms)
         count = tasks_executed if latency_count is None else _count("latency_count", latency_count)
         core.latency_count = count
         core.latency_sum_ms = (
@@ -247,6 +251,10 @@ class MetricsSnapshot:
     tasks_running = property(lambda self: self._s.tasks_running, doc="Tasks running at the time.")
     avg_latency_ms = property(lambda self: self._s.avg_latency_ms, doc="Mean task latency, ms.")
     p50_latency_ms = property(lambda self: self._s.p50_latency_ms, doc="Median task latency, ms.")
+    p90_latency_ms = property(
+        lambda self: self._s.p90_latency_ms,
+        doc="90th percentile latency, ms (NaN on a built snapshot that was not given one).",
+    )
     p95_latency_ms = property(lambda self: self._s.p95_latency_ms, doc="95th percentile latency, ms.")
     p99_latency_ms = property(lambda self: self._s.p99_latency_ms, doc="99th percentile latency, ms.")
     throughput_tasks_per_sec = property(
@@ -305,6 +313,10 @@ class MetricsSnapshot:
         (aggregate with ``avg``/``sum`` in PromQL).
         """
         return self._s.export_prometheus()
+
+    def export_openmetrics(self) -> str:
+        """The same families as :meth:`export_prometheus` in OpenMetrics 1.0 text (ends in ``# EOF``)."""
+        return self._s.export_openmetrics()
 
     def export_json(self) -> Dict[str, Any]:
         """The snapshot as the guide's nested dict; ``json.dumps`` accepts it as is.

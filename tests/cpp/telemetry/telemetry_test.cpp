@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -23,10 +24,14 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
+#include "veda/metrics/names.hpp"
 #include "veda/metrics/registry.hpp"
+#include "veda/metrics/text_format.hpp"
+#include "veda/telemetry/catalogue.hpp"
 #include "veda/runtime/runtime.hpp"
 #include "veda/runtime/scheduler.hpp"
 
@@ -533,6 +538,7 @@ MetricsSnapshot sample_snapshot() {
   s.tasks_running = 1;
   s.avg_latency_ms = 3.0;
   s.p50_latency_ms = 1.5;
+  s.p90_latency_ms = 3.5;
   s.p95_latency_ms = 4.25;
   s.p99_latency_ms = 9.0;
   s.latency_sum_ms = 21.0;
@@ -560,6 +566,7 @@ TEST(RenderSnapshotTest, RendersTheGuidesNamesAndValues) {
            "pyveda_tasks_running 1",
            "# TYPE pyveda_latency_ms summary",
            "pyveda_latency_ms{quantile=\"0.5\"} 1.5",
+           "pyveda_latency_ms{quantile=\"0.9\"} 3.5",
            "pyveda_latency_ms{quantile=\"0.95\"} 4.25",
            "pyveda_latency_ms{quantile=\"0.99\"} 9",
            "pyveda_latency_ms_sum 21",
@@ -575,7 +582,6 @@ TEST(RenderSnapshotTest, RendersTheGuidesNamesAndValues) {
        }) {
     EXPECT_TRUE(has_line(text, line)) << "missing: " << line << "\n" << text;
   }
-  EXPECT_FALSE(contains(text, "quantile=\"0.9\"")) << "only the guide's three quantiles";
   EXPECT_FALSE(contains(text, "gpu")) << text;
   EXPECT_FALSE(contains(text, "memory_total")) << text;
   EXPECT_EQ(text.back(), '\n');
@@ -605,7 +611,7 @@ TEST(RenderSnapshotTest, RendersTheGuidesNamesAndValues) {
   }
   EXPECT_EQ(helps, 9);
   EXPECT_EQ(types, 9);
-  EXPECT_EQ(samples, 8 + 5);  // 8 scalars + 3 quantiles, _sum and _count
+  EXPECT_EQ(samples, 8 + 6);  // 8 scalars + the 4 quantiles of every export, _sum and _count
   // Families in the documented order.
   EXPECT_LT(text.find("pyveda_tasks_executed_total"), text.find("pyveda_tasks_failed_total"));
   EXPECT_LT(text.find("pyveda_tasks_running"), text.find("pyveda_latency_ms"));
@@ -1077,6 +1083,82 @@ TEST(TelemetryStressTest, ProducersReadersAndCollectorTogether) {
   EXPECT_TRUE(has_line(registry.render_prometheus(), "pyveda_tasks_executed_total " + std::to_string(kTotal)));
   EXPECT_LE(t.snapshots().size(), 50u);
   EXPECT_GT(callbacks.load(), 0);
+}
+
+// --- the catalogue and to_families() ----------------------------------------
+
+const RuntimeMetric* catalogue_entry(const std::string& name) {
+  for (const RuntimeMetric* m : runtime_metrics::kAll) {
+    if (m->name == name) return m;
+  }
+  return nullptr;
+}
+
+TEST(Catalogue, NamesAreUniqueValidAndDescribed) {
+  std::set<std::string_view> names, otlp_names;
+  for (const RuntimeMetric* m : runtime_metrics::kAll) {
+    EXPECT_TRUE(names.insert(m->name).second) << m->name;
+    EXPECT_TRUE(otlp_names.insert(m->otlp_name).second) << m->otlp_name;
+    EXPECT_TRUE(is_valid_metric_name(m->name)) << m->name;
+    EXPECT_FALSE(m->help.empty() || m->unit.empty()) << m->name;
+    EXPECT_NE(m->name.substr(m->name.size() - 6), "_total") << m->name;  // counters are named without it
+  }
+}
+
+TEST(Catalogue, TheRegistryAndTheSnapshotDescribeEachMetricTheSameWay) {
+  Registry registry;
+  RuntimeOptions options;
+  options.num_threads = 1;
+  options.enable_telemetry = true;
+  Runtime runtime(options, registry);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(runtime.scheduler().submit([] { return true; }));
+  runtime.scheduler().help_until([&] { return runtime.scheduler().completed() == 20; });
+  const MetricsSnapshot live = runtime.telemetry()->snapshot();
+
+  MetricsSnapshot history_copy = live;  // what the collector keeps: no buckets
+  history_copy.latency_histogram = nullptr;
+  const MetricsSnapshot& history = history_copy;
+  for (const MetricsSnapshot* s : {&live, &history}) {
+    for (const FamilySnapshot& f : to_families(*s)) {
+      const RuntimeMetric* m = catalogue_entry(f.info.name);
+      ASSERT_NE(m, nullptr) << f.info.name;
+      EXPECT_EQ(f.info.help, m->help);
+      EXPECT_EQ(f.info.type, m->type);
+    }
+  }
+  for (const FamilySnapshot& f : registry.collect()) {
+    const RuntimeMetric* m = catalogue_entry(f.info.name);
+    ASSERT_NE(m, nullptr) << f.info.name;
+    EXPECT_EQ(f.info.help, m->help) << f.info.name;
+  }
+  // One quantile set: the history snapshot's figures fill the same four quantiles.
+  const std::vector<FamilySnapshot> families = to_families(history);
+  const auto latency = std::find_if(families.begin(), families.end(),
+                                    [](const FamilySnapshot& f) { return f.info.name == "pyveda_latency_ms"; });
+  ASSERT_NE(latency, families.end());
+  ASSERT_EQ(latency->series.at(0).quantiles.size(), std::size(kSummaryQuantiles));
+  for (std::size_t i = 0; i < std::size(kSummaryQuantiles); ++i) {
+    EXPECT_EQ(latency->series[0].quantiles[i].first, kSummaryQuantiles[i]);
+  }
+  EXPECT_EQ(latency->series[0].quantiles[1].second, history.p90_latency_ms);
+  EXPECT_EQ(latency->series[0].histogram.count, 20u);
+  // The live snapshot carries its buckets: the quantiles come from them, as on /metrics.
+  std::string from_live;
+  render_prometheus(to_families(live), from_live);
+  EXPECT_EQ(from_live, render_snapshot_prometheus(live));
+  EXPECT_TRUE(contains(from_live, "pyveda_latency_ms{quantile=\"0.9\"}")) << from_live;
+}
+
+TEST(Catalogue, AnEmptySnapshotHasNaNQuantilesAndNoGpuFamilies) {
+  MetricsSnapshot s;
+  const std::string text = render_snapshot_prometheus(s);
+  EXPECT_TRUE(contains(text, "pyveda_latency_ms{quantile=\"0.99\"} NaN")) << text;
+  EXPECT_FALSE(contains(text, "pyveda_gpu")) << text;
+  s.gpu_memory_used_mb = 512.0;  // an aggregate without per-device samples
+  EXPECT_TRUE(contains(render_snapshot_prometheus(s), "pyveda_gpu_memory_used_mb 512\n"));
+  const std::string om = render_snapshot_openmetrics(s);
+  EXPECT_TRUE(contains(om, "# TYPE pyveda_tasks_executed counter\n")) << om;
+  EXPECT_EQ(om.substr(om.size() - 6), "# EOF\n");
 }
 
 }  // namespace

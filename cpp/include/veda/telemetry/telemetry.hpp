@@ -32,6 +32,7 @@ struct MetricsSnapshot {
   std::uint64_t tasks_running = 0;
   double avg_latency_ms = 0.0;
   double p50_latency_ms = 0.0;
+  double p90_latency_ms = 0.0;
   double p95_latency_ms = 0.0;
   double p99_latency_ms = 0.0;
   double latency_sum_ms = 0.0;
@@ -61,20 +62,22 @@ struct MetricsSnapshot {
   std::shared_ptr<const HistogramSnapshot> latency_histogram;
 };
 
-// Renders a snapshot in Prometheus text format 0.0.4 with the guide's names:
-// pyveda_tasks_executed_total, pyveda_tasks_failed_total, pyveda_tasks_pending,
-// pyveda_tasks_running, pyveda_latency_ms (summary: 0.5, 0.95, 0.99, _sum,
-// _count; NaN quantiles before the first task), pyveda_throughput_tasks_per_sec,
-// pyveda_cpu_utilization_percent, pyveda_memory_used_mb, pyveda_process_rss_mb,
-// and the GPU gauges when the snapshot has GPU figures: with per-device samples
-// (`gpus`), one series per device labelled gpu (NVML index) and name in
-// pyveda_gpu_utilization_percent, pyveda_gpu_memory_used_mb,
-// pyveda_gpu_memory_total_mb, pyveda_gpu_temperature_celsius and
-// pyveda_gpu_power_watts, the families the registry carries (aggregate with
-// avg()/sum() in PromQL; an unlabelled total beside them would be counted
-// twice); without them, the unlabelled gpu_utilization_percent and
-// gpu_memory_used_mb figures.
+// The snapshot as the same families a registry collects, named and
+// described by runtime_metrics (veda/telemetry/catalogue.hpp): task counts as
+// counters (start = snapshot.start_unix_nano), pending/running/throughput and
+// the host figures as gauges, latency as a histogram family (the buckets when
+// snapshot.latency_histogram is set, else its sum, count and p50/p90/p95/p99
+// as the kSummaryQuantiles values, NaN before the first task), and the GPU
+// gauges when the snapshot has GPU data. Every snapshot format renders these.
+std::vector<FamilySnapshot> to_families(const MetricsSnapshot& snapshot);
+
+// The snapshot in Prometheus text format 0.0.4 and as OpenMetrics 1.0 text:
+// to_families(snapshot) rendered, so every name, help text, type and quantile
+// set is the registry's (/metrics). The
+// GPU gauges are per device when the snapshot has per-device samples, else
+// the unlabelled aggregate figures.
 std::string render_snapshot_prometheus(const MetricsSnapshot& snapshot);
+std::string render_snapshot_openmetrics(const MetricsSnapshot& snapshot);
 
 struct TelemetryOptions {
   double collect_interval_s = 1.0;  // > 0

@@ -1,0 +1,80 @@
+// to_families(): a MetricsSnapshot as the catalogue's families.
+#include "veda/telemetry/catalogue.hpp"
+
+#include <iterator>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "telemetry/detail/gpu_telemetry.hpp"
+#include "veda/metrics/text_format.hpp"
+#include "veda/telemetry/telemetry.hpp"
+
+namespace veda {
+namespace {
+
+FamilySnapshot scalar(const RuntimeMetric& metric, double value, std::int64_t start_unix_nano = 0) {
+  FamilySnapshot f;
+  f.info = family_info(metric);
+  SeriesSnapshot s;
+  s.value = value;
+  s.start_unix_nano = start_unix_nano;
+  f.series.push_back(std::move(s));
+  return f;
+}
+
+FamilySnapshot latency_family(const MetricsSnapshot& s) {
+  FamilySnapshot f;
+  f.info = family_info(runtime_metrics::latency_ms);
+  SeriesSnapshot series;
+  series.start_unix_nano = s.start_unix_nano;
+  if (s.latency_histogram) {
+    series.histogram = *s.latency_histogram;  // quantiles computed from the buckets, as on /metrics
+  } else {
+    // A history or hand-built snapshot keeps only its figures: expose them
+    // as the same quantile set, NaN where there is no data.
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const bool any = s.latency_count > 0;
+    const double values[] = {s.p50_latency_ms, s.p90_latency_ms, s.p95_latency_ms, s.p99_latency_ms};
+    static_assert(std::size(kSummaryQuantiles) == std::size(values), "one value per exposed quantile");
+    for (std::size_t i = 0; i < std::size(values); ++i) {
+      series.quantiles.emplace_back(kSummaryQuantiles[i], any ? values[i] : nan);
+    }
+    series.histogram.sum = s.latency_sum_ms;
+    series.histogram.count = s.latency_count;
+  }
+  f.series.push_back(std::move(series));
+  return f;
+}
+
+}  // namespace
+
+FamilyInfo family_info(const RuntimeMetric& metric) {
+  FamilyInfo info;
+  info.name = std::string(metric.name);
+  info.help = std::string(metric.help);
+  info.type = metric.type;
+  return info;
+}
+
+std::vector<FamilySnapshot> to_families(const MetricsSnapshot& s) {
+  namespace m = runtime_metrics;
+  std::vector<FamilySnapshot> families;
+  families.push_back(scalar(m::tasks_executed, static_cast<double>(s.tasks_executed), s.start_unix_nano));
+  families.push_back(scalar(m::tasks_failed, static_cast<double>(s.tasks_failed), s.start_unix_nano));
+  families.push_back(scalar(m::tasks_pending, static_cast<double>(s.tasks_pending)));
+  families.push_back(scalar(m::tasks_running, static_cast<double>(s.tasks_running)));
+  families.push_back(latency_family(s));
+  families.push_back(scalar(m::throughput, s.throughput_tasks_per_sec));
+  families.push_back(scalar(m::cpu_utilization, s.cpu_utilization_percent));
+  families.push_back(scalar(m::memory_used, s.memory_used_mb));
+  families.push_back(scalar(m::process_rss, s.process_rss_mb));
+  detail::append_gpu_families(s, families);  // per device, when s.gpus has any
+  if (s.gpus.empty()) {
+    if (s.gpu_utilization_percent) families.push_back(scalar(m::gpu_utilization, *s.gpu_utilization_percent));
+    if (s.gpu_memory_used_mb) families.push_back(scalar(m::gpu_memory_used, *s.gpu_memory_used_mb));
+  }
+  return families;
+}
+
+}  // namespace veda
