@@ -7,6 +7,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "bindings.hpp"
+#include "veda/metrics/otlp.hpp"
 #include "veda/metrics.hpp"
 
 namespace nb = nanobind;
@@ -314,6 +315,22 @@ void init_metrics(nb::module_& m) {
            "The whole registry in Prometheus text format 0.0.4.")
       .def("render_openmetrics", &Registry::render_openmetrics, nb::call_guard<nb::gil_scoped_release>(),
            "The whole registry as OpenMetrics 1.0 text (ends in '# EOF').")
+      .def(
+          "encode_otlp",
+          [](const Registry& r, nb::handle resource, std::string_view scope_name, std::string_view scope_version,
+             std::int64_t time_unix_nano) {
+            const Attributes attributes = attributes_from_python(resource.ptr());
+            std::string body;
+            {
+              nb::gil_scoped_release release;
+              body = encode_otlp_metrics(r.collect(), attributes, scope_name, scope_version, time_unix_nano);
+            }
+            return nb::bytes(body.data(), body.size());
+          },
+          "resource"_a, "scope_name"_a, "scope_version"_a, "time_unix_nano"_a,
+          nb::sig("def encode_otlp(self, resource: dict[str, object], scope_name: str, scope_version: str, "
+                  "time_unix_nano: int) -> bytes"),
+          "Every family as a serialised OTLP ExportMetricsServiceRequest (see veda/metrics/otlp.hpp).")
       .def(
           "collect_samples",
           [](const Registry& r) {

@@ -576,6 +576,8 @@ nb::list shared_list(const std::vector<std::shared_ptr<const SpanData>>& records
 
 }  // namespace
 
+Attributes attributes_from_python(PyObject* mapping) { return check_attributes(mapping); }
+
 void init_tracing(nb::module_& m) {
   types.current_span = PyContextVar_New("pyveda_current_span", Py_None);
   if (types.current_span == nullptr) throw nb::python_error();

@@ -735,7 +735,7 @@ def test_bad_span_lists_raise_the_encode_spans_error(server):
                 exporter.export([done, live])
             with pytest.raises(TypeError, match=r"spans\[0\] must be a pyveda Span, got str"):
                 exporter.export(["done"], encoding="protobuf")
-    message = r"send\(\) takes a MetricsSnapshot, a TracingSystem or a list of Spans, got generator"
+    message = r"send\(\) takes a MetricsSnapshot, a CollectorRegistry, a TracingSystem or a list of Spans, got generator"
     with pytest.raises(TypeError, match=message):
         exporter.send(s for s in [done])
     with pytest.raises(TypeError, match=r"got str"):
@@ -1105,3 +1105,107 @@ def test_after_a_shutdown_that_gave_up_sends_are_refused_until_start(snapshot, s
     exporter.start(3600)  # a new start clears it
     assert exporter.send(snapshot) == ExportResult(True, 200, 1)
     assert exporter.shutdown(timeout=5)
+
+
+# --- user registries over OTLP (encoded in the core) ------------------------------------------
+
+
+def test_a_user_registry_exports_as_sums_gauges_and_exponential_histograms():
+    from google.protobuf import json_format
+
+    from pyveda.telemetry import CollectorRegistry, Counter, Gauge, Histogram
+
+    registry = CollectorRegistry()
+    requests = Counter("http_requests_total", "Requests served", ["method", "code"], registry=registry)
+    requests.labels("GET", "200").inc(3)
+    requests.labels(method="POST", code="500").inc()
+    temperature = Gauge("room_temperature", "Degrees", registry=registry)
+    temperature.set(-4.5)
+    latency = Histogram("op_seconds", "Op time", ["op"], registry=registry, scale=3)
+    for v in (0.0, 0.001, 0.25, 0.5, 2.0, 2.0, 30.0):
+        latency.labels("read").observe(v)
+    Counter("never_used", "Labelled, no series yet", ["x"], registry=registry)
+
+    before = time.time_ns()
+    request = encoded(registry)
+    after = time.time_ns()
+    resource = {kv.key: kv.value.string_value for kv in request.resource_metrics[0].resource.attributes}
+    assert resource["service.name"] == "pyveda" and resource["telemetry.sdk.language"] == "python"
+    scope = request.resource_metrics[0].scope_metrics[0].scope
+    assert (scope.name, scope.version) == ("pyveda", veda.__version__)
+    metrics = by_name(request)
+    assert list(metrics) == ["http_requests", "room_temperature", "op_seconds"]  # families without series left out
+
+    total = metrics["http_requests"]
+    assert (total.description, total.unit) == ("Requests served", "")
+    assert total.WhichOneof("data") == "sum"
+    assert total.sum.is_monotonic and total.sum.aggregation_temporality == 2  # CUMULATIVE
+    points = {tuple((a.key, a.value.string_value) for a in p.attributes): p for p in total.sum.data_points}
+    get = points[(("method", "GET"), ("code", "200"))]
+    assert get.as_double == 3.0 and before <= get.time_unix_nano <= after
+    assert 0 < get.start_time_unix_nano <= get.time_unix_nano
+    assert points[(("method", "POST"), ("code", "500"))].as_double == 1.0
+
+    gauge = metrics["room_temperature"].gauge.data_points
+    assert len(gauge) == 1 and gauge[0].as_double == -4.5 and not gauge[0].attributes
+
+    [point] = metrics["op_seconds"].exponential_histogram.data_points
+    assert metrics["op_seconds"].exponential_histogram.aggregation_temporality == 2
+    core = latency.labels("read").snapshot()
+    assert [(a.key, a.value.string_value) for a in point.attributes] == [("op", "read")]
+    assert (point.count, point.sum, point.scale, point.zero_count) == (7, pytest.approx(34.751), 3, 1)
+    assert (point.min, point.max) == (0.0, 30.0)
+    # Bucket for bucket: the core's counts with the empty ends trimmed, at the same indexes.
+    first = next(i for i, c in enumerate(core.counts) if c)
+    last = max(i for i, c in enumerate(core.counts) if c)
+    assert point.positive.offset == core.offset + first
+    assert list(point.positive.bucket_counts) == list(core.counts[first:last + 1])
+    assert sum(point.positive.bucket_counts) + point.zero_count == point.count
+
+    # OTLP/JSON is the same message.
+    as_json = create_exporter("otlp").export(registry, encoding="json")
+    again = json_format.ParseDict(as_json, pb_metrics.ExportMetricsServiceRequest())
+    assert [m.name for m in again.resource_metrics[0].scope_metrics[0].metrics] == list(metrics)
+    assert as_json["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["sum"]["aggregationTemporality"] == 2
+
+
+def test_the_default_registry_carries_the_runtime_families_with_catalogue_names():
+    from pyveda import _core
+    from pyveda.telemetry import REGISTRY
+
+    runtime = veda.Runtime(veda.Config.builder().threads(2).telemetry(True).build())  # the newest owns pyveda_*
+    try:
+        for f in [runtime.spawn(int, i) for i in range(200)]:
+            f.result()
+        metrics = by_name(encoded(REGISTRY))
+    finally:
+        runtime.shutdown()
+    units = {otlp_name: unit for _n, _h, unit, _k, otlp_name in _core.RUNTIME_METRICS}
+    for name in ("pyveda.tasks.executed", "pyveda.task.latency", "pyveda.task.queue_wait", "pyveda.tasks.pending"):
+        assert name in metrics, sorted(metrics)
+        assert metrics[name].unit == units[name]
+    assert metrics["pyveda.tasks.executed"].sum.data_points[0].as_double >= 200
+    assert metrics["pyveda.task.latency"].WhichOneof("data") == "exponential_histogram"
+
+
+def test_send_posts_a_registry_to_v1_metrics(server):
+    from pyveda.telemetry import CollectorRegistry, Counter
+
+    registry = CollectorRegistry()
+    srv = server((200, {"Content-Type": "application/x-protobuf"}, b""))
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5)
+    assert exporter.send(registry) == ExportResult(True)  # empty: nothing sent
+    assert srv.requests == []
+    Counter("jobs_total", "Jobs", registry=registry).inc(2)
+    assert exporter.send(registry) == ExportResult(True, 200, 1)
+    path, _headers, body = srv.requests[0]
+    assert path == "/v1/metrics"
+    assert by_name(decode(body))["jobs"].sum.data_points[0].as_double == 2.0
+
+
+def test_export_names_the_types_it_takes():
+    with pytest.raises(TypeError, match=r"^export\(\) takes a MetricsSnapshot, a CollectorRegistry, a TracingSystem "
+                       r"or a list of Spans, got int$"):
+        create_exporter("otlp").export(3)
+    with pytest.raises(TypeError, match=r"^send\(\) takes a MetricsSnapshot, a CollectorRegistry"):
+        create_exporter("otlp").send(3)

@@ -1,130 +1,13 @@
 #include "veda/tracing/otlp.hpp"
 
 #include <cstdint>
-#include <cstring>
-#include <type_traits>
-#include <variant>
+
+#include "detail/otlp_common.hpp"
 
 namespace veda {
 namespace {
 
-// Wire types.
-constexpr std::uint32_t kVarint = 0;
-constexpr std::uint32_t kFixed64 = 1;
-constexpr std::uint32_t kLen = 2;
-constexpr std::uint32_t kFixed32 = 5;
-
-void put_varint(std::string& out, std::uint64_t v) {
-  while (v >= 0x80) {
-    out.push_back(static_cast<char>((v & 0x7F) | 0x80));
-    v >>= 7;
-  }
-  out.push_back(static_cast<char>(v));
-}
-
-void put_tag(std::string& out, std::uint32_t field, std::uint32_t wire_type) {
-  put_varint(out, (static_cast<std::uint64_t>(field) << 3) | wire_type);
-}
-
-void put_fixed(std::string& out, std::uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
-}
-
-void put_bytes(std::string& out, std::uint32_t field, const void* data, std::size_t size) {
-  put_tag(out, field, kLen);
-  put_varint(out, size);
-  out.append(static_cast<const char*>(data), size);
-}
-
-void put_string(std::string& out, std::uint32_t field, std::string_view s) {
-  put_bytes(out, field, s.data(), s.size());
-}
-
-// A proto3 scalar field: left out when it holds the default.
-void put_nonempty(std::string& out, std::uint32_t field, std::string_view s) {
-  if (!s.empty()) put_string(out, field, s);
-}
-
-void put_uint(std::string& out, std::uint32_t field, std::uint64_t v) {
-  if (v == 0) return;
-  put_tag(out, field, kVarint);
-  put_varint(out, v);
-}
-
-void put_fixed64(std::string& out, std::uint32_t field, std::int64_t v) {
-  if (v == 0) return;
-  put_tag(out, field, kFixed64);
-  put_fixed(out, static_cast<std::uint64_t>(v), 8);
-}
-
-void put_message(std::string& out, std::uint32_t field, const std::string& body) {
-  put_bytes(out, field, body.data(), body.size());
-}
-
-// AnyValue scalars live in a oneof, so they are written even when zero.
-void any_string(std::string& out, std::string_view v) { put_string(out, 1, v); }
-void any_bool(std::string& out, bool v) {
-  put_tag(out, 2, kVarint);
-  out.push_back(v ? 1 : 0);
-}
-void any_int(std::string& out, std::int64_t v) {
-  put_tag(out, 3, kVarint);
-  put_varint(out, static_cast<std::uint64_t>(v));
-}
-void any_double(std::string& out, double v) {
-  std::uint64_t bits = 0;
-  std::memcpy(&bits, &v, sizeof bits);
-  put_tag(out, 4, kFixed64);
-  put_fixed(out, bits, 8);
-}
-
-template <class T>
-void any_scalar(std::string& out, const T& v) {
-  if constexpr (std::is_same_v<T, std::string>) {
-    any_string(out, v);
-  } else if constexpr (std::is_same_v<T, bool>) {
-    any_bool(out, v);
-  } else if constexpr (std::is_same_v<T, std::int64_t>) {
-    any_int(out, v);
-  } else {
-    any_double(out, v);
-  }
-}
-
-// AnyValue body for `value`.
-std::string any_value(const AttributeValue& value) {
-  std::string out;
-  std::visit(
-      [&out](const auto& v) {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, bool> ||
-                      std::is_same_v<T, std::int64_t> || std::is_same_v<T, double>) {
-          any_scalar(out, v);
-        } else {
-          std::string array;  // ArrayValue: repeated AnyValue values = 1
-          std::string item;
-          for (const auto& x : v) {
-            item.clear();
-            any_scalar(item, static_cast<typename T::value_type>(x));
-            put_message(array, 1, item);
-          }
-          put_message(out, 5, array);
-        }
-      },
-      value);
-  return out;
-}
-
-// Repeated KeyValue `field`.
-void put_attributes(std::string& out, std::uint32_t field, const Attributes& attributes) {
-  std::string kv;
-  for (const auto& a : attributes) {
-    kv.clear();
-    put_nonempty(kv, 1, a.key);
-    put_message(kv, 2, any_value(a.value));
-    put_message(out, field, kv);
-  }
-}
+using namespace detail::otlp;
 
 void put_span(std::string& out, const SpanData& s) {
   put_bytes(out, 1, s.trace_id.data(), s.trace_id.size());
@@ -166,17 +49,12 @@ std::string encode_request(const Attributes& resource, std::string_view scope_na
                            std::string_view scope_version, PutSpans put_spans) {
   std::string scope_spans;  // ScopeSpans
   {
-    std::string scope;  // InstrumentationScope
-    put_nonempty(scope, 1, scope_name);
-    put_nonempty(scope, 2, scope_version);
-    put_message(scope_spans, 1, scope);
+    put_message(scope_spans, 1, scope_message(scope_name, scope_version));
     put_spans(scope_spans);
   }
   std::string resource_spans;  // ResourceSpans
   {
-    std::string res;  // Resource
-    put_attributes(res, 1, resource);
-    put_message(resource_spans, 1, res);
+    put_message(resource_spans, 1, resource_message(resource));
     put_message(resource_spans, 2, scope_spans);
   }
   std::string request;  // ExportTraceServiceRequest

@@ -96,7 +96,10 @@ class OTLPExporter:
     def export(self, item: Any, encoding: Optional[str] = None) -> Any:
         """The OTLP request for ``item``: a dict (``encoding='json'``) or bytes (``'protobuf'``).
 
-        A metrics snapshot gives an ExportMetricsServiceRequest; a tracing
+        A metrics snapshot gives an ExportMetricsServiceRequest, and so does a
+        :class:`~pyveda.telemetry.CollectorRegistry` (every family in it, the
+        runtime's included when it is ``REGISTRY``; see
+        :func:`pyveda.telemetry.otlp.registry_request_bytes`); a tracing
         system (anything with ``export_otlp``) gives its ExportTraceServiceRequest,
         and so does a list or tuple of finished spans (with this exporter's
         ``resource``; ``tracing.encode_spans`` raises TypeError for an item that is
@@ -112,9 +115,14 @@ class OTLPExporter:
             from pyveda.telemetry.tracing import encode_spans
 
             return encode_spans(item, self.resource, encoding)
+        if _is_registry(item):
+            if encoding == "protobuf":
+                return otlp.registry_request_bytes(item, self.resource)
+            return otlp.registry_request_dict(item, self.resource)
         if not _is_snapshot(item):
             raise TypeError(
-                f"export() takes a MetricsSnapshot, a TracingSystem or a list of Spans, got {type(item).__name__}"
+                "export() takes a MetricsSnapshot, a CollectorRegistry, a TracingSystem or a list of Spans, "
+                f"got {type(item).__name__}"
             )
         if encoding == "protobuf":
             return otlp.metrics_request_bytes(item, self.resource)
@@ -125,7 +133,7 @@ class OTLPExporter:
     def send(self, item: Any) -> ExportResult:
         """POSTs ``item``; retries 429/502/503/504 and connection errors within the timeout.
 
-        ``item``: a MetricsSnapshot (to ``/v1/metrics``), a TracingSystem or a
+        ``item``: a MetricsSnapshot or a CollectorRegistry (to ``/v1/metrics``), a TracingSystem or a
         list or tuple of finished Spans (to ``/v1/traces``). The body is
         protobuf, or OTLP/JSON (``Content-Type: application/json``) when the
         signal's protocol is ``'http/json'``. A tracing system without spans or
@@ -146,11 +154,16 @@ class OTLPExporter:
             options, spans = self.traces, list(item)
             if not spans:
                 return ExportResult(True)  # no empty envelopes
+        elif _is_registry(item):
+            options = self.metrics
+            if len(item._core) == 0:
+                return ExportResult(True)  # no empty envelopes
         elif _is_snapshot(item):
             options = self.metrics
         else:
             raise TypeError(
-                f"send() takes a MetricsSnapshot, a TracingSystem or a list of Spans, got {type(item).__name__}"
+                "send() takes a MetricsSnapshot, a CollectorRegistry, a TracingSystem or a list of Spans, "
+                f"got {type(item).__name__}"
             )
         kind = options.signal
         try:
@@ -249,6 +262,12 @@ def _no_data(request: Mapping[str, Any]) -> bool:
             if scope.get("metrics") or scope.get("spans"):
                 return False
     return True
+
+
+def _is_registry(item: Any) -> bool:
+    from pyveda.telemetry.metrics import CollectorRegistry
+
+    return isinstance(item, CollectorRegistry)
 
 
 def _is_snapshot(item: Any) -> bool:

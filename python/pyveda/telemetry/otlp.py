@@ -25,6 +25,8 @@ from urllib.parse import unquote_to_bytes
 __all__ = [
     "SCOPE_NAME",
     "SCOPE_VERSION",
+    "registry_request_bytes",
+    "registry_request_dict",
     "metrics_request_bytes",
     "metrics_request_dict",
     "metrics_request_message",
@@ -310,3 +312,31 @@ def metrics_request_message(snapshot: Any, resource: Optional[Mapping[str, Any]]
 def metrics_request_bytes(snapshot: Any, resource: Optional[Mapping[str, Any]] = None) -> bytes:
     """The same request serialised as binary protobuf (``application/x-protobuf``)."""
     return bytes(metrics_request_message(snapshot, resource).SerializeToString())
+
+
+# --- a registry's families, encoded in the core ----------------------------------------------
+
+
+def registry_request_bytes(registry: Any, resource: Optional[Mapping[str, Any]] = None) -> bytes:
+    """Every family of a :class:`~pyveda.telemetry.CollectorRegistry` as a binary OTLP request.
+
+    Encoded natively (``veda::encode_otlp_metrics``) with the GIL released:
+    counters as cumulative monotonic Sums, gauges as Gauges, histograms as
+    ExponentialHistograms copied bucket for bucket, labels as attributes.
+    The runtime's ``pyveda_*`` families carry their catalogue OTLP names and
+    units, as in :func:`metrics_request_bytes`.
+    """
+    import time
+
+    attrs = resource_attributes() if resource is None else dict(resource)
+    return registry._core.encode_otlp(attrs, SCOPE_NAME, SCOPE_VERSION, time.time_ns())
+
+
+def registry_request_dict(registry: Any, resource: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
+    """The same request as OTLP/JSON, read back from the native message (enums as integers)."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    message = ExportMetricsServiceRequest()
+    message.ParseFromString(registry_request_bytes(registry, resource))
+    return json_format.MessageToDict(message, use_integers_for_enums=True)

@@ -1,0 +1,99 @@
+// veda::detail::otlp: the pieces every OTLP encoder of the core shares:
+// AnyValue and KeyValue attributes, the Resource and the InstrumentationScope
+// (opentelemetry/proto/common/v1 and resource/v1).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <variant>
+
+#include "detail/protobuf.hpp"
+#include "veda/tracing/span.hpp"
+
+namespace veda::detail::otlp {
+
+using namespace veda::detail::pb;
+
+// AnyValue scalars live in a oneof, so they are written even when zero.
+inline void any_string(std::string& out, std::string_view v) { put_string(out, 1, v); }
+inline void any_bool(std::string& out, bool v) {
+  put_tag(out, 2, kVarint);
+  out.push_back(v ? 1 : 0);
+}
+inline void any_int(std::string& out, std::int64_t v) {
+  put_tag(out, 3, kVarint);
+  put_varint(out, static_cast<std::uint64_t>(v));
+}
+inline void any_double(std::string& out, double v) {
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof bits);
+  put_tag(out, 4, kFixed64);
+  put_fixed(out, bits, 8);
+}
+
+template <class T>
+inline void any_scalar(std::string& out, const T& v) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    any_string(out, v);
+  } else if constexpr (std::is_same_v<T, bool>) {
+    any_bool(out, v);
+  } else if constexpr (std::is_same_v<T, std::int64_t>) {
+    any_int(out, v);
+  } else {
+    any_double(out, v);
+  }
+}
+
+// AnyValue body for `value`.
+inline std::string any_value(const AttributeValue& value) {
+  std::string out;
+  std::visit(
+      [&out](const auto& v) {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, std::string> || std::is_same_v<T, bool> ||
+                      std::is_same_v<T, std::int64_t> || std::is_same_v<T, double>) {
+          any_scalar(out, v);
+        } else {
+          std::string array;  // ArrayValue: repeated AnyValue values = 1
+          std::string item;
+          for (const auto& x : v) {
+            item.clear();
+            any_scalar(item, static_cast<typename T::value_type>(x));
+            put_message(array, 1, item);
+          }
+          put_message(out, 5, array);
+        }
+      },
+      value);
+  return out;
+}
+
+// Repeated KeyValue `field`.
+inline void put_attributes(std::string& out, std::uint32_t field, const Attributes& attributes) {
+  std::string kv;
+  for (const auto& a : attributes) {
+    kv.clear();
+    put_nonempty(kv, 1, a.key);
+    put_message(kv, 2, any_value(a.value));
+    put_message(out, field, kv);
+  }
+}
+
+// A Resource message with `attributes`.
+inline std::string resource_message(const Attributes& attributes) {
+  std::string res;
+  put_attributes(res, 1, attributes);
+  return res;
+}
+
+// An InstrumentationScope message.
+inline std::string scope_message(std::string_view name, std::string_view version) {
+  std::string scope;
+  put_nonempty(scope, 1, name);
+  put_nonempty(scope, 2, version);
+  return scope;
+}
+
+}  // namespace veda::detail::otlp

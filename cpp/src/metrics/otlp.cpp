@@ -1,0 +1,162 @@
+// encode_otlp_metrics(): families as an OTLP ExportMetricsServiceRequest.
+#include "veda/metrics/otlp.hpp"
+
+#include <cmath>
+#include <cstddef>
+
+#include "detail/otlp_common.hpp"
+#include "veda/telemetry/catalogue.hpp"
+
+namespace veda {
+namespace {
+
+using namespace detail::otlp;
+
+constexpr std::uint64_t kCumulative = 2;  // AggregationTemporality
+
+// Metric fields 5/7/10/11: gauge, sum, exponential_histogram, summary.
+constexpr std::uint32_t kGaugeField = 5;
+constexpr std::uint32_t kSumField = 7;
+constexpr std::uint32_t kExponentialHistogramField = 10;
+constexpr std::uint32_t kSummaryField = 11;
+
+const RuntimeMetric* runtime_metric(const std::string& name) {
+  for (const RuntimeMetric* m : runtime_metrics::kAll) {
+    if (m->name == name) return m;
+  }
+  return nullptr;
+}
+
+// The series' labels as KeyValue string attributes `field`.
+void put_labels(std::string& out, std::uint32_t field, const FamilyInfo& info, const SeriesSnapshot& s) {
+  std::string kv, value;
+  for (std::size_t i = 0; i < info.label_names.size() && i < s.label_values.size(); ++i) {
+    kv.clear();
+    value.clear();
+    put_nonempty(kv, 1, info.label_names[i]);
+    any_string(value, s.label_values[i]);
+    put_message(kv, 2, value);
+    put_message(out, field, kv);
+  }
+}
+
+// NumberDataPoint: attributes 7, start 2, time 3, as_double 4.
+std::string number_point(const FamilyInfo& info, const SeriesSnapshot& s, bool with_start, std::int64_t now) {
+  std::string p;
+  if (with_start) put_fixed64(p, 2, s.start_unix_nano);
+  put_fixed64(p, 3, now);
+  put_double(p, 4, s.value);  // in the value oneof: written even when 0
+  put_labels(p, 7, info, s);
+  return p;
+}
+
+std::string exponential_point(const FamilyInfo& info, const SeriesSnapshot& s, std::int64_t now) {
+  const HistogramSnapshot& h = s.histogram;
+  std::string p;
+  put_labels(p, 1, info, s);
+  put_fixed64(p, 2, h.start_unix_nano != 0 ? h.start_unix_nano : s.start_unix_nano);
+  put_fixed64(p, 3, now);
+  if (h.count != 0) put_fixed64_always(p, 4, h.count);
+  put_double(p, 5, h.sum);  // optional: present
+  put_sint32(p, 6, h.scale);
+  if (h.zero_count != 0) put_fixed64_always(p, 7, h.zero_count);
+  // Buckets: the counts between the first and the last non-empty one.
+  std::size_t first = 0, last = h.counts.size();
+  while (first < last && h.counts[first] == 0) ++first;
+  while (last > first && h.counts[last - 1] == 0) --last;
+  if (first < last) {
+    std::string buckets, packed;
+    put_sint32(buckets, 1, h.offset + static_cast<std::int32_t>(first));
+    for (std::size_t i = first; i < last; ++i) put_varint(packed, h.counts[i]);
+    put_bytes(buckets, 2, packed.data(), packed.size());
+    put_message(p, 8, buckets);
+  }
+  if (h.count > 0 && !std::isnan(h.min)) put_double(p, 12, h.min);
+  if (h.count > 0 && !std::isnan(h.max)) put_double(p, 13, h.max);
+  if (h.zero_threshold != 0.0) put_double(p, 14, h.zero_threshold);
+  return p;
+}
+
+// SummaryDataPoint: attributes 7, start 2, time 3, count 4, sum 5, quantile_values 6.
+std::string summary_point(const FamilyInfo& info, const SeriesSnapshot& s, std::int64_t now) {
+  std::string p;
+  put_fixed64(p, 2, s.start_unix_nano);
+  put_fixed64(p, 3, now);
+  if (s.histogram.count != 0) put_fixed64_always(p, 4, s.histogram.count);
+  if (s.histogram.sum != 0.0) put_double(p, 5, s.histogram.sum);
+  std::string q;
+  for (const auto& [quantile, value] : s.quantiles) {
+    if (std::isnan(value)) continue;  // no data for it yet
+    q.clear();
+    if (quantile != 0.0) put_double(q, 1, quantile);
+    if (value != 0.0) put_double(q, 2, value);
+    put_message(p, 6, q);
+  }
+  put_labels(p, 7, info, s);
+  return p;
+}
+
+void put_metric(std::string& scope_metrics, const FamilySnapshot& f, std::int64_t now) {
+  if (f.series.empty()) return;
+  const FamilyInfo& info = f.info;
+  const RuntimeMetric* known = runtime_metric(info.name);
+  std::string metric;
+  put_nonempty(metric, 1, known ? known->otlp_name : std::string_view(info.name));
+  put_nonempty(metric, 2, info.help);
+  if (known) put_nonempty(metric, 3, known->unit);
+  std::string data;
+  switch (info.type) {
+    case MetricType::counter:
+      for (const SeriesSnapshot& s : f.series) put_message(data, 1, number_point(info, s, true, now));
+      put_uint(data, 2, kCumulative);
+      put_uint(data, 3, 1);  // is_monotonic
+      put_message(metric, kSumField, data);
+      break;
+    case MetricType::gauge:
+      for (const SeriesSnapshot& s : f.series) put_message(data, 1, number_point(info, s, false, now));
+      put_message(metric, kGaugeField, data);
+      break;
+    case MetricType::histogram: {
+      // Series with buckets go out as one ExponentialHistogram; quantile-only
+      // series (no buckets kept) as a Summary of the same name.
+      std::string summary;
+      for (const SeriesSnapshot& s : f.series) {
+        if (s.quantiles.empty()) {
+          put_message(data, 1, exponential_point(info, s, now));
+        } else {
+          put_message(summary, 1, summary_point(info, s, now));
+        }
+      }
+      if (!data.empty()) {
+        put_uint(data, 2, kCumulative);
+        std::string with_data = metric;
+        put_message(with_data, kExponentialHistogramField, data);
+        put_message(scope_metrics, 2, with_data);
+      }
+      if (!summary.empty()) {
+        put_message(metric, kSummaryField, summary);
+        put_message(scope_metrics, 2, metric);
+      }
+      return;
+    }
+  }
+  put_message(scope_metrics, 2, metric);
+}
+
+}  // namespace
+
+std::string encode_otlp_metrics(const std::vector<FamilySnapshot>& families, const Attributes& resource,
+                                std::string_view scope_name, std::string_view scope_version,
+                                std::int64_t time_unix_nano) {
+  std::string scope_metrics;  // ScopeMetrics
+  put_message(scope_metrics, 1, scope_message(scope_name, scope_version));
+  for (const FamilySnapshot& f : families) put_metric(scope_metrics, f, time_unix_nano);
+  std::string resource_metrics;  // ResourceMetrics
+  put_message(resource_metrics, 1, resource_message(resource));
+  put_message(resource_metrics, 2, scope_metrics);
+  std::string request;  // ExportMetricsServiceRequest
+  put_message(request, 1, resource_metrics);
+  return request;
+}
+
+}  // namespace veda
