@@ -151,6 +151,7 @@ class SchedulerCore {
   bool run_one();
   void help_until(bool (*done)(const void*), const void* ctx);
   void wait_until(bool (*done)(const void*), const void* ctx);
+  void help_or_wait(bool (*done)(const void*), const void* ctx, bool help);
   void shutdown(bool wait);
 
   std::size_t pending() const noexcept;
@@ -589,10 +590,17 @@ bool SchedulerCore::run_one() {
   }
 }
 
-void SchedulerCore::help_until(bool (*done)(const void*), const void* ctx) {
+void SchedulerCore::help_until(bool (*done)(const void*), const void* ctx) { help_or_wait(done, ctx, true); }
+
+void SchedulerCore::wait_until(bool (*done)(const void*), const void* ctx) { help_or_wait(done, ctx, false); }
+
+// The wait behind both: with `help`, run queued tasks while there are any;
+// then spin and yield briefly, then sleep on help_ec_ (every finished task
+// and, for helpers, new work notifies it) for at most kHelpPoll.
+void SchedulerCore::help_or_wait(bool (*done)(const void*), const void* ctx, bool help) {
   for (;;) {
     if (done(ctx)) return;
-    if (help_one() != 0) continue;
+    if (help && help_one() != 0) continue;
 
     bool retry = false;
     for (int round = 0; round < kSpinRounds + kYieldRounds && !retry; ++round) {
@@ -602,7 +610,7 @@ void SchedulerCore::help_until(bool (*done)(const void*), const void* ctx) {
         std::this_thread::yield();
       }
       if (done(ctx)) return;
-      retry = work_visible();
+      retry = help && work_visible();
     }
     if (retry) continue;
 
@@ -614,40 +622,10 @@ void SchedulerCore::help_until(bool (*done)(const void*), const void* ctx) {
       help_ec_.cancel_wait(key);
       throw;
     }
-    if (ready || work_visible()) {
+    if (ready || (help && work_visible())) {
       help_ec_.cancel_wait(key);
       if (ready) return;
       continue;
-    }
-    const Deadline deadline = Clock::now() + kHelpPoll;
-    help_ec_.commit_wait(key, &deadline);
-  }
-}
-
-// help_until() without the helping: sleeps on the same event count, which
-// every finished task (and new work) notifies.
-void SchedulerCore::wait_until(bool (*done)(const void*), const void* ctx) {
-  for (;;) {
-    if (done(ctx)) return;
-    for (int round = 0; round < kSpinRounds + kYieldRounds; ++round) {
-      if (round < kSpinRounds) {
-        for (int i = 0; i < kPauses; ++i) cpu_relax();
-      } else {
-        std::this_thread::yield();
-      }
-      if (done(ctx)) return;
-    }
-    const std::uint32_t key = help_ec_.prepare_wait();
-    bool ready = false;
-    try {
-      ready = done(ctx);
-    } catch (...) {
-      help_ec_.cancel_wait(key);
-      throw;
-    }
-    if (ready) {
-      help_ec_.cancel_wait(key);
-      return;
     }
     const Deadline deadline = Clock::now() + kHelpPoll;
     help_ec_.commit_wait(key, &deadline);

@@ -5,16 +5,14 @@
 #include <string>
 #include <vector>
 
+#include "support/test_support.hpp"
+
 #include "detail/protobuf.hpp"
 
 namespace veda {
 namespace {
 
-std::string bytes(std::initializer_list<int> b) {
-  std::string out;
-  for (int c : b) out.push_back(static_cast<char>(c));
-  return out;
-}
+using test::bytes;
 
 TEST(ProtobufWriter, Sint32IsZigzagAndZeroIsLeftOut) {
   std::string out;

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <initializer_list>
 #include <limits>
 #include <mutex>
 #include <string>
@@ -125,6 +126,13 @@ std::string message_of(F&& f) {
   }
   ADD_FAILURE() << "did not throw";
   return {};
+}
+
+// The bytes {b...} as a string, for byte-exact encoder expectations. Pure.
+inline std::string bytes(std::initializer_list<int> b) {
+  std::string out;
+  for (int c : b) out.push_back(static_cast<char>(c));
+  return out;
 }
 
 // True when `haystack` contains `needle`. Pure: thread-safe.

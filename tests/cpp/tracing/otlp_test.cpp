@@ -5,14 +5,12 @@
 #include <string>
 #include <vector>
 
+#include "support/test_support.hpp"
+
 namespace veda {
 namespace {
 
-std::string bytes(std::initializer_list<int> b) {
-  std::string out;
-  for (int c : b) out.push_back(static_cast<char>(c));
-  return out;
-}
+using test::bytes;
 
 TEST(OtlpEncode, EmptyRequestHasResourceAndScope) {
   const std::string out = encode_otlp_traces({}, "s", "1", {});
