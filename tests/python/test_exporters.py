@@ -1209,3 +1209,27 @@ def test_export_names_the_types_it_takes():
         create_exporter("otlp").export(3)
     with pytest.raises(TypeError, match=r"^send\(\) takes a MetricsSnapshot, a CollectorRegistry"):
         create_exporter("otlp").send(3)
+
+
+def test_start_pushes_a_registry_every_interval(server):
+    from pyveda.telemetry import CollectorRegistry, Counter
+
+    registry = CollectorRegistry()
+    jobs = Counter("jobs_total", "Jobs", registry=registry)
+    jobs.inc()
+    srv = server(*[(200, {"Content-Type": "application/x-protobuf"}, b"")] * 20)
+    exporter = create_exporter("otlp", endpoint=srv.endpoint, timeout=5)
+    exporter.start(0.1, registry)
+    try:
+        deadline = time.monotonic() + 10
+        while len(srv.requests) < 2:
+            assert time.monotonic() < deadline, "no pushes"
+            time.sleep(0.02)
+        jobs.inc(4)
+    finally:
+        assert exporter.shutdown(timeout=5)
+    values = [by_name(decode(body))["jobs"].sum.data_points[0].as_double for _p, _h, body in srv.requests]
+    assert values[0] == 1.0 and values[-1] == 5.0  # the last push (at shutdown) saw the later increment
+    with pytest.raises(TypeError, match=r"^source must be a TelemetrySystem, a TracingSystem, a CollectorRegistry "
+                       r"or a callable, got int$"):
+        exporter.start(1.0, 7)

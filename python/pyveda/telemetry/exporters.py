@@ -223,8 +223,9 @@ class OTLPExporter:
 
         ``source`` is a TelemetrySystem (a snapshot is taken each interval), a
         TracingSystem (the spans finished since the last push are sent, so each
-        goes out once; ``get_spans()`` still returns them all), or a callable
-        returning either; items passed to :meth:`submit` are sent too. Results of
+        goes out once; ``get_spans()`` still returns them all), a
+        CollectorRegistry (all its families each interval), or a callable
+        returning any of these; items passed to :meth:`submit` are sent too. Results of
         background sends are kept in ``last_result``.
         """
         self._pusher.start(interval, _as_source(source))
@@ -293,11 +294,16 @@ def _as_source(source: Any) -> Optional[Callable[[], Any]]:
         if callable(getattr(source, "_spans_since", None)):
             return _new_spans(source)
         return lambda: source
+    if _is_registry(source):
+        return lambda: source  # collected when each push is encoded
     if callable(getattr(source, "snapshot", None)):
         return source.snapshot
     if callable(source):
         return source
-    raise TypeError(f"source must be a TelemetrySystem, a TracingSystem or a callable, got {type(source).__name__}")
+    raise TypeError(
+        "source must be a TelemetrySystem, a TracingSystem, a CollectorRegistry or a callable, "
+        f"got {type(source).__name__}"
+    )
 
 
 # --- the other exporters ---------------------------------------------------------
