@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#if defined(__linux__)
+#include <pthread.h>
+#endif
+
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -265,6 +269,39 @@ TEST_P(NestedTest, FibFromExternalThread) {
   Scheduler s(SchedulerOptions{GetParam()});
   EXPECT_EQ(fib(s, 20), 6765);
   EXPECT_EQ(s.failed(), 0U);
+}
+
+// An outside thread takes the oldest queued task first, and every fib task
+// helps in turn, so its nesting would grow with the number of queued tasks;
+// on a small stack it must stop helping (and only wait) before it overflows.
+TEST_P(NestedTest, FibFromAnExternalThreadWithASmallStack) {
+#if defined(__linux__)
+  Watchdog dog;
+  Scheduler s(SchedulerOptions{GetParam()});
+  struct Job {
+    Scheduler* s;
+    long result = 0;
+  } job{&s};
+  pthread_attr_t attr;
+  ASSERT_EQ(pthread_attr_init(&attr), 0);
+  ASSERT_EQ(pthread_attr_setstacksize(&attr, std::size_t{512} << 10), 0);
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(
+                &thread, &attr,
+                [](void* arg) -> void* {
+                  auto* j = static_cast<Job*>(arg);
+                  j->result = fib(*j->s, 20);
+                  return nullptr;
+                },
+                &job),
+            0);
+  pthread_attr_destroy(&attr);
+  ASSERT_EQ(pthread_join(thread, nullptr), 0);
+  EXPECT_EQ(job.result, 6765);
+  EXPECT_EQ(s.failed(), 0U);
+#else
+  GTEST_SKIP() << "stack bounds are read on Linux only";
+#endif
 }
 
 INSTANTIATE_TEST_SUITE_P(Threads, NestedTest, ::testing::Values(1U, 2U, 4U));
