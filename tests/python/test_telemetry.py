@@ -360,8 +360,10 @@ def test_max_snapshots_trims_history(make_runtime):
     assert telemetry._max_snapshots == telemetry.max_snapshots == 3
     assert [s.timestamp for s in telemetry.get_snapshots()] == newest  # the oldest were dropped
 
-    with pytest.raises(ValueError, match=r"max_snapshots must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"^max_snapshots must be an int between 1 and 2\*\*62, got 0$"):
         telemetry._max_snapshots = 0
+    with pytest.raises(ValueError, match=r"^max_snapshots must be an int between 1 and 2\*\*62, got 18446744073709551616$"):
+        telemetry.max_snapshots = 2**64
     with pytest.raises(TypeError, match=r"max_snapshots must be an int >= 1, got str"):
         telemetry.max_snapshots = "5"
     assert telemetry.max_snapshots == 3

@@ -411,8 +411,9 @@ class TelemetrySystem:
     def max_snapshots(self, n: int) -> None:
         if not isinstance(n, int) or isinstance(n, bool):
             raise TypeError(f"max_snapshots must be an int >= 1, got {type(n).__name__}")
-        if n < 1:
-            raise ValueError(f"max_snapshots must be an int >= 1, got {n}")
+        limit = _core.RuntimeOptions.max_snapshots_limit
+        if not 1 <= n <= limit:
+            raise ValueError(f"max_snapshots must be an int between 1 and 2**{limit.bit_length() - 1}, got {n}")
         self._core.max_snapshots = n
 
     # The guide's troubleshooting section adjusts this name.
