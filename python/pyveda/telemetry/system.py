@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
@@ -213,6 +212,8 @@ class MetricsSnapshot:
         the host's total memory, the latency histogram) read as their defaults.
         """
         if isinstance(data, (str, bytes, bytearray)):
+            import json  # only here: import pyveda stays fast
+
             try:
                 data = json.loads(data)
             except ValueError as error:
