@@ -397,7 +397,6 @@ void init_runtime(nb::module_& m) {
       .def_rw("queue_size", &RuntimeOptions::queue_size)
       .def_rw("enable_telemetry", &RuntimeOptions::enable_telemetry)
       .def_rw("enable_gpu", &RuntimeOptions::enable_gpu)
-      .def_rw("enable_tracing", &RuntimeOptions::enable_tracing)
       .def_rw("collect_interval_s", &RuntimeOptions::collect_interval_s)
       .def_rw("max_snapshots", &RuntimeOptions::max_snapshots)
       .def_rw("proc_root", &RuntimeOptions::proc_root)

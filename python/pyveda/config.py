@@ -120,9 +120,10 @@ class Config:
         options.queue_size = self.queue_size
         options.enable_telemetry = self.enable_telemetry
         options.enable_gpu = self.enable_gpu
-        options.enable_tracing = self.enable_tracing
         options.collect_interval_s = float(self.collect_interval)
         options.max_snapshots = self.max_snapshots
+        # enable_tracing is the facade's: Runtime gives each task a span through
+        # its TracingSystem (the core has no tracer yet), so it is not passed on.
         # Where the system probe reads /proc; for tests and unusual containers.
         options.proc_root = os.environ.get("PYVEDA_PROC_ROOT", "/proc")
         return options

@@ -19,7 +19,6 @@ struct RuntimeOptions {
   std::size_t queue_size = 0;         // most queued, not started tasks; 0 = unbounded
   bool enable_telemetry = false;      // per-task metrics, snapshots, collection
   bool enable_gpu = false;            // a GpuMonitor (gpu()); GPU figures in snapshots
-  bool enable_tracing = false;        // a span per task
   double collect_interval_s = 1.0;    // telemetry collection period, seconds, > 0
   std::size_t max_snapshots = 3600;   // collected snapshots kept, > 0
   std::string proc_root = "/proc";    // where the system probe reads (tests, containers)
