@@ -15,6 +15,7 @@ import os
 from typing import Any, Optional
 
 from pyveda import _core
+from pyveda._checks import shown
 
 __all__ = ["Config", "ConfigBuilder"]
 
@@ -33,8 +34,7 @@ def _check_int(field: str, value: Any, minimum: int, maximum: int) -> int:
         allowed = f">= {minimum}"
     else:  # the core's practical-infinity bounds, shown as powers of two
         allowed = f"at most 2**{maximum.bit_length() - 1}"
-    shown = value if abs(value) < 10**20 else f"an int of {len(str(abs(value)))} digits"
-    raise ValueError(f"Config.{field} must be {allowed}, got {shown}")
+    raise ValueError(f"Config.{field} must be {allowed}, got {shown(value)}")
 
 
 def _check_bool(field: str, value: Any) -> bool:
@@ -107,9 +107,10 @@ class Config:
                 f"Config.collect_interval must be a number of seconds, got {type(interval).__name__} ({interval!r})"
             )
         if not (0 < interval <= _LIMITS.max_collect_interval_s):
-            shown = interval if not isinstance(interval, int) or interval < 10**20 else f"an int of {len(str(interval))} digits"
             limit = " (at most 1e9)" if interval > 0 else ""
-            raise ValueError(f"Config.collect_interval must be a finite number of seconds > 0, got {shown}{limit}")
+            raise ValueError(
+                f"Config.collect_interval must be a finite number of seconds > 0, got {shown(interval)}{limit}"
+            )
         _check_int("max_snapshots", self.max_snapshots, 1, _LIMITS.max_snapshots_limit)
         return self
 

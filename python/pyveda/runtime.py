@@ -17,10 +17,10 @@ reaches it as a KeyboardInterrupt and never lands inside a task.
 from __future__ import annotations
 
 import atexit
+import contextvars
 import math
 import os
 import sys
-import contextvars
 import threading
 import weakref
 from concurrent.futures import CancelledError
@@ -29,6 +29,7 @@ from concurrent.futures import _base
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, TypeVar
 
 from pyveda import _core
+from pyveda._checks import MAX_SECONDS
 from pyveda.config import Config
 from pyveda.telemetry.system import TelemetrySystem
 from pyveda.telemetry.tracing import TracingSystem, _current_span, _task_name, _traced_call
@@ -63,7 +64,7 @@ def _wait_seconds(timeout: float) -> float:
     inf) is no limit."""
     if not timeout > 0:
         return 0.0
-    return float(timeout) if timeout < 1e9 else math.inf
+    return float(timeout) if timeout < MAX_SECONDS else math.inf
 
 
 class QueueFullError(RuntimeError):

@@ -417,10 +417,10 @@ def start_http_server(
             raise ValueError("start_http_server: a basic-auth user name cannot contain ':'")
         auth = base64.b64encode(f"{user}:{password}".encode("utf-8"))  # the token after "Basic "
     request_timeout = seconds(request_timeout, "start_http_server: request_timeout", positive=True)
-    if not isinstance(max_connections, int) or isinstance(max_connections, bool) or max_connections < 1:
-        raise (ValueError if isinstance(max_connections, int) and not isinstance(max_connections, bool) else TypeError)(
-            f"start_http_server: max_connections must be an int >= 1, got {max_connections!r}"
-        )
+    if not isinstance(max_connections, int) or isinstance(max_connections, bool):
+        raise TypeError(f"start_http_server: max_connections must be an int >= 1, got {max_connections!r}")
+    if max_connections < 1:
+        raise ValueError(f"start_http_server: max_connections must be an int >= 1, got {max_connections!r}")
     if (certfile is None) != (keyfile is None):
         raise ValueError("start_http_server: TLS needs both certfile and keyfile")
     ssl_context = None

@@ -68,7 +68,8 @@ _FIGURE_FIELDS = (
     "process_rss_mb",
 )
 _GPU_FIELDS = ("gpu_utilization_percent", "gpu_memory_used_mb")
-# export_json() key path -> field, for from_json().
+# export_json()'s key path -> field, in the guide's order; from_json() reads
+# the same table back.
 _JSON_FIELDS = (
     (("tasks", "executed"), "tasks_executed"),
     (("tasks", "failed"), "tasks_failed"),
@@ -85,10 +86,10 @@ _JSON_GPU_FIELDS = ((("system", "gpu_percent"), "gpu_utilization_percent"), (("s
 
 
 def _count(name: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise (TypeError if not isinstance(value, int) or isinstance(value, bool) else ValueError)(
-            f"MetricsSnapshot: {name} must be an int >= 0, got {value!r}"
-        )
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"MetricsSnapshot: {name} must be an int >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"MetricsSnapshot: {name} must be an int >= 0, got {value!r}")
     if value >= 1 << 64:
         raise ValueError(f"MetricsSnapshot: {name} must be an int in [0, 2**64), got {value!r}")
     return value
@@ -328,25 +329,13 @@ class MetricsSnapshot:
         :class:`~pyveda.telemetry.gpu.GpuSample`).
         """
         s = self._s
-        data: Dict[str, Any] = {
-            "timestamp": s.timestamp,
-            "tasks": {"executed": s.tasks_executed, "failed": s.tasks_failed, "pending": s.tasks_pending},
-            "latency": {
-                "avg_ms": s.avg_latency_ms,
-                "p50_ms": s.p50_latency_ms,
-                "p95_ms": s.p95_latency_ms,
-                "p99_ms": s.p99_latency_ms,
-            },
-            "system": {
-                "cpu_percent": s.cpu_utilization_percent,
-                "memory_mb": s.memory_used_mb,
-                "throughput_tasks_per_sec": s.throughput_tasks_per_sec,
-            },
-        }
-        if s.gpu_utilization_percent is not None:
-            data["system"]["gpu_percent"] = s.gpu_utilization_percent
-        if s.gpu_memory_used_mb is not None:
-            data["system"]["gpu_memory_mb"] = s.gpu_memory_used_mb
+        data: Dict[str, Any] = {"timestamp": s.timestamp}
+        for (section, key), name in _JSON_FIELDS:  # the one key map, shared with from_json()
+            data.setdefault(section, {})[key] = getattr(s, name)
+        for (section, key), name in _JSON_GPU_FIELDS:
+            value = getattr(s, name)
+            if value is not None:
+                data[section][key] = value
         gpus = self.gpus
         if gpus:
             data["gpus"] = [g.to_dict() for g in gpus]
