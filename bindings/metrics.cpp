@@ -370,6 +370,9 @@ void init_metrics(nb::module_& m) {
   m.attr("PROMETHEUS_CONTENT_TYPE") = std::string(kPrometheusContentType);
   m.attr("OPENMETRICS_CONTENT_TYPE") = std::string(kOpenMetricsContentType);
   m.attr("HISTOGRAM_DEFAULT_SCALE") = Histogram::kDefaultScale;
+  nb::list quantiles;
+  for (const double q : kSummaryQuantiles) quantiles.append(q);
+  m.attr("SUMMARY_QUANTILES") = nb::tuple(quantiles);  // every export's quantile set
   m.attr("HISTOGRAM_MIN_SCALE") = Histogram::kMinScale;
   m.attr("HISTOGRAM_MAX_SCALE") = Histogram::kMaxScale;
   m.attr("HISTOGRAM_MAX_BUCKETS") = Histogram::kMaxBuckets;

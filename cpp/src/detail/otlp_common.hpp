@@ -96,4 +96,21 @@ inline std::string scope_message(std::string_view name, std::string_view version
   return scope;
 }
 
+// An Export{Trace,Metrics}ServiceRequest: both have the same envelope,
+// request{1: resource_X{1: resource, 2: scope_X{1: scope, 2..: items}}}.
+// `put_items(scope_x)` appends the items (field 2 of ScopeSpans/ScopeMetrics).
+template <class PutItems>
+std::string export_request(const Attributes& resource, std::string_view scope_name, std::string_view scope_version,
+                           PutItems put_items) {
+  std::string scope_items;
+  put_message(scope_items, 1, scope_message(scope_name, scope_version));
+  put_items(scope_items);
+  std::string resource_items;
+  put_message(resource_items, 1, resource_message(resource));
+  put_message(resource_items, 2, scope_items);
+  std::string request;
+  put_message(request, 1, resource_items);
+  return request;
+}
+
 }  // namespace veda::detail::otlp

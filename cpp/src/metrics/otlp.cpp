@@ -20,13 +20,6 @@ constexpr std::uint32_t kSumField = 7;
 constexpr std::uint32_t kExponentialHistogramField = 10;
 constexpr std::uint32_t kSummaryField = 11;
 
-const RuntimeMetric* runtime_metric(const std::string& name) {
-  for (const RuntimeMetric* m : runtime_metrics::kAll) {
-    if (m->name == name) return m;
-  }
-  return nullptr;
-}
-
 // The series' labels as KeyValue string attributes `field`.
 void put_labels(std::string& out, std::uint32_t field, const FamilyInfo& info, const SeriesSnapshot& s) {
   std::string kv, value;
@@ -99,7 +92,7 @@ std::string summary_point(const FamilyInfo& info, const SeriesSnapshot& s, std::
 void put_metric(std::string& scope_metrics, const FamilySnapshot& f, std::int64_t now) {
   if (f.series.empty()) return;
   const FamilyInfo& info = f.info;
-  const RuntimeMetric* known = runtime_metric(info.name);
+  const RuntimeMetric* known = find_runtime_metric(info.name);
   std::string metric;
   put_nonempty(metric, 1, known ? known->otlp_name : std::string_view(info.name));
   put_nonempty(metric, 2, info.help);
@@ -148,15 +141,9 @@ void put_metric(std::string& scope_metrics, const FamilySnapshot& f, std::int64_
 std::string encode_otlp_metrics(const std::vector<FamilySnapshot>& families, const Attributes& resource,
                                 std::string_view scope_name, std::string_view scope_version,
                                 std::int64_t time_unix_nano) {
-  std::string scope_metrics;  // ScopeMetrics
-  put_message(scope_metrics, 1, scope_message(scope_name, scope_version));
-  for (const FamilySnapshot& f : families) put_metric(scope_metrics, f, time_unix_nano);
-  std::string resource_metrics;  // ResourceMetrics
-  put_message(resource_metrics, 1, resource_message(resource));
-  put_message(resource_metrics, 2, scope_metrics);
-  std::string request;  // ExportMetricsServiceRequest
-  put_message(request, 1, resource_metrics);
-  return request;
+  return export_request(resource, scope_name, scope_version, [&](std::string& scope_metrics) {
+    for (const FamilySnapshot& f : families) put_metric(scope_metrics, f, time_unix_nano);
+  });
 }
 
 }  // namespace veda

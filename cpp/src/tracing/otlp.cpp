@@ -43,25 +43,6 @@ void put_span(std::string& out, const SpanData& s) {
   }
 }
 
-// The request around the ScopeSpans' span list, which `put_spans(scope_spans)` writes.
-template <class PutSpans>
-std::string encode_request(const Attributes& resource, std::string_view scope_name,
-                           std::string_view scope_version, PutSpans put_spans) {
-  std::string scope_spans;  // ScopeSpans
-  {
-    put_message(scope_spans, 1, scope_message(scope_name, scope_version));
-    put_spans(scope_spans);
-  }
-  std::string resource_spans;  // ResourceSpans
-  {
-    put_message(resource_spans, 1, resource_message(resource));
-    put_message(resource_spans, 2, scope_spans);
-  }
-  std::string request;  // ExportTraceServiceRequest
-  put_message(request, 1, resource_spans);
-  return request;
-}
-
 void put_span_message(std::string& scope_spans, std::string& buffer, const SpanData& s) {
   buffer.clear();
   put_span(buffer, s);
@@ -72,7 +53,7 @@ void put_span_message(std::string& scope_spans, std::string& buffer, const SpanD
 
 std::string encode_otlp_traces(const Attributes& resource, std::string_view scope_name,
                                std::string_view scope_version, const std::vector<SpanData>& spans) {
-  return encode_request(resource, scope_name, scope_version, [&](std::string& out) {
+  return export_request(resource, scope_name, scope_version, [&](std::string& out) {
     std::string buffer;
     for (const auto& s : spans) put_span_message(out, buffer, s);
   });
@@ -81,7 +62,7 @@ std::string encode_otlp_traces(const Attributes& resource, std::string_view scop
 std::string encode_otlp_trace_records(const Attributes& resource, std::string_view scope_name,
                                std::string_view scope_version,
                                const std::vector<std::shared_ptr<const SpanData>>& spans) {
-  return encode_request(resource, scope_name, scope_version, [&](std::string& out) {
+  return export_request(resource, scope_name, scope_version, [&](std::string& out) {
     std::string buffer;
     for (const auto& s : spans) {
       if (s) put_span_message(out, buffer, *s);

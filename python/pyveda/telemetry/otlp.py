@@ -15,6 +15,7 @@ Names, descriptions and units come from the core's catalogue
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -200,6 +201,7 @@ def _exponential_histogram(h: Any, time_ns: int, name: str, description: str, un
     }
 
 
+@functools.lru_cache(maxsize=1)
 def _catalogue() -> Dict[str, Tuple[str, str, str]]:
     """Family name -> (OTLP name, description, unit), from the core's one table of runtime metrics."""
     from pyveda import _core
@@ -261,11 +263,15 @@ def _metrics(snapshot: Any) -> List[Dict[str, Any]]:
         "count": str(count),
         "sum": _double(float(getattr(snapshot, "latency_sum_ms", 0.0))),
     }
-    if count > 0:  # the quantile set every export uses (kSummaryQuantiles)
+    if count > 0:  # the quantile set every export uses, with the snapshot's figure for each
+        from pyveda import _core
+
         p90 = getattr(snapshot, "p90_latency_ms", math.nan)  # duck-typed snapshots may lack it
         figures = (snapshot.p50_latency_ms, p90, snapshot.p95_latency_ms, snapshot.p99_latency_ms)
+        if len(_core.SUMMARY_QUANTILES) != len(figures):  # as catalogue.cpp's static_assert
+            raise RuntimeError(f"the core exposes quantiles {_core.SUMMARY_QUANTILES}; a snapshot has 4 figures")
         summary_point["quantileValues"] = [
-            {"quantile": q, "value": _double(v)} for q, v in zip((0.5, 0.9, 0.95, 0.99), figures)
+            {"quantile": q, "value": _double(v)} for q, v in zip(_core.SUMMARY_QUANTILES, figures)
         ]
     metrics.append(
         {

@@ -1087,13 +1087,6 @@ TEST(TelemetryStressTest, ProducersReadersAndCollectorTogether) {
 
 // --- the catalogue and to_families() ----------------------------------------
 
-const RuntimeMetric* catalogue_entry(const std::string& name) {
-  for (const RuntimeMetric* m : runtime_metrics::kAll) {
-    if (m->name == name) return m;
-  }
-  return nullptr;
-}
-
 TEST(Catalogue, NamesAreUniqueValidAndDescribed) {
   std::set<std::string_view> names, otlp_names;
   for (const RuntimeMetric* m : runtime_metrics::kAll) {
@@ -1120,14 +1113,14 @@ TEST(Catalogue, TheRegistryAndTheSnapshotDescribeEachMetricTheSameWay) {
   const MetricsSnapshot& history = history_copy;
   for (const MetricsSnapshot* s : {&live, &history}) {
     for (const FamilySnapshot& f : to_families(*s)) {
-      const RuntimeMetric* m = catalogue_entry(f.info.name);
+      const RuntimeMetric* m = find_runtime_metric(f.info.name);
       ASSERT_NE(m, nullptr) << f.info.name;
       EXPECT_EQ(f.info.help, m->help);
       EXPECT_EQ(f.info.type, m->type);
     }
   }
   for (const FamilySnapshot& f : registry.collect()) {
-    const RuntimeMetric* m = catalogue_entry(f.info.name);
+    const RuntimeMetric* m = find_runtime_metric(f.info.name);
     ASSERT_NE(m, nullptr) << f.info.name;
     EXPECT_EQ(f.info.help, m->help) << f.info.name;
   }

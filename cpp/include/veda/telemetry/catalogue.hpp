@@ -83,6 +83,15 @@ inline constexpr const RuntimeMetric* kAll[] = {
 
 }  // namespace runtime_metrics
 
+// The catalogue entry named `name` (a family name, a counter's without
+// "_total"), or nullptr for a metric that is not the runtime's.
+inline const RuntimeMetric* find_runtime_metric(std::string_view name) noexcept {
+  for (const RuntimeMetric* m : runtime_metrics::kAll) {
+    if (m->name == name) return m;
+  }
+  return nullptr;
+}
+
 // The FamilyInfo of a catalogue entry (no label names).
 FamilyInfo family_info(const RuntimeMetric& metric);
 
