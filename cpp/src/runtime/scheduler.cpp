@@ -20,13 +20,10 @@
 #include <utility>
 #include <vector>
 
-#if defined(__linux__)
-#include <pthread.h>
-#endif
-
 #include "runtime/detail/cpu.hpp"
 #include "runtime/detail/event_count.hpp"
 #include "runtime/detail/node_pool.hpp"
+#include "runtime/detail/stack.hpp"
 #include "runtime/detail/work_deque.hpp"
 #include "veda/detail/cache_line.hpp"
 #include "veda/detail/single_writer.hpp"
@@ -58,48 +55,6 @@ constexpr std::chrono::microseconds kSpacePoll{100};
 using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
 
-// A helper stops running tasks (and only waits) once less than this share of
-// its thread's stack is left, at least kMinStackReserve bytes. A thread
-// outside the pool takes the oldest queued task first, and each task that
-// helps in turn can take another, so without a bound the nesting, and the
-// stack, grows with the number of queued tasks rather than with their depth.
-constexpr std::size_t kStackReserveDivisor = 4;
-constexpr std::size_t kMinStackReserve = std::size_t{128} << 10;
-
-// Bytes of this thread's stack below the caller's frame beyond the reserve
-// (0 once inside it; stacks grow down on every target we build for), or
-// SIZE_MAX where the bounds are unknown.
-std::size_t stack_left() noexcept {
-#if defined(__linux__)
-  struct Bounds {
-    const char* low = nullptr;
-    std::size_t size = 0;
-  };
-  thread_local const Bounds bounds = [] {
-    Bounds b;
-    pthread_attr_t attr;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-      void* addr = nullptr;
-      std::size_t size = 0;
-      if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-        b.low = static_cast<const char*>(addr);
-        b.size = size;
-      }
-      pthread_attr_destroy(&attr);
-    }
-    return b;
-  }();
-  if (bounds.low == nullptr) return SIZE_MAX;
-  // The real frame (not a sanitizer's fake stack, as a local's address may be).
-  const auto* here = static_cast<const char*>(__builtin_frame_address(0));
-  if (here < bounds.low || here > bounds.low + bounds.size) return SIZE_MAX;  // an alternate stack
-  const std::size_t left = static_cast<std::size_t>(here - bounds.low);
-  const std::size_t reserve = std::max(bounds.size / kStackReserveDivisor, kMinStackReserve);
-  return left > reserve ? left - reserve : 0;
-#else
-  return SIZE_MAX;
-#endif
-}
 
 inline std::int64_t steady_now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())

@@ -138,12 +138,7 @@ class Scheduler {
   template <class Pred>
   void help_until(Pred&& done) {
     static_assert(std::is_invocable_r_v<bool, Pred&>, "help_until needs a bool() predicate");
-    using P = std::remove_reference_t<Pred>;
-    help_until_impl(
-        [](const void* p) -> bool {
-          return static_cast<bool>((*static_cast<P*>(const_cast<void*>(p)))());
-        },
-        static_cast<const void*>(std::addressof(done)));
+    help_until_impl(&call_predicate<std::remove_reference_t<Pred>>, std::addressof(done));
   }
 
   // Like help_until() but never runs a task on the calling thread: sleeps
@@ -156,12 +151,7 @@ class Scheduler {
   template <class Pred>
   void wait_until(Pred&& done) {
     static_assert(std::is_invocable_r_v<bool, Pred&>, "wait_until needs a bool() predicate");
-    using P = std::remove_reference_t<Pred>;
-    wait_until_impl(
-        [](const void* p) -> bool {
-          return static_cast<bool>((*static_cast<P*>(const_cast<void*>(p)))());
-        },
-        static_cast<const void*>(std::addressof(done)));
+    wait_until_impl(&call_predicate<std::remove_reference_t<Pred>>, std::addressof(done));
   }
 
   // Stops accepting tasks (submit() returns false from now on) and ends the
@@ -213,6 +203,12 @@ class Scheduler {
   static bool report_current_task(bool ok) noexcept;
 
  private:
+  // Calls the predicate behind a type-erased pointer (help_until/wait_until).
+  template <class P>
+  static bool call_predicate(const void* p) {
+    return static_cast<bool>((*static_cast<P*>(const_cast<void*>(p)))());
+  }
+
   void help_until_impl(bool (*done)(const void*), const void* ctx);
   void wait_until_impl(bool (*done)(const void*), const void* ctx);
 
