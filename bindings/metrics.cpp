@@ -7,6 +7,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "bindings.hpp"
+#include "convert.hpp"
 #include "veda/metrics/otlp.hpp"
 #include "veda/metrics.hpp"
 
@@ -145,16 +146,8 @@ PyObject* labels_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
     nb::object child = nb::cast(SeriesRef<M>{ref.family, std::move(series), {}});
     ref.children[key] = child;
     return child.release().ptr();
-  } catch (nb::python_error& e) {
-    e.restore();
-  } catch (const std::invalid_argument& e) {
-    PyErr_SetString(PyExc_ValueError, e.what());
-  } catch (const std::length_error& e) {
-    PyErr_SetString(PyExc_ValueError, e.what());
-  } catch (const nb::builtin_exception& e) {
-    PyErr_SetString(e.type() == nb::exception_type::type_error ? PyExc_TypeError : PyExc_ValueError, e.what());
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    restore_as_python_error();
   }
   return nullptr;
 }

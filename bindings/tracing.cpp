@@ -1,11 +1,14 @@
-// Bindings for tracing: span ids, live spans, the tracer base class and the span store.
+// Bindings for tracing: span ids, live spans, the tracer and the span store.
 //
-// Span and Tracer are the bases of pyveda.telemetry.tracing.Span and
-// TracingSystem. The hot calls (Tracer.span, Span.__enter__/__exit__) are
-// METH_FASTCALL methods: nanobind's generic dispatch would cost more than the
-// span itself. The current span lives in the ContextVar `current_span`, set
-// and reset through the C API. The Python subclasses add what is rare and
-// Python-shaped: enums, exception formatting, repr.
+// Translation only: veda::Tracer (veda/tracing/tracer.hpp) decides parents,
+// limits and ids; this file turns Python arguments into SpanStartOptions and
+// the current span into a SpanAncestry. Span and Tracer are the bases of
+// pyveda.telemetry.tracing.Span and TracingSystem, which pass their Span
+// class to Tracer.__init__. The hot calls (Tracer.span, Span.__enter__/
+// __exit__) are METH_FASTCALL methods: nanobind's generic dispatch would cost
+// more than the span itself. The current span lives in the ContextVar
+// `current_span`, set and reset through the C API. The Python subclasses add
+// what is Python-shaped: enums, named tuples, repr.
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/shared_ptr.h>
@@ -20,8 +23,10 @@
 #include <variant>
 
 #include "bindings.hpp"
+#include "convert.hpp"
 #include "veda/tracing/otlp.hpp"
 #include "veda/tracing/span_store.hpp"
+#include "veda/tracing/tracer.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -31,186 +36,13 @@ namespace {
 
 // --- shared state -------------------------------------------------------------------------------
 
-// Set once at import: the ContextVar holding the current span, and the Python
-// classes the facade registers (its Span subclass, SpanContext, Mapping).
+// Set once at import: the ContextVar holding the current span and the base
+// span type. Nothing here comes from the facade.
 struct TracingTypes {
   PyObject* current_span = nullptr;  // owned by the module (attribute `current_span`)
-  PyTypeObject* span_base = nullptr;
-  PyObject* span_class = nullptr;  // owned by the module (attribute `_span_class`)
-  PyObject* span_context_class = nullptr;
-  PyObject* mapping_abc = nullptr;
+  PyTypeObject* span_base = nullptr;  // owned by the module (attribute `Span`)
 };
 TracingTypes types;
-
-std::string type_name_of(PyObject* o) {
-  nb::object name = nb::steal(PyObject_GetAttrString(reinterpret_cast<PyObject*>(Py_TYPE(o)), "__name__"));
-  if (!name.is_valid()) {
-    PyErr_Clear();
-    return Py_TYPE(o)->tp_name;
-  }
-  return nb::str(name).c_str();
-}
-
-// repr(o) cut to 60 characters, as the f-string format {o!r:.60} does.
-std::string short_repr(PyObject* o) {
-  nb::object r = nb::steal(PyObject_Repr(o));
-  if (!r.is_valid()) {
-    PyErr_Clear();
-    return "?";
-  }
-  if (PyUnicode_GetLength(r.ptr()) > 60) r = nb::steal(PyUnicode_Substring(r.ptr(), 0, 60));
-  return nb::str(r).c_str();
-}
-
-std::string quoted(const std::string& text) { return nb::repr(nb::str(text.data(), text.size())).c_str(); }
-
-std::string utf8(PyObject* s) {
-  Py_ssize_t size = 0;
-  const char* data = PyUnicode_AsUTF8AndSize(s, &size);
-  if (data == nullptr) throw nb::python_error();
-  return std::string(data, static_cast<std::size_t>(size));
-}
-
-// --- attribute values ---------------------------------------------------------------------------
-
-[[noreturn]] void unsupported(const std::string& key, PyObject* value) {
-  throw nb::type_error(("attribute " + quoted(key) +
-                        ": value must be str, bool, int, float or a list of one of them, got " +
-                        type_name_of(value) + " (" + short_repr(value) + ")")
-                           .c_str());
-}
-
-// One scalar; subclasses of str/int/float (IntEnum, ...) become the base type, as str(v)/int(v)/float(v).
-AttributeValue scalar(const std::string& key, PyObject* v) {
-  if (PyUnicode_CheckExact(v)) return utf8(v);
-  if (PyBool_Check(v)) return v == Py_True;
-  if (PyFloat_CheckExact(v)) return PyFloat_AS_DOUBLE(v);
-  if (PyLong_CheckExact(v)) {
-    int overflow = 0;
-    const long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
-    if (overflow != 0) {
-      throw nb::type_error(("attribute " + quoted(key) + ": int value " + nb::str(nb::handle(v)).c_str() +
-                            " does not fit in 64 bits")
-                               .c_str());
-    }
-    if (n == -1 && PyErr_Occurred()) throw nb::python_error();
-    return static_cast<std::int64_t>(n);
-  }
-  for (PyTypeObject* base : {&PyUnicode_Type, &PyLong_Type, &PyFloat_Type}) {
-    if (PyObject_TypeCheck(v, base)) {
-      nb::object plain = nb::steal(PyObject_CallOneArg(reinterpret_cast<PyObject*>(base), v));
-      if (!plain.is_valid()) throw nb::python_error();
-      return scalar(key, plain.ptr());
-    }
-  }
-  unsupported(key, v);
-}
-
-const char* value_type_name(const AttributeValue& v) {
-  switch (v.index()) {
-    case 0: return "str";
-    case 1: return "bool";
-    case 2: return "int";
-    default: return "float";
-  }
-}
-
-template <class T>
-std::vector<T> homogeneous(const std::string& key, std::vector<AttributeValue>& items) {
-  std::vector<T> out;
-  out.reserve(items.size());
-  for (auto& item : items) {
-    if (item.index() != items.front().index()) {
-      throw nb::type_error(("attribute " + quoted(key) + ": list items must all have one type, got " +
-                            value_type_name(items.front()) + " and " + value_type_name(item))
-                               .c_str());
-    }
-    out.push_back(std::move(std::get<T>(item)));
-  }
-  return out;
-}
-
-AttributeValue check_value(const std::string& key, PyObject* v) {
-  if (!PyList_Check(v) && !PyTuple_Check(v)) return scalar(key, v);
-  nb::object seq = nb::steal(PySequence_Fast(v, "attribute list"));
-  if (!seq.is_valid()) throw nb::python_error();
-  const Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.ptr());
-  PyObject** items = PySequence_Fast_ITEMS(seq.ptr());
-  std::vector<AttributeValue> values;
-  values.reserve(static_cast<std::size_t>(n));
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    PyObject* item = items[i];
-    if (PyList_Check(item) || PyTuple_Check(item)) unsupported(key, item);
-    values.push_back(scalar(key, item));
-  }
-  if (values.empty()) return std::vector<std::string>{};
-  switch (values.front().index()) {
-    case 0: return homogeneous<std::string>(key, values);
-    case 1: return homogeneous<bool>(key, values);
-    case 2: return homogeneous<std::int64_t>(key, values);
-    default: return homogeneous<double>(key, values);
-  }
-}
-
-std::string check_key(PyObject* key) {
-  if (!PyUnicode_CheckExact(key)) {
-    throw nb::type_error(
-        ("attribute keys must be str, got " + type_name_of(key) + " (" + short_repr(key) + ")").c_str());
-  }
-  return utf8(key);
-}
-
-// A mapping of attributes (None: none), checked whole before anything is used.
-Attributes check_attributes(PyObject* mapping) {
-  Attributes out;
-  if (mapping == Py_None) return out;
-  if (PyDict_Check(mapping)) {
-    out.reserve(static_cast<std::size_t>(PyDict_GET_SIZE(mapping)));
-    Py_ssize_t pos = 0;
-    PyObject *k = nullptr, *v = nullptr;
-    while (PyDict_Next(mapping, &pos, &k, &v)) {
-      std::string key = check_key(k);
-      AttributeValue value = check_value(key, v);
-      out.push_back({std::move(key), std::move(value)});
-    }
-    return out;
-  }
-  const int is_mapping = PyObject_IsInstance(mapping, types.mapping_abc);
-  if (is_mapping < 0) throw nb::python_error();
-  if (is_mapping == 0) {
-    throw nb::type_error(("attributes must be a mapping, got " + type_name_of(mapping)).c_str());
-  }
-  nb::object items = nb::steal(PyMapping_Items(mapping));
-  if (!items.is_valid()) throw nb::python_error();
-  for (nb::handle pair : items) {
-    nb::handle k = pair[0], v = pair[1];
-    std::string key = check_key(k.ptr());
-    AttributeValue value = check_value(key, v.ptr());
-    out.push_back({std::move(key), std::move(value)});
-  }
-  return out;
-}
-
-nb::object from_value(const AttributeValue& value) {
-  return std::visit(
-      [](const auto& v) -> nb::object {
-        using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, std::vector<bool>>) {
-          nb::list out;
-          for (bool b : v) out.append(nb::bool_(b));
-          return std::move(out);
-        } else {
-          return nb::cast(v);
-        }
-      },
-      value);
-}
-
-nb::dict from_attributes(const Attributes& attributes) {
-  nb::dict out;
-  for (const auto& a : attributes) out[nb::str(a.key.data(), a.key.size())] = from_value(a.value);
-  return out;
-}
 
 nb::list from_events(const std::vector<SpanEvent>& events) {
   nb::list out;
@@ -260,25 +92,6 @@ Id user_id(PyObject* value, bool (*parse)(std::string_view, Id&) noexcept, const
                             .c_str());
 }
 
-std::int64_t time_arg(PyObject* value, const char* what) {
-  nb::object n = nb::steal(PyNumber_Long(value));
-  if (!n.is_valid()) {
-    PyErr_Clear();
-    throw nb::type_error((std::string(what) + " must be an int (ns since the epoch) or None, got " +
-                          type_name_of(value))
-                             .c_str());
-  }
-  int overflow = 0;
-  const long long t = PyLong_AsLongLongAndOverflow(n.ptr(), &overflow);
-  if (overflow != 0 || t < 0) {
-    // OTLP carries times as fixed64: a negative time would export as a date in the year 2554.
-    throw nb::value_error((std::string(what) + " must be an int of ns since the epoch in [0, 2**63), got " +
-                           nb::str(nb::handle(value)).c_str())
-                              .c_str());
-  }
-  return t;
-}
-
 // --- spans --------------------------------------------------------------------------------------
 
 // The C++ half of a Python span.
@@ -295,34 +108,40 @@ PySpan* span_or_null(PyObject* o) {
   return &as_span(o);
 }
 
-// A new instance of the facade's Span class around `span`.
-nb::object make_span(veda::Span&& span, nb::object parent) {
-  if (types.span_class == nullptr) throw std::runtime_error("pyveda tracing is not initialised");
-  nb::object o = nb::inst_alloc(nb::handle(types.span_class));
+// A new instance of `span_class` (pyveda._core.Span or a subclass) around `span`.
+nb::object make_span(nb::handle span_class, veda::Span&& span, nb::object parent) {
+  nb::object o = nb::inst_alloc(span_class);
   new (nb::inst_ptr<PySpan>(o)) PySpan{std::move(span), std::move(parent), nb::object()};
   nb::inst_mark_ready(o);
   return o;
 }
 
-void end_span(PySpan& s, std::int64_t end_time) {
-  if (s.span.end(end_time)) s.parent = nb::object();
+// The exception as the core records it: type name, str() (none if that
+// fails) and, if asked, the formatted traceback. Python errors from the
+// traceback module propagate.
+ExceptionInfo exception_info(PyObject* exc, bool with_stacktrace) {
+  ExceptionInfo info;
+  info.type = type_name_of(exc);
+  nb::object text = nb::steal(PyObject_Str(exc));
+  const char* utf = text.is_valid() ? PyUnicode_AsUTF8(text.ptr()) : nullptr;
+  if (utf != nullptr) {
+    info.message = std::string(utf);
+  } else {
+    PyErr_Clear();
+  }
+  if (with_stacktrace && PyExceptionInstance_Check(exc)) {
+    // Kept for the process's life (never released: no decref after finalisation).
+    static PyObject* format = nb::object(nb::module_::import_("traceback").attr("format_exception")).release().ptr();
+    nb::object tb = nb::steal(PyException_GetTraceback(exc));
+    nb::object lines = nb::handle(format)(nb::handle(reinterpret_cast<PyObject*>(Py_TYPE(exc))), nb::handle(exc),
+                                          tb.is_valid() ? nb::handle(tb) : nb::none());
+    info.stacktrace = nb::cast<std::string>(nb::str("").attr("join")(lines));
+  }
+  return info;
 }
 
-// Runs `body` and turns C++ exceptions into Python ones (for the METH_FASTCALL methods).
-template <class Body>
-PyObject* guarded(Body&& body) noexcept {
-  try {
-    return body();
-  } catch (nb::python_error& e) {
-    e.restore();
-  } catch (const nb::builtin_exception& e) {
-    PyErr_SetString(e.type() == nb::exception_type::type_error ? PyExc_TypeError : PyExc_ValueError, e.what());
-  } catch (const std::bad_alloc&) {
-    PyErr_NoMemory();
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_RuntimeError, e.what());
-  }
-  return nullptr;
+void end_span(PySpan& s, std::int64_t end_time) {
+  if (s.span.end(end_time)) s.parent = nb::object();
 }
 
 PyObject* span_enter(PyObject* self, PyObject*) noexcept {
@@ -355,22 +174,19 @@ PyObject* span_exit(PyObject* self, PyObject* const* args, Py_ssize_t nargs) noe
   PyObject* exc = args[1];
   PyObject *error_type = nullptr, *error_value = nullptr, *error_tb = nullptr;
   if (exc != Py_None && s.span.is_recording()) {
-    // record_exception is the facade's (it formats the traceback); an error in
-    // it still ends the span and restores the context, then propagates.
+    // The event comes from the span's record_exception() (a subclass may
+    // change it); an error in it still ends the span and restores the
+    // context, then propagates.
     static PyObject* method = PyUnicode_InternFromString("record_exception");
     PyObject* call_args[] = {self, exc};
     PyObject* r = PyObject_VectorcallMethod(method, call_args, 2, nullptr);
     if (r == nullptr) PyErr_Fetch(&error_type, &error_value, &error_tb);
     Py_XDECREF(r);
-    PyObject* text = PyObject_Str(exc);
-    std::string description = type_name_of(exc);
-    if (text != nullptr) {
-      const char* utf = PyUnicode_AsUTF8(text);
-      if (utf != nullptr) description += std::string(": ") + utf;
+    try {
+      s.span.set_status(StatusCode::kError, exception_description(exception_info(exc, false)));
+    } catch (...) {
+      PyErr_Clear();  // only str() can fail here, and exception_info() has handled that
     }
-    if (PyErr_Occurred()) PyErr_Clear();
-    Py_XDECREF(text);
-    s.span.set_status(StatusCode::kError, std::move(description));
   }
   end_span(s, unix_nano_now());
   const bool restored = restore_context(s);
@@ -419,9 +235,26 @@ PyType_Slot span_slots[] = {{Py_tp_methods, span_methods},
 
 // --- the tracer ---------------------------------------------------------------------------------
 
-struct Tracer {
-  std::shared_ptr<SpanStore> store;
-  SpanLimits limits;
+// The native half of a TracingSystem: the core tracer and the class its spans get.
+struct PyTracer {
+  veda::Tracer tracer;
+  nb::object span_class;
+};
+
+// The current span and its ancestors, as the ContextVar and the spans' `parent` links hold them.
+class ContextAncestry final : public SpanAncestry {
+ public:
+  explicit ContextAncestry(PySpan* current) noexcept : current_(current) {}
+  const veda::Span* current() const noexcept override { return current_ != nullptr ? &current_->span : nullptr; }
+  const veda::Span* find(const SpanId& id) const noexcept override {
+    for (PySpan* s = current_; s != nullptr; s = span_or_null(s->parent.ptr())) {
+      if (s->span.data().span_id == id) return &s->span;
+    }
+    return nullptr;
+  }
+
+ private:
+  PySpan* current_;
 };
 
 enum SpanArg { kName, kAttributes, kParentSpanId, kTraceId, kKind, kContext, kStartTime, kSpanArgCount };
@@ -473,18 +306,17 @@ SpanKind kind_arg(PyObject* kind) {
   throw nb::value_error(("kind must be a SpanKind (0..5), got " + short_repr(kind)).c_str());
 }
 
-// The parent of a span started with a SpanContext (from extract()).
+// The parent a SpanContext (from extract(): trace_id, span_id, trace_flags,
+// trace_state, is_remote) stands for.
 SpanParent remote_parent(PyObject* context) {
-  const int ok = PyObject_IsInstance(context, types.span_context_class);
-  if (ok < 0) throw nb::python_error();
-  if (ok == 0) {
+  if (!PyTuple_Check(context) || PyTuple_GET_SIZE(context) != 5) {
     throw nb::type_error(
         ("context must be a SpanContext (from extract()), got " + type_name_of(context)).c_str());
   }
   nb::handle c(context);
   SpanParent parent;
-  parent.trace_id = user_id<TraceId>(nb::object(c[0]).ptr(), &trace_id_from_hex, "context trace_id");
-  parent.span_id = user_id<SpanId>(nb::object(c[1]).ptr(), &span_id_from_hex, "context span_id");
+  parent.trace_id = user_id<TraceId>(PyTuple_GET_ITEM(context, 0), &trace_id_from_hex, "context trace_id");
+  parent.span_id = user_id<SpanId>(PyTuple_GET_ITEM(context, 1), &span_id_from_hex, "context span_id");
   parent.trace_flags = nb::cast<std::uint32_t>(c[2]);
   parent.trace_state = nb::cast<std::string>(c[3]);
   parent.is_remote = nb::cast<bool>(c[4]);
@@ -500,56 +332,35 @@ PyObject* tracer_span(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
       throw nb::type_error(("span name must be a str, got " + type_name_of(a[kName])).c_str());
     }
     std::string name = utf8(a[kName]);
-    const SpanKind kind = kind_arg(a[kKind]);
-    Attributes attributes = given(a[kAttributes]) ? check_attributes(a[kAttributes]) : Attributes{};
-    const std::int64_t start = given(a[kStartTime]) ? time_arg(a[kStartTime], "start_time") : unix_nano_now();
+    SpanStartOptions options;
+    options.kind = kind_arg(a[kKind]);
+    if (given(a[kAttributes])) options.attributes = attributes_from_python(a[kAttributes]);
+    if (given(a[kStartTime])) options.start_time_unix_nano = time_arg(a[kStartTime], "start_time");
+    if (given(a[kTraceId])) options.trace_id = user_id<TraceId>(a[kTraceId], &trace_id_from_hex, "trace_id");
+    if (given(a[kContext])) {
+      options.context = remote_parent(a[kContext]);
+    } else if (PySpan* explicit_parent = span_or_null(a[kParentSpanId])) {
+      // A Span as the parent: its own identity, unless the trace is given.
+      if (options.trace_id) {
+        options.parent_span_id = explicit_parent->span.data().span_id;
+      } else {
+        options.context = explicit_parent->span.as_parent();
+      }
+    } else if (given(a[kParentSpanId])) {
+      options.parent_span_id = user_id<SpanId>(a[kParentSpanId], &span_id_from_hex, "parent_span_id");
+    }
 
     PyObject* current_raw = nullptr;
     if (PyContextVar_Get(types.current_span, Py_None, &current_raw) < 0) throw nb::python_error();
     nb::object current = nb::steal(current_raw);
     PySpan* current_span = span_or_null(current.ptr());
+    // The new span keeps the chain it can search for ancestors while it
+    // records (a span under a remote parent starts a chain of its own).
+    nb::object keep = given(a[kContext]) ? nb::object() : current;
 
-    // The parent, first match wins: context, parent_span_id, the current span.
-    SpanParent parent;
-    const SpanParent* parent_ptr = &parent;
-    nb::object keep;  // the span chain the new span can search for ancestors
-    if (given(a[kContext])) {
-      parent = remote_parent(a[kContext]);
-    } else if (given(a[kParentSpanId])) {
-      keep = current;
-      PySpan* explicit_parent = span_or_null(a[kParentSpanId]);
-      const SpanId parent_id = explicit_parent != nullptr
-                                   ? explicit_parent->span.data().span_id
-                                   : user_id<SpanId>(a[kParentSpanId], &span_id_from_hex, "parent_span_id");
-      if (given(a[kTraceId])) {
-        parent.trace_id = user_id<TraceId>(a[kTraceId], &trace_id_from_hex, "trace_id");
-        parent.span_id = parent_id;
-      } else {
-        // The parent's trace: found among the current span and its ancestors.
-        PySpan* ancestor = current_span;
-        while (ancestor != nullptr && ancestor->span.data().span_id != parent_id) {
-          ancestor = span_or_null(ancestor->parent.ptr());
-        }
-        if (ancestor != nullptr) {
-          parent = ancestor->span.as_parent();
-        } else {
-          parent.trace_id = current_span != nullptr ? current_span->span.data().trace_id : generate_trace_id();
-          parent.span_id = parent_id;
-        }
-      }
-    } else if (current_span != nullptr) {
-      keep = current;
-      parent = current_span->span.as_parent();
-    } else if (given(a[kTraceId])) {
-      parent.trace_id = user_id<TraceId>(a[kTraceId], &trace_id_from_hex, "trace_id");  // a root in a known trace
-    } else {
-      parent_ptr = nullptr;
-    }
-
-    auto& tracer = *nb::inst_ptr<Tracer>(self);
-    veda::Span span = veda::Span::start(std::move(name), kind, parent_ptr, start, tracer.store, tracer.limits);
-    if (!attributes.empty()) span.set_attributes(std::move(attributes));
-    return make_span(std::move(span), std::move(keep)).release().ptr();
+    auto& t = *nb::inst_ptr<PyTracer>(self);
+    veda::Span span = t.tracer.start_span(std::move(name), std::move(options), ContextAncestry(current_span));
+    return make_span(t.span_class, std::move(span), std::move(keep)).release().ptr();
   });
 }
 
@@ -576,20 +387,17 @@ nb::list shared_list(const std::vector<std::shared_ptr<const SpanData>>& records
 
 }  // namespace
 
-Attributes attributes_from_python(PyObject* mapping) { return check_attributes(mapping); }
-
 void init_tracing(nb::module_& m) {
   types.current_span = PyContextVar_New("pyveda_current_span", Py_None);
   if (types.current_span == nullptr) throw nb::python_error();
   m.attr("current_span") = nb::steal(types.current_span);
-  types.mapping_abc = nb::module_::import_("collections.abc").attr("Mapping").ptr();  // kept alive by the module
 
   m.def("new_trace_id", [] { return to_hex(generate_trace_id()); },
         "A random trace id: 32 lowercase hex characters, never all zero.");
   m.def("new_span_id", [] { return to_hex(generate_span_id()); },
         "A random span id: 16 lowercase hex characters, never all zero.");
   m.def(
-      "check_attributes", [](nb::handle mapping) { return from_attributes(check_attributes(mapping.ptr())); },
+      "check_attributes", [](nb::handle mapping) { return from_attributes(attributes_from_python(mapping.ptr())); },
       "attributes"_a.none(), nb::sig("def check_attributes(attributes: object) -> dict[str, object]"),
       "The attributes as a span stores them (lists for tuples, plain int/str/float for their "
       "subclasses); TypeError naming the key for a value that is not str, bool, int, float or a "
@@ -688,8 +496,8 @@ void init_tracing(nb::module_& m) {
       .def(
           "set_attribute",
           [](nb::handle self, nb::handle key, nb::handle value) {
-            std::string k = check_key(key.ptr());
-            AttributeValue v = check_value(k, value.ptr());
+            std::string k = attribute_key(key.ptr());
+            AttributeValue v = attribute_value(k, value.ptr());
             as_span(self.ptr()).span.set_attribute(std::move(k), std::move(v));
             return nb::borrow(self);
           },
@@ -699,7 +507,7 @@ void init_tracing(nb::module_& m) {
       .def(
           "set_attributes",
           [](nb::handle self, nb::handle attributes) {
-            as_span(self.ptr()).span.set_attributes(check_attributes(attributes.ptr()));
+            as_span(self.ptr()).span.set_attributes(attributes_from_python(attributes.ptr()));
             return nb::borrow(self);
           },
           "attributes"_a.none(),
@@ -713,7 +521,7 @@ void init_tracing(nb::module_& m) {
             }
             SpanEvent event;
             event.name = utf8(name.ptr());
-            event.attributes = check_attributes(attributes.ptr());
+            event.attributes = attributes_from_python(attributes.ptr());
             event.time_unix_nano = timestamp.is_none() ? unix_nano_now() : time_arg(timestamp.ptr(), "timestamp");
             as_span(self.ptr()).span.add_event(std::move(event));
             return nb::borrow(self);
@@ -722,6 +530,24 @@ void init_tracing(nb::module_& m) {
           nb::sig("def add_event(self, name: str, attributes: collections.abc.Mapping[str, object] | None = None, "
                   "timestamp: int | None = None) -> typing_extensions.Self"),
           "Adds an event (timestamp in ns since the epoch, default now); ignored once the span has ended.")
+      .def(
+          "record_exception",
+          [](nb::handle self, nb::handle exception, nb::handle attributes) {
+            if (!PyExceptionInstance_Check(exception.ptr())) {
+              throw nb::type_error(("record_exception() takes an exception instance, got " +
+                                    type_name_of(exception.ptr()) + " (" + short_repr(exception.ptr()) + ")")
+                                       .c_str());
+            }
+            Attributes extra = attributes_from_python(attributes.ptr());
+            as_span(self.ptr()).span.add_event(
+                exception_event(exception_info(exception.ptr(), true), unix_nano_now(), std::move(extra)));
+            return nb::borrow(self);
+          },
+          "exception"_a, "attributes"_a.none() = nb::none(),
+          nb::sig("def record_exception(self, exception: BaseException, "
+                  "attributes: collections.abc.Mapping[str, object] | None = None) -> typing_extensions.Self"),
+          "Adds an `exception` event with the OpenTelemetry semantic-convention attributes (exception.type, "
+          "exception.message, exception.stacktrace), then `attributes`; ignored once the span has ended.")
       .def(
           "_set_status",
           [](PySpan& s, int code, std::string description) {
@@ -763,7 +589,7 @@ void init_tracing(nb::module_& m) {
             span.kind = static_cast<SpanKind>(kind);
             span.start_time_unix_nano = start;
             span.end_time_unix_nano = end;
-            span.attributes = check_attributes(attributes.ptr());
+            span.attributes = attributes_from_python(attributes.ptr());
             if (!events.is_none()) {
               if (!PyList_Check(events.ptr())) throw nb::type_error("events must be a list or None");
               for (nb::handle e : events) {
@@ -773,7 +599,7 @@ void init_tracing(nb::module_& m) {
                       "each event must be a (time_unix_nano, name, attributes[, dropped_attributes_count]) tuple");
                 }
                 span.events.push_back({nb::cast<std::int64_t>(e[0]), nb::cast<std::string>(e[1]),
-                                       check_attributes(e[2].ptr()),
+                                       attributes_from_python(e[2].ptr()),
                                        size == 4 ? nb::cast<std::uint32_t>(e[3]) : 0u});
               }
             }
@@ -819,7 +645,7 @@ void init_tracing(nb::module_& m) {
       .def(
           "encode_otlp",
           [](const SpanStore& s, nb::handle resource, std::string_view scope_name, std::string_view scope_version) {
-            const Attributes res = check_attributes(resource.ptr());
+            const Attributes res = attributes_from_python(resource.ptr());
             std::string out;
             {
               nb::gil_scoped_release release;
@@ -836,78 +662,76 @@ void init_tracing(nb::module_& m) {
       .def_prop_ro("capacity", &SpanStore::capacity)
       .def_prop_ro("dropped", &SpanStore::dropped, "Spans this store dropped because it was full.");
 
-  nb::class_<Tracer>(m, "Tracer",
-                     "The native half of pyveda.telemetry.TracingSystem: starts spans and keeps the "
-                     "finished ones in its SpanStore.",
-                     nb::type_slots(tracer_slots))
+  nb::class_<PyTracer>(m, "Tracer",
+                       "The native half of pyveda.telemetry.TracingSystem: a veda::Tracer, which starts "
+                       "spans, picks their parents and keeps the finished ones in its SpanStore.",
+                       nb::type_slots(tracer_slots))
       .def(
           "__init__",
-          [](Tracer* t, std::size_t capacity, std::size_t max_attributes, std::size_t max_events,
-             std::size_t max_event_attributes, std::optional<std::size_t> max_attribute_length) {
+          [](PyTracer* t, std::size_t capacity, std::size_t max_attributes, std::size_t max_events,
+             std::size_t max_event_attributes, std::optional<std::size_t> max_attribute_length,
+             nb::handle span_class) {
+            if (span_class.is_none()) span_class = nb::handle(reinterpret_cast<PyObject*>(types.span_base));
+            if (!PyType_Check(span_class.ptr()) ||
+                !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(span_class.ptr()), types.span_base)) {
+              throw nb::type_error(("span_class must be pyveda._core.Span or a subclass of it, got " +
+                                    short_repr(span_class.ptr()))
+                                       .c_str());
+            }
             SpanLimits limits;
             limits.max_attributes = max_attributes;
             limits.max_events = max_events;
             limits.max_event_attributes = max_event_attributes;
             limits.max_attribute_length = max_attribute_length.value_or(SpanLimits::kUnlimited);
-            new (t) Tracer{std::make_shared<SpanStore>(capacity), limits};
+            new (t) PyTracer{veda::Tracer(capacity, limits), nb::borrow(span_class)};
           },
           "capacity"_a = SpanStore::kDefaultCapacity, "max_attributes"_a = SpanLimits{}.max_attributes,
           "max_events"_a = SpanLimits{}.max_events, "max_event_attributes"_a = SpanLimits{}.max_event_attributes,
-          "max_attribute_length"_a.none() = nb::none(),
-          "Span limits as OpenTelemetry's (max_attribute_length None: strings kept whole).")
+          "max_attribute_length"_a.none() = nb::none(), "span_class"_a.none() = nb::none(),
+          nb::sig("def __init__(self, capacity: int = 100000, max_attributes: int = 128, max_events: int = 128, "
+                  "max_event_attributes: int = 128, max_attribute_length: int | None = None, "
+                  "span_class: type[Span] | None = None) -> None"),
+          "Span limits as OpenTelemetry's (max_attribute_length None: strings kept whole); span_class: "
+          "the class of the spans this tracer makes (default Span).")
       .def_prop_ro(
           "span_limits",
-          [](const Tracer& t) {
+          [](const PyTracer& t) {
+            const SpanLimits& limits = t.tracer.limits();
             nb::dict out;
-            out["max_attributes"] = t.limits.max_attributes;
-            out["max_events"] = t.limits.max_events;
-            out["max_event_attributes"] = t.limits.max_event_attributes;
-            out["max_attribute_length"] = t.limits.max_attribute_length == SpanLimits::kUnlimited
+            out["max_attributes"] = limits.max_attributes;
+            out["max_events"] = limits.max_events;
+            out["max_event_attributes"] = limits.max_event_attributes;
+            out["max_attribute_length"] = limits.max_attribute_length == SpanLimits::kUnlimited
                                               ? nb::none()
-                                              : nb::object(nb::int_(t.limits.max_attribute_length));
+                                              : nb::object(nb::int_(limits.max_attribute_length));
             return out;
           },
           nb::sig("def span_limits(self) -> dict[str, int | None]"),
           "The limits each span of this tracer has (see TracingSystem).")
-      .def_prop_ro("_store", [](const Tracer& t) { return t.store; }, "The span store.")
+      .def_prop_ro("_store", [](const PyTracer& t) { return t.tracer.store(); }, "The span store.")
       .def(
           "get_spans",
-          [](const Tracer& t) {
+          [](const PyTracer& t) {
             nb::list out;
-            for (auto& record : t.store->records()) out.append(make_span(veda::Span(std::move(record)), nb::object()));
+            for (auto& record : t.tracer.store()->records()) {
+              out.append(make_span(t.span_class, veda::Span(std::move(record)), nb::object()));
+            }
             return out;
           },
           nb::sig("def get_spans(self) -> list[Span]"), "The finished spans, oldest first (ended spans only).")
       .def(
           "_spans_since",
-          [](const Tracer& t, std::uint64_t after) {
+          [](const PyTracer& t, std::uint64_t after) {
             std::uint64_t newest = 0;
             nb::list out;
-            for (auto& record : t.store->records_since(after, &newest)) {
-              out.append(make_span(veda::Span(std::move(record)), nb::object()));
+            for (auto& record : t.tracer.store()->records_since(after, &newest)) {
+              out.append(make_span(t.span_class, veda::Span(std::move(record)), nb::object()));
             }
             return nb::make_tuple(out, newest);
           },
           "after"_a, nb::sig("def _spans_since(self, after: int) -> tuple[list[Span], int]"),
           "The finished spans recorded after sequence number `after` that are still buffered, oldest first, "
           "and the newest sequence number (pass it as `after` next time to read each span once).");
-
-  m.def(
-      "_register_tracing_types",
-      [m](nb::handle span_class, nb::handle span_context_class) {
-        if (!PyType_Check(span_class.ptr()) ||
-            !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(span_class.ptr()), types.span_base)) {
-          throw nb::type_error("span_class must be a subclass of pyveda._core.Span");
-        }
-        if (!PyType_Check(span_context_class.ptr())) throw nb::type_error("span_context_class must be a class");
-        nb::module_ mod = nb::borrow<nb::module_>(m);
-        mod.attr("_span_class") = span_class;
-        mod.attr("_span_context_class") = span_context_class;
-        types.span_class = span_class.ptr();  // kept alive by the module attributes
-        types.span_context_class = span_context_class.ptr();
-      },
-      "span_class"_a, "span_context_class"_a,
-      "Called once by pyveda.telemetry.tracing: the Span subclass that Tracer.span() makes, and SpanContext.");
 }
 
 }  // namespace veda::bindings

@@ -792,3 +792,35 @@ def test_an_end_before_the_start_is_clamped_to_a_zero_duration(tracing):
     exported = ExportTraceServiceRequest.FromString(tracing.export_otlp(encoding="protobuf"))
     (record,) = [s for rs in exported.resource_spans for ss in rs.scope_spans for s in ss.spans]
     assert record.end_time_unix_nano == record.start_time_unix_nano == 2_000_000_000
+
+
+def test_the_native_tracer_takes_its_span_class_and_checks_it():
+    plain = _core.Tracer(4)
+    with plain.span("op") as span:
+        pass
+    assert type(span) is _core.Span and [s.name for s in plain.get_spans()] == ["op"]
+    with pytest.raises(TypeError, match=r"span_class must be pyveda._core.Span or a subclass of it, got <class 'int'>"):
+        _core.Tracer(4, span_class=int)
+
+
+def test_a_span_given_as_parent_keeps_its_own_trace_outside_the_current_chain(tracing):
+    with tracing.span("elsewhere") as other:
+        pass
+    with tracing.span("current") as current:
+        with tracing.span("child", parent_span_id=other) as child:
+            pass
+    assert child.parent_span_id == other.span_id and child.trace_id == other.trace_id != current.trace_id
+
+
+def test_record_exception_takes_only_exceptions_and_user_attributes_win(tracing):
+    with tracing.span("op") as span:
+        with pytest.raises(TypeError, match=r"record_exception\(\) takes an exception instance, got str \('boom'\)"):
+            span.record_exception("boom")
+        try:
+            raise ValueError("bad")
+        except ValueError as e:
+            span.record_exception(e, {"exception.message": "mine", "retry": 2})
+    (event,) = span.events
+    assert event.name == "exception" and list(event.attributes) == [
+        "exception.type", "exception.message", "exception.stacktrace", "retry"]
+    assert event.attributes["exception.message"] == "mine" and "ValueError: bad" in event.attributes["exception.stacktrace"]

@@ -143,23 +143,6 @@ class Span(_core.Span):
     def context(self) -> SpanContext:
         return SpanContext(self.trace_id, self.span_id, self.flags & 0xFF, self.trace_state, False)
 
-    def record_exception(self, exception: BaseException, attributes: Optional[Mapping[str, Any]] = None) -> "Span":
-        """Adds an ``exception`` event with the OpenTelemetry semantic-convention attributes."""
-        stacktrace = "".join(traceback.format_exception(type(exception), exception, exception.__traceback__))
-        try:
-            message = str(exception)
-        except Exception:  # as traceback does for an exception whose __str__ fails
-            message = "<exception str() failed>"
-        attrs: Dict[str, Any] = {
-            "exception.type": type(exception).__name__,
-            "exception.message": message,
-            "exception.stacktrace": stacktrace,
-        }
-        if attributes:
-            attrs.update(_check_attributes(attributes))
-        self.add_event("exception", attrs)
-        return self
-
     def set_status(self, code: Union[StatusCode, int, str], description: Optional[str] = None) -> "Span":
         """Sets the status: ``StatusCode``, 0/1/2 or "unset"/"ok"/"error".
 
@@ -180,7 +163,6 @@ class Span(_core.Span):
         return f"<pyveda Span {self.name!r} {self.trace_id}/{self.span_id} {state} {self.status.name}>"
 
 
-_core._register_tracing_types(Span, SpanContext)
 
 
 # --- W3C trace context ---------------------------------------------------------------------------
@@ -319,6 +301,7 @@ class TracingSystem(_core.Tracer):
                 ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
                 None,
             ),
+            span_class=Span,
         )
         self.service_name = service_name
         self._resource_extra = _check_attributes(resource_attributes)
