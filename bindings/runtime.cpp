@@ -14,6 +14,7 @@
 #include <nanobind/stl/optional.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/string_view.h>
 #include <nanobind/stl/vector.h>
 
 #include <chrono>
@@ -24,6 +25,8 @@
 #include <thread>
 
 #include "bindings.hpp"
+#include "convert.hpp"
+#include "veda/metrics/otlp.hpp"
 #include "veda/runtime/runtime.hpp"
 #include "veda/telemetry/catalogue.hpp"
 
@@ -437,7 +440,25 @@ void init_runtime(nb::module_& m) {
       .def_rw("gpus", &MetricsSnapshot::gpus, "Per-device GPU samples (empty without GPU data).")
       .def("export_prometheus", &render_snapshot_prometheus,
            "The snapshot in Prometheus text format 0.0.4, with the guide's metric names.")
-      .def("export_openmetrics", &render_snapshot_openmetrics, "The same families as OpenMetrics 1.0 text.");
+      .def("export_openmetrics", &render_snapshot_openmetrics, "The same families as OpenMetrics 1.0 text.")
+      .def(
+          "encode_otlp",
+          [](const MetricsSnapshot& s, nb::handle resource, std::string_view scope_name,
+             std::string_view scope_version) {
+            const Attributes attributes = attributes_from_python(resource.ptr());
+            const auto time_ns = static_cast<std::int64_t>(std::llround(s.timestamp * 1e9));
+            std::string out;
+            {
+              nb::gil_scoped_release release;
+              out = encode_otlp_metrics(to_families(s), attributes, scope_name, scope_version, time_ns);
+            }
+            return nb::bytes(out.data(), out.size());
+          },
+          "resource"_a.none(), "scope_name"_a, "scope_version"_a,
+          nb::sig("def encode_otlp(self, resource: collections.abc.Mapping[str, object] | None, scope_name: str, "
+                  "scope_version: str) -> bytes"),
+          "The same families as a serialised OTLP ExportMetricsServiceRequest (protobuf), stamped with "
+          "the snapshot's timestamp.");
 
   // The catalogue (veda/telemetry/catalogue.hpp): (name, help, unit, type, otlp_name) per runtime metric.
   nb::list catalogue;

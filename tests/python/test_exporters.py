@@ -1184,8 +1184,13 @@ def test_the_default_registry_carries_the_runtime_families_with_catalogue_names(
     for name in ("pyveda.tasks.executed", "pyveda.task.latency", "pyveda.task.queue_wait", "pyveda.tasks.pending"):
         assert name in metrics, sorted(metrics)
         assert metrics[name].unit == units[name]
-    assert metrics["pyveda.tasks.executed"].sum.data_points[0].as_double >= 200
+    # Task counts are whole numbers in every OTLP export, snapshot or registry.
+    assert metrics["pyveda.tasks.executed"].sum.data_points[0].WhichOneof("value") == "as_int"
+    assert metrics["pyveda.tasks.executed"].sum.data_points[0].as_int >= 200
     assert metrics["pyveda.task.latency"].WhichOneof("data") == "exponential_histogram"
+    summary = metrics["pyveda.task.latency.summary"].summary.data_points[0]
+    assert [q.quantile for q in summary.quantile_values] == list(_core.SUMMARY_QUANTILES)
+    assert summary.count == metrics["pyveda.task.latency"].exponential_histogram.data_points[0].count >= 200
 
 
 def test_send_posts_a_registry_to_v1_metrics(server):

@@ -1,10 +1,13 @@
 // encode_otlp_metrics(): families as an OTLP ExportMetricsServiceRequest.
 #include "veda/metrics/otlp.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <cstddef>
+#include <string>
 
 #include "detail/otlp_common.hpp"
+#include "veda/metrics/text_format.hpp"
 #include "veda/telemetry/catalogue.hpp"
 
 namespace veda {
@@ -20,34 +23,55 @@ constexpr std::uint32_t kSumField = 7;
 constexpr std::uint32_t kExponentialHistogramField = 10;
 constexpr std::uint32_t kSummaryField = 11;
 
-// The series' labels as KeyValue string attributes `field`.
-void put_labels(std::string& out, std::uint32_t field, const FamilyInfo& info, const SeriesSnapshot& s) {
+// The series' labels as KeyValue attributes `field`: strings, but an int for
+// the catalogue's integer label (`int_label`) when its value is one.
+void put_labels(std::string& out, std::uint32_t field, const FamilyInfo& info, const SeriesSnapshot& s,
+                const RuntimeMetric* known) {
   std::string kv, value;
   for (std::size_t i = 0; i < info.label_names.size() && i < s.label_values.size(); ++i) {
     kv.clear();
     value.clear();
     put_nonempty(kv, 1, info.label_names[i]);
-    any_string(value, s.label_values[i]);
+    const std::string& text = s.label_values[i];
+    std::int64_t number = 0;
+    const char* end = text.data() + text.size();
+    if (known != nullptr && !known->int_label.empty() && info.label_names[i] == known->int_label &&
+        !text.empty() && std::from_chars(text.data(), end, number).ptr == end) {
+      any_int(value, number);
+    } else {
+      any_string(value, text);
+    }
     put_message(kv, 2, value);
     put_message(out, field, kv);
   }
 }
 
-// NumberDataPoint: attributes 7, start 2, time 3, as_double 4.
-std::string number_point(const FamilyInfo& info, const SeriesSnapshot& s, bool with_start, std::int64_t now) {
+// The start of a cumulative point: the series' start, or `now` when it is unknown (0).
+std::int64_t start_of(std::int64_t start_unix_nano, std::int64_t now) { return start_unix_nano != 0 ? start_unix_nano : now; }
+
+// NumberDataPoint: attributes 7, start 2, time 3, as_double 4 or as_int 6.
+std::string number_point(const FamilyInfo& info, const SeriesSnapshot& s, bool with_start, std::int64_t now,
+                         const RuntimeMetric* known) {
   std::string p;
-  if (with_start) put_fixed64(p, 2, s.start_unix_nano);
+  if (with_start) put_fixed64(p, 2, start_of(s.start_unix_nano, now));
   put_fixed64(p, 3, now);
-  put_double(p, 4, s.value);  // in the value oneof: written even when 0
-  put_labels(p, 7, info, s);
+  // In the value oneof: written even when 0.
+  if (known != nullptr && known->whole) {
+    put_tag(p, 6, kFixed64);
+    put_fixed(p, static_cast<std::uint64_t>(std::llround(s.value)), 8);
+  } else {
+    put_double(p, 4, s.value);
+  }
+  put_labels(p, 7, info, s, known);
   return p;
 }
 
-std::string exponential_point(const FamilyInfo& info, const SeriesSnapshot& s, std::int64_t now) {
+std::string exponential_point(const FamilyInfo& info, const SeriesSnapshot& s, std::int64_t now,
+                              const RuntimeMetric* known) {
   const HistogramSnapshot& h = s.histogram;
   std::string p;
-  put_labels(p, 1, info, s);
-  put_fixed64(p, 2, h.start_unix_nano != 0 ? h.start_unix_nano : s.start_unix_nano);
+  put_labels(p, 1, info, s, known);
+  put_fixed64(p, 2, start_of(h.start_unix_nano != 0 ? h.start_unix_nano : s.start_unix_nano, now));
   put_fixed64(p, 3, now);
   if (h.count != 0) put_fixed64_always(p, 4, h.count);
   put_double(p, 5, h.sum);  // optional: present
@@ -71,21 +95,28 @@ std::string exponential_point(const FamilyInfo& info, const SeriesSnapshot& s, s
 }
 
 // SummaryDataPoint: attributes 7, start 2, time 3, count 4, sum 5, quantile_values 6.
-std::string summary_point(const FamilyInfo& info, const SeriesSnapshot& s, std::int64_t now) {
+// The series' own quantiles, else kSummaryQuantiles computed from its buckets.
+std::string summary_point(const FamilyInfo& info, const SeriesSnapshot& s, std::int64_t now,
+                          const RuntimeMetric* known) {
   std::string p;
-  put_fixed64(p, 2, s.start_unix_nano);
+  put_fixed64(p, 2, start_of(s.start_unix_nano, now));
   put_fixed64(p, 3, now);
   if (s.histogram.count != 0) put_fixed64_always(p, 4, s.histogram.count);
   if (s.histogram.sum != 0.0) put_double(p, 5, s.histogram.sum);
   std::string q;
-  for (const auto& [quantile, value] : s.quantiles) {
-    if (std::isnan(value)) continue;  // no data for it yet
+  auto put_quantile = [&](double quantile, double value) {
+    if (std::isnan(value)) return;  // no data for it yet
     q.clear();
     if (quantile != 0.0) put_double(q, 1, quantile);
     if (value != 0.0) put_double(q, 2, value);
     put_message(p, 6, q);
+  };
+  if (!s.quantiles.empty()) {
+    for (const auto& [quantile, value] : s.quantiles) put_quantile(quantile, value);
+  } else if (s.histogram.count != 0) {
+    for (const double quantile : kSummaryQuantiles) put_quantile(quantile, s.histogram.percentile(quantile * 100.0));
   }
-  put_labels(p, 7, info, s);
+  put_labels(p, 7, info, s, known);
   return p;
 }
 
@@ -100,34 +131,37 @@ void put_metric(std::string& scope_metrics, const FamilySnapshot& f, std::int64_
   std::string data;
   switch (info.type) {
     case MetricType::counter:
-      for (const SeriesSnapshot& s : f.series) put_message(data, 1, number_point(info, s, true, now));
+      for (const SeriesSnapshot& s : f.series) put_message(data, 1, number_point(info, s, true, now, known));
       put_uint(data, 2, kCumulative);
       put_uint(data, 3, 1);  // is_monotonic
       put_message(metric, kSumField, data);
       break;
     case MetricType::gauge:
-      for (const SeriesSnapshot& s : f.series) put_message(data, 1, number_point(info, s, false, now));
+      for (const SeriesSnapshot& s : f.series) put_message(data, 1, number_point(info, s, false, now, known));
       put_message(metric, kGaugeField, data);
       break;
     case MetricType::histogram: {
-      // Series with buckets go out as one ExponentialHistogram; quantile-only
-      // series (no buckets kept) as a Summary of the same name.
+      // Series with buckets go out as one ExponentialHistogram. The
+      // runtime's histograms also go out as a Summary "<name>.summary" with
+      // the quantile set of the text formats; a quantile-only series (a
+      // snapshot from the collector's history, no buckets) has only that.
+      // Other families' quantile-only series become a Summary of their name.
       std::string summary;
       for (const SeriesSnapshot& s : f.series) {
-        if (s.quantiles.empty()) {
-          put_message(data, 1, exponential_point(info, s, now));
-        } else {
-          put_message(summary, 1, summary_point(info, s, now));
-        }
+        if (s.quantiles.empty()) put_message(data, 1, exponential_point(info, s, now, known));
+        if (!s.quantiles.empty() || known != nullptr) put_message(summary, 1, summary_point(info, s, now, known));
+      }
+      if (!summary.empty()) {
+        std::string summary_metric;
+        put_nonempty(summary_metric, 1, known ? std::string(known->otlp_name) + ".summary" : info.name);
+        put_nonempty(summary_metric, 2, info.help);
+        if (known) put_nonempty(summary_metric, 3, known->unit);
+        put_message(summary_metric, kSummaryField, summary);
+        put_message(scope_metrics, 2, summary_metric);
       }
       if (!data.empty()) {
         put_uint(data, 2, kCumulative);
-        std::string with_data = metric;
-        put_message(with_data, kExponentialHistogramField, data);
-        put_message(scope_metrics, 2, with_data);
-      }
-      if (!summary.empty()) {
-        put_message(metric, kSummaryField, summary);
+        put_message(metric, kExponentialHistogramField, data);
         put_message(scope_metrics, 2, metric);
       }
       return;

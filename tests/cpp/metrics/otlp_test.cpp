@@ -8,6 +8,8 @@
 #include "support/test_support.hpp"
 
 #include "detail/protobuf.hpp"
+#include "veda/telemetry/catalogue.hpp"
+#include "veda/telemetry/telemetry.hpp"
 
 namespace veda {
 namespace {
@@ -49,6 +51,72 @@ TEST(OtlpMetrics, GaugeFieldsInFieldOrder) {
   const std::string scope_metrics = bytes({0x0A, 0x00, 0x12, static_cast<int>(metric.size())}) + metric;
   const std::string rm = bytes({0x0A, 0x00, 0x12, static_cast<int>(scope_metrics.size())}) + scope_metrics;
   EXPECT_EQ(out, bytes({0x0A, static_cast<int>(rm.size())}) + rm);
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+TEST(OtlpMetrics, RuntimeCountsAreIntsAndTheGpuIndexAnIntAttribute) {
+  FamilySnapshot executed;
+  executed.info = family_info(runtime_metrics::tasks_executed);
+  SeriesSnapshot s;
+  s.value = 200;
+  s.start_unix_nano = 5;
+  executed.series.push_back(s);
+  const std::string out = encode_otlp_metrics({executed}, {}, "", "", 7);
+  // point{2: start 5, 3: time 7, 6: as_int 200}: no as_double (field 4, tag 0x21).
+  EXPECT_TRUE(contains(out, bytes({0x11, 5, 0, 0, 0, 0, 0, 0, 0, 0x19, 7, 0, 0, 0, 0, 0, 0, 0,
+                                   0x31, 200, 0, 0, 0, 0, 0, 0, 0})));
+  EXPECT_TRUE(contains(out, "pyveda.tasks.executed"));
+
+  FamilySnapshot util;
+  util.info = family_info(runtime_metrics::gpu_utilization);
+  util.info.label_names = {"gpu", "name"};
+  SeriesSnapshot d;
+  d.label_values = {"3", "H200"};
+  d.value = 75;
+  util.series.push_back(d);
+  const std::string gpu = encode_otlp_metrics({util}, {}, "", "", 7);
+  // kv{1: "gpu", 2: any{3: int 3}} then kv{1: "name", 2: any{1: "H200"}}.
+  EXPECT_TRUE(contains(gpu, bytes({0x3A, 9, 0x0A, 3, 'g', 'p', 'u', 0x12, 2, 0x18, 3})));
+  EXPECT_TRUE(contains(gpu, bytes({0x3A, 14, 0x0A, 4, 'n', 'a', 'm', 'e', 0x12, 6, 0x0A, 4, 'H', '2', '0', '0'})));
+}
+
+TEST(OtlpMetrics, RuntimeHistogramsAlsoGoOutAsASummaryWithTheTextQuantiles) {
+  MetricsSnapshot snap;
+  snap.latency_count = 0;
+  std::vector<FamilySnapshot> families = to_families(snap);
+  std::vector<FamilySnapshot> latency;
+  for (auto& f : families) {
+    if (f.info.name == runtime_metrics::latency_ms.name) latency.push_back(f);
+  }
+  ASSERT_EQ(latency.size(), 1u);
+  // A snapshot without buckets: the Summary alone.
+  const std::string history = encode_otlp_metrics(latency, {}, "", "", 7);
+  EXPECT_TRUE(contains(history, "pyveda.task.latency.summary"));
+  EXPECT_FALSE(contains(history, bytes({0x52})));  // no exponential_histogram (field 10)
+
+  HistogramSnapshot h;
+  h.scale = 0;
+  h.offset = 0;
+  h.counts = {0, 4};
+  h.count = 4;
+  h.sum = 10;
+  h.min = 2;
+  h.max = 3;
+  latency.front().series.front().quantiles.clear();
+  latency.front().series.front().histogram = h;
+  const std::string both = encode_otlp_metrics(latency, {}, "", "", 7);
+  const auto summary_at = both.find("pyveda.task.latency.summary");
+  ASSERT_NE(summary_at, std::string::npos);
+  EXPECT_NE(both.find("pyveda.task.latency", summary_at + 1), std::string::npos);  // then the histogram
+  // Four quantiles (0.5, 0.9, 0.95, 0.99): four ValueAtQuantile messages (field 6, tag 0x32).
+  std::size_t quantiles = 0;
+  for (auto at = both.find(bytes({0x32, 18, 0x09})); at != std::string::npos; at = both.find(bytes({0x32, 18, 0x09}), at + 1)) {
+    ++quantiles;
+  }
+  EXPECT_EQ(quantiles, 4u);
 }
 
 }  // namespace

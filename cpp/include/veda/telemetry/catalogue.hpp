@@ -22,18 +22,22 @@ struct RuntimeMetric {
   std::string_view unit;  // UCUM, as OTLP wants it ("ms", "MiBy", "%", "{task}")
   MetricType type;
   std::string_view otlp_name;  // the OpenTelemetry-style name OTLP exports use
+  // Whole numbers (counts of tasks or spans): OTLP points carry them as_int.
+  bool whole = false;
+  // A label whose values are integers (a device index): an int attribute in OTLP.
+  std::string_view int_label = {};
 };
 
 namespace runtime_metrics {
 
 inline constexpr RuntimeMetric tasks_executed{"pyveda_tasks_executed", "Tasks finished, failed ones included",
-                                              "{task}", MetricType::counter, "pyveda.tasks.executed"};
+                                              "{task}", MetricType::counter, "pyveda.tasks.executed", true};
 inline constexpr RuntimeMetric tasks_failed{"pyveda_tasks_failed", "Tasks that raised or returned failure", "{task}",
-                                            MetricType::counter, "pyveda.tasks.failed"};
+                                            MetricType::counter, "pyveda.tasks.failed", true};
 inline constexpr RuntimeMetric tasks_pending{"pyveda_tasks_pending", "Tasks queued and not yet started", "{task}",
-                                             MetricType::gauge, "pyveda.tasks.pending"};
+                                             MetricType::gauge, "pyveda.tasks.pending", true};
 inline constexpr RuntimeMetric tasks_running{"pyveda_tasks_running", "Tasks running now", "{task}",
-                                             MetricType::gauge, "pyveda.tasks.running"};
+                                             MetricType::gauge, "pyveda.tasks.running", true};
 inline constexpr RuntimeMetric latency_ms{"pyveda_latency_ms", "Task latency from spawn to completion, in milliseconds",
                                           "ms", MetricType::histogram, "pyveda.task.latency"};
 inline constexpr RuntimeMetric queue_wait_ms{"pyveda_queue_wait_ms", "Time tasks waited in the queue, in milliseconds",
@@ -54,7 +58,7 @@ inline constexpr RuntimeMetric process_rss{"pyveda_process_rss_mb", "Resident me
 // Registered by the first SpanStore (tracing), in the default registry.
 inline constexpr RuntimeMetric spans_dropped{"pyveda_spans_dropped",
                                              "Finished spans dropped because the span buffer was full", "{span}",
-                                             MetricType::counter, "pyveda.spans.dropped"};
+                                             MetricType::counter, "pyveda.spans.dropped", true};
 
 // Per GPU device, labelled gpu (NVML index) and name. A snapshot without
 // per-device samples (one built by hand) exports the aggregate utilization
@@ -62,17 +66,17 @@ inline constexpr RuntimeMetric spans_dropped{"pyveda_spans_dropped",
 inline constexpr RuntimeMetric gpu_utilization{
     "pyveda_gpu_utilization_percent",
     "Percent of the last NVML sample period (1/6 s to 1 s) in which a kernel ran on the GPU (0-100)", "%",
-    MetricType::gauge, "pyveda.gpu.utilization"};
+    MetricType::gauge, "pyveda.gpu.utilization", false, "gpu"};
 inline constexpr RuntimeMetric gpu_memory_used{
     "pyveda_gpu_memory_used_mb",
     "GPU memory used, MiB (NVML v2 used: excludes driver-reserved memory, as nvidia-smi's Used)", "MiBy",
-    MetricType::gauge, "pyveda.gpu.memory.used"};
+    MetricType::gauge, "pyveda.gpu.memory.used", false, "gpu"};
 inline constexpr RuntimeMetric gpu_memory_total{"pyveda_gpu_memory_total_mb", "GPU memory, MiB", "MiBy",
-                                                MetricType::gauge, "pyveda.gpu.memory.total"};
+                                                MetricType::gauge, "pyveda.gpu.memory.total", false, "gpu"};
 inline constexpr RuntimeMetric gpu_temperature{"pyveda_gpu_temperature_celsius",
-                                               "GPU core temperature, degrees Celsius", "Cel", MetricType::gauge, "pyveda.gpu.temperature"};
+                                               "GPU core temperature, degrees Celsius", "Cel", MetricType::gauge, "pyveda.gpu.temperature", false, "gpu"};
 inline constexpr RuntimeMetric gpu_power{"pyveda_gpu_power_watts", "GPU board power draw, watts", "W",
-                                         MetricType::gauge, "pyveda.gpu.power"};
+                                         MetricType::gauge, "pyveda.gpu.power", false, "gpu"};
 
 // Every entry above, in exposition order.
 inline constexpr const RuntimeMetric* kAll[] = {
