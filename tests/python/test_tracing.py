@@ -551,6 +551,34 @@ def test_resource_from_environment(monkeypatch):
     assert "good" not in attrs and attrs["service.name"] == "pyveda"
 
 
+BAD_RESOURCE_VALUE = r"^attribute 'host\.ids': list items must all have one type, got int and str$"
+BAD_RESOURCE_TYPE = (
+    r"^attribute 'owner': value must be str, bool, int, float or a list of one of them, got object \(<object object"
+)
+
+
+def test_a_bad_resource_value_is_refused_where_it_enters_with_the_span_attribute_message(tracing):
+    """One rule for every attribute: the span checker's TypeError, naming the key, in each place resources enter."""
+    with tracing.span("op") as span:
+        with pytest.raises(TypeError, match=BAD_RESOURCE_VALUE):  # the rule, as a span applies it
+            span.set_attribute("host.ids", [1, "a"])
+    for bad, message in (({"host.ids": [1, "a"]}, BAD_RESOURCE_VALUE), ({"owner": object()}, BAD_RESOURCE_TYPE)):
+        with pytest.raises(TypeError, match=message):
+            TracingSystem(resource_attributes=bad)
+        for encoding in ("protobuf", "json"):
+            with pytest.raises(TypeError, match=message):
+                encode_spans([span], resource=bad, encoding=encoding)
+    # nothing was str()'d on the way: a good resource keeps its types in both encodings
+    good = {"service.name": "svc", "host.ids": (1, 2), "kind": SpanKind.SERVER}
+    (attrs,) = [rs["resource"]["attributes"] for rs in encode_spans([span], good, "json")["resourceSpans"]]
+    assert attrs == [
+        {"key": "service.name", "value": {"stringValue": "svc"}},
+        {"key": "host.ids", "value": {"arrayValue": {"values": [{"intValue": "1"}, {"intValue": "2"}]}}},
+        {"key": "kind", "value": {"intValue": "2"}},
+    ]
+    assert TracingSystem(resource_attributes=good).resource_attributes()["host.ids"] == [1, 2]
+
+
 def test_matches_opentelemetry_sdk_field_by_field(tracing):
     """Same spans through the OTel SDK and its OTLP encoder: the encoded fields agree."""
     sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")

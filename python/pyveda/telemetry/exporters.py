@@ -13,7 +13,8 @@ the encoder. The pieces it is made of each live in one module:
 - :mod:`pyveda.telemetry.otlp_options`: ``OTLPOptions.from_env(signal)``, the
   only reader of ``OTEL_EXPORTER_OTLP_*`` (endpoint, headers, timeout,
   compression, protocol; explicit arguments beat the environment);
-- :mod:`pyveda.telemetry.otlp` and :mod:`pyveda.telemetry.tracing`: encoding;
+- :mod:`pyveda.telemetry.otlp` and :mod:`pyveda.telemetry.tracing`: encoding
+  (the OTLP/JSON of natively encoded requests comes from :mod:`pyveda.telemetry.otlp_json`);
 - :mod:`pyveda.telemetry.transport`: POST with retries inside one deadline;
 - :mod:`pyveda.telemetry.pusher`: the background thread behind ``start()``,
   with a bounded queue, a bounded ``shutdown`` and a flush at exit.
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
+from pyveda import _core
 from pyveda.telemetry import otlp
 from pyveda.telemetry.otlp_options import OTLPOptions
 from pyveda.telemetry.pusher import DEFAULT_EXIT_TIMEOUT_S, PeriodicPusher
@@ -53,7 +55,9 @@ class OTLPExporter:
     ``send`` posts: protobuf, or OTLP/JSON for ``'http/json'``; ``'grpc'`` or
     any other value raises ValueError here. ``encoding`` is only what ``export``
     returns by default. The resolved options are ``metrics`` and ``traces``
-    (:class:`~pyveda.telemetry.otlp_options.OTLPOptions`).
+    (:class:`~pyveda.telemetry.otlp_options.OTLPOptions`). ``resource_attributes``
+    are checked as span attributes are (TypeError naming the key for a value
+    that is not a str, bool, int, float or a list of one of them).
 
     ``start(interval, source)`` pushes from a background thread through a
     bounded queue; a TracingSystem source sends each finished span once.
@@ -82,7 +86,7 @@ class OTLPExporter:
         self.encoding = encoding
         self.metrics = OTLPOptions.from_env("metrics", **options)
         self.traces = OTLPOptions.from_env("traces", **options)
-        self.resource = otlp.resource_attributes(resource_attributes)
+        self.resource = otlp.resource_attributes(_core.check_attributes(resource_attributes))
         self._pusher = PeriodicPusher(
             self.send,
             name="pyveda-otlp-exporter",

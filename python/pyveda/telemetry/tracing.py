@@ -15,22 +15,25 @@ spawned on the pyveda runtime. Finished spans go to a bounded C++ ring buffer
 ``pyveda_spans_dropped_total``. Exports take one snapshot of that buffer:
 :meth:`TracingSystem.export_jaeger` (Jaeger JSON),
 :meth:`TracingSystem.export_otlp` (OTLP/JSON dict or protobuf bytes).
+
+This module is the API. Its neighbours hold one concept each:
+:mod:`pyveda.telemetry.propagation` (W3C ``traceparent``/``tracestate``,
+behind :meth:`TracingSystem.inject`/:meth:`~TracingSystem.extract`),
+:mod:`pyveda.telemetry.jaeger` (the Jaeger JSON model) and
+:mod:`pyveda.telemetry.otlp_json` (the OTLP/JSON dict, read back from the
+protobuf bytes the core encodes, so both encodings are one message).
 """
 
 from __future__ import annotations
 
 import contextvars
 import enum
-import json
-import logging
-import math
 import os
-import re
-import traceback
 import warnings
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from pyveda import _core
+from pyveda.telemetry import propagation
 from pyveda.telemetry.otlp import SCOPE_NAME, SCOPE_VERSION
 
 __all__ = [
@@ -44,11 +47,7 @@ __all__ = [
     "get_current_span",
 ]
 
-_logger = logging.getLogger("pyveda")
-
-
 _FLAG_SAMPLED = 0x01  # the W3C "sampled" trace flag
-
 
 
 class SpanKind(enum.IntEnum):
@@ -162,61 +161,6 @@ class Span(_core.Span):
         state = "live" if self.end_time is None else f"{self.duration_ms:.3f} ms"
         return f"<pyveda Span {self.name!r} {self.trace_id}/{self.span_id} {state} {self.status.name}>"
 
-
-
-
-# --- W3C trace context ---------------------------------------------------------------------------
-
-_TRACEPARENT_RE = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.S)
-_TRACESTATE_MAX_MEMBERS = 32
-
-
-def _header(headers: Mapping[str, Any], name: str) -> Optional[str]:
-    value = headers.get(name)
-    if value is None:
-        for key, v in headers.items():
-            if isinstance(key, str) and key.lower() == name:
-                value = v
-                break
-    if isinstance(value, (list, tuple)):
-        value = ",".join(str(v) for v in value)
-    if isinstance(value, bytes):
-        value = value.decode("latin-1")
-    return value if isinstance(value, str) else None
-
-
-def _parse_traceparent(value: str) -> Optional[Tuple[str, str, int]]:
-    value = value.strip(" \t")
-    match = _TRACEPARENT_RE.fullmatch(value)
-    if match is None:
-        return None
-    version, trace_id, span_id, flags, rest = match.groups()
-    if version == "ff":
-        return None
-    if version == "00" and rest is not None:
-        return None
-    if trace_id == "0" * 32 or span_id == "0" * 16:
-        return None
-    return trace_id, span_id, int(flags, 16)
-
-
-def _clean_tracestate(value: Optional[str]) -> str:
-    if not value:
-        return ""
-    members = [m.strip() for m in value.split(",")]
-    members = [m for m in members if m and "=" in m and m[0] != "="]
-    if len(members) > _TRACESTATE_MAX_MEMBERS:
-        members = members[:_TRACESTATE_MAX_MEMBERS]
-    text = ",".join(members)
-    if len(text) > 512:  # drop the longest-first entries over 128 characters, then from the end
-        members = [m for m in members if len(m) <= 128]
-        while members and len(",".join(members)) > 512:
-            members.pop()
-        text = ",".join(members)
-    return text
-
-
-# --- resource -----------------------------------------------------------------------------------
 
 # --- the system ---------------------------------------------------------------------------------
 
@@ -337,19 +281,9 @@ class TracingSystem(_core.Tracer):
         """Writes ``traceparent`` (and ``tracestate``) for ``span`` (default: the current one) into ``headers``.
 
         ``headers`` takes item assignment (a dict); anything else is a TypeError.
+        See :func:`pyveda.telemetry.propagation.inject`.
         """
-        if not callable(getattr(headers, "__setitem__", None)):
-            raise TypeError(
-                f"inject() writes into a mutable mapping of header names to values (a dict), got {type(headers).__name__}"
-            )
-        if span is None:
-            span = _current_span.get()
-        if span is None:
-            return headers
-        headers["traceparent"] = f"00-{span.trace_id}-{span.span_id}-{span.flags & 0xFF:02x}"
-        if span.trace_state:
-            headers["tracestate"] = span.trace_state
-        return headers
+        return propagation.inject(headers, _current_span.get() if span is None else span)
 
     def extract(self, headers: Mapping[str, Any]) -> Optional[SpanContext]:
         """The remote parent in ``traceparent``/``tracestate`` headers, or None.
@@ -357,22 +291,11 @@ class TracingSystem(_core.Tracer):
         Pass it as ``span(..., context=...)``. An invalid ``traceparent`` is
         ignored (logged at debug level on the "pyveda" logger). ``headers`` is
         a mapping (a dict, or an object with ``get()`` and ``items()`` such as
-        ``http.client.HTTPMessage``); anything else is a TypeError.
+        ``http.client.HTTPMessage``); anything else is a TypeError. See
+        :func:`pyveda.telemetry.propagation.extract`.
         """
-        if not (callable(getattr(headers, "get", None)) and callable(getattr(headers, "items", None))):
-            raise TypeError(
-                "extract() takes a mapping of header names to values (a dict, or an object with get() and "
-                f"items()), got {type(headers).__name__}"
-            )
-        value = _header(headers, "traceparent")
-        if value is None:
-            return None
-        parsed = _parse_traceparent(value)
-        if parsed is None:
-            _logger.debug("ignoring invalid traceparent header %r", value)
-            return None
-        trace_id, span_id, flags = parsed
-        return SpanContext(trace_id, span_id, flags, _clean_tracestate(_header(headers, "tracestate")), True)
+        parsed = propagation.extract(headers)
+        return None if parsed is None else SpanContext(*parsed, is_remote=True)
 
     # -- export --
 
@@ -386,33 +309,21 @@ class TracingSystem(_core.Tracer):
         return resource_attributes(extra)
 
     def export_jaeger(self) -> Dict[str, Any]:
-        """The finished spans in the Jaeger JSON model (``/api/traces`` envelope), one trace per trace id."""
-        resource = self.resource_attributes()
-        process = {
-            "serviceName": str(resource["service.name"]),
-            "tags": [_jaeger_tag(k, v) for k, v in resource.items() if k != "service.name"],
-        }
-        traces: Dict[str, List[Dict[str, Any]]] = {}
-        for data in self._store.snapshot():
-            traces.setdefault(data.trace_id, []).append(_jaeger_span(data))
-        return {
-            "data": [
-                {"traceID": tid, "spans": spans, "processes": {"p1": dict(process)}, "warnings": None}
-                for tid, spans in traces.items()
-            ],
-            "total": 0,
-            "limit": 0,
-            "offset": 0,
-            "errors": None,
-        }
+        """The finished spans in the Jaeger JSON model (``/api/traces`` envelope), one trace per trace id.
+
+        See :mod:`pyveda.telemetry.jaeger`.
+        """
+        from pyveda.telemetry.jaeger import jaeger_json
+
+        return jaeger_json(self._store.snapshot(), self.resource_attributes())
 
     def export_otlp(self, encoding: str = "json") -> Union[Dict[str, Any], bytes]:
         """An OTLP ``ExportTraceServiceRequest`` of the finished spans.
 
-        ``encoding="json"``: the OTLP/JSON dict (hex ids, 64-bit ints as
-        strings, enums as ints); ``"protobuf"``: serialised bytes (encoded
-        natively; a resource value the native encoder does not take falls back
-        to the ``opentelemetry-proto`` package).
+        ``"protobuf"``: the serialised bytes, encoded by the core;
+        ``encoding="json"``: the OTLP/JSON dict of those same bytes (hex ids,
+        64-bit ints as strings, enums as ints; see
+        :mod:`pyveda.telemetry.otlp_json`).
         """
         _check_encoding(encoding)
         return _encode_store(self._store, self.resource_attributes(), encoding)
@@ -455,217 +366,17 @@ def _check_encoding(encoding: str) -> None:
 
 
 def _encode_store(store: Any, resource: Mapping[str, Any], encoding: str) -> Union[Dict[str, Any], bytes]:
-    """The store's spans as an OTLP request: the OTLP/JSON dict, or protobuf bytes."""
+    """The store's spans as one OTLP request, encoded by the core: protobuf bytes, or their OTLP/JSON dict.
+
+    ``resource`` holds checked attribute values; the core raises the attribute
+    checker's TypeError (naming the key) for any other.
+    """
+    data = store.encode_otlp(resource, SCOPE_NAME, SCOPE_VERSION)
     if encoding == "json":
-        return _otlp_json(store.snapshot(), resource)
-    try:
-        return store.encode_otlp(resource, SCOPE_NAME, SCOPE_VERSION)
-    except TypeError:  # a resource value the native encoder does not take: the protobuf runtime's path
-        return _otlp_message(store.snapshot(), resource).SerializeToString()
+        from pyveda.telemetry.otlp_json import request_dict
 
-
-# --- Jaeger -------------------------------------------------------------------------------------
-
-_JAEGER_KIND = {2: "server", 3: "client", 4: "producer", 5: "consumer"}
-_JS_SAFE = 2**53 - 1
-
-
-def _jaeger_tag(key: str, value: Any) -> Dict[str, Any]:
-    t = type(value)
-    if t is bool:
-        return {"key": key, "type": "bool", "value": value}
-    if t is int:
-        return {"key": key, "type": "int64", "value": value if -_JS_SAFE <= value <= _JS_SAFE else str(value)}
-    if t is float:
-        return {"key": key, "type": "float64", "value": value}
-    if t is list:
-        return {"key": key, "type": "string", "value": json.dumps(value)}
-    return {"key": key, "type": "string", "value": str(value)}
-
-
-def _jaeger_span(d: Any) -> Dict[str, Any]:
-    tags = [_jaeger_tag(k, v) for k, v in d.attributes.items()]
-    tags.append({"key": "otel.scope.name", "type": "string", "value": SCOPE_NAME})
-    tags.append({"key": "otel.scope.version", "type": "string", "value": SCOPE_VERSION})
-    kind = _JAEGER_KIND.get(d.kind)
-    if kind:
-        tags.append({"key": "span.kind", "type": "string", "value": kind})
-    if d.status_code == 1:
-        tags.append({"key": "otel.status_code", "type": "string", "value": "OK"})
-    elif d.status_code == 2:
-        tags.append({"key": "otel.status_code", "type": "string", "value": "ERROR"})
-        if d.status_message:
-            tags.append({"key": "otel.status_description", "type": "string", "value": d.status_message})
-        tags.append({"key": "error", "type": "bool", "value": True})
-    for key, count in (
-        ("otel.dropped_attributes_count", d.dropped_attributes_count),
-        ("otel.dropped_events_count", d.dropped_events_count),
-        ("otel.dropped_links_count", d.dropped_links_count),
-    ):
-        if count:
-            tags.append({"key": key, "type": "int64", "value": count})
-    logs = []
-    for t, name, attrs, _dropped in d.events:
-        fields = [] if "event" in attrs else [{"key": "event", "type": "string", "value": name}]
-        fields.extend(_jaeger_tag(k, v) for k, v in attrs.items())
-        logs.append({"timestamp": t // 1000, "fields": fields})
-    parent = d.parent_span_id
-    start_us = d.start_time_unix_nano // 1000
-    return {
-        "traceID": d.trace_id,
-        "spanID": d.span_id,
-        "flags": d.flags & 0xFF,
-        "operationName": d.name,
-        "references": [{"refType": "CHILD_OF", "traceID": d.trace_id, "spanID": parent}] if parent else [],
-        "startTime": start_us,
-        "duration": max(0, d.end_time_unix_nano // 1000 - start_us),
-        "tags": tags,
-        "logs": logs,
-        "processID": "p1",
-        "warnings": None,
-    }
-
-
-# --- OTLP ---------------------------------------------------------------------------------------
-
-
-def _json_value(value: Any) -> Dict[str, Any]:
-    t = type(value)
-    if t is str:
-        return {"stringValue": value}
-    if t is bool:
-        return {"boolValue": value}
-    if t is int:
-        return {"intValue": str(value)}
-    if t is float:
-        if math.isfinite(value):
-            return {"doubleValue": value}
-        return {"doubleValue": "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")}
-    if t is list:
-        return {"arrayValue": {"values": [_json_value(v) for v in value]}}
-    return {"stringValue": str(value)}
-
-
-def _json_attributes(attrs: Mapping[str, Any]) -> List[Dict[str, Any]]:
-    return [{"key": k, "value": _json_value(v)} for k, v in attrs.items()]
-
-
-def _json_event(time_unix_nano: int, name: str, attrs: Mapping[str, Any], dropped: int) -> Dict[str, Any]:
-    event: Dict[str, Any] = {"timeUnixNano": str(time_unix_nano), "name": name}
-    if attrs:
-        event["attributes"] = _json_attributes(attrs)
-    if dropped:
-        event["droppedAttributesCount"] = dropped
-    return event
-
-
-def _otlp_json(spans: Sequence[Any], resource: Mapping[str, Any]) -> Dict[str, Any]:
-    out = []
-    for d in spans:
-        span: Dict[str, Any] = {"traceId": d.trace_id, "spanId": d.span_id}
-        if d.trace_state:
-            span["traceState"] = d.trace_state
-        if d.parent_span_id:
-            span["parentSpanId"] = d.parent_span_id
-        span["flags"] = d.flags
-        span["name"] = d.name
-        span["kind"] = d.kind
-        span["startTimeUnixNano"] = str(d.start_time_unix_nano)
-        span["endTimeUnixNano"] = str(d.end_time_unix_nano)
-        attrs = d.attributes
-        if attrs:
-            span["attributes"] = _json_attributes(attrs)
-        if d.events:
-            span["events"] = [_json_event(*event) for event in d.events]
-        for key, count in (
-            ("droppedAttributesCount", d.dropped_attributes_count),
-            ("droppedEventsCount", d.dropped_events_count),
-            ("droppedLinksCount", d.dropped_links_count),
-        ):
-            if count:
-                span[key] = count
-        status: Dict[str, Any] = {}
-        if d.status_message:
-            status["message"] = d.status_message
-        if d.status_code:
-            status["code"] = d.status_code
-        if status:
-            span["status"] = status
-        out.append(span)
-    return {
-        "resourceSpans": [
-            {
-                "resource": {"attributes": _json_attributes(resource)},
-                "scopeSpans": [{"scope": {"name": SCOPE_NAME, "version": SCOPE_VERSION}, "spans": out}],
-            }
-        ]
-    }
-
-
-def _pb_set_value(any_value: Any, value: Any) -> None:
-    t = type(value)
-    if t is str:
-        any_value.string_value = value
-    elif t is bool:
-        any_value.bool_value = value
-    elif t is int:
-        any_value.int_value = value
-    elif t is float:
-        any_value.double_value = value
-    elif t is list:
-        values = any_value.array_value.values
-        for v in value:
-            _pb_set_value(values.add(), v)
-    else:
-        any_value.string_value = str(value)
-
-
-def _pb_attributes(repeated: Any, attrs: Mapping[str, Any]) -> None:
-    for k, v in attrs.items():
-        kv = repeated.add()
-        kv.key = k
-        _pb_set_value(kv.value, v)
-
-
-def _otlp_message(spans: Iterable[Any], resource: Mapping[str, Any]) -> Any:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
-    request = ExportTraceServiceRequest()
-    resource_spans = request.resource_spans.add()
-    _pb_attributes(resource_spans.resource.attributes, resource)
-    scope_spans = resource_spans.scope_spans.add()
-    scope_spans.scope.name = SCOPE_NAME
-    scope_spans.scope.version = SCOPE_VERSION
-    out = scope_spans.spans
-    for d in spans:
-        span = out.add()
-        span.trace_id = d.trace_id_bytes
-        span.span_id = d.span_id_bytes
-        if d.trace_state:
-            span.trace_state = d.trace_state
-        span.parent_span_id = d.parent_span_id_bytes
-        span.flags = d.flags
-        span.name = d.name
-        span.kind = d.kind
-        span.start_time_unix_nano = d.start_time_unix_nano
-        span.end_time_unix_nano = d.end_time_unix_nano
-        attrs = d.attributes
-        if attrs:
-            _pb_attributes(span.attributes, attrs)
-        for t, name, a, dropped in d.events:
-            event = span.events.add()
-            event.time_unix_nano = t
-            event.name = name
-            if a:
-                _pb_attributes(event.attributes, a)
-            event.dropped_attributes_count = dropped
-        span.dropped_attributes_count = d.dropped_attributes_count
-        span.dropped_events_count = d.dropped_events_count
-        span.dropped_links_count = d.dropped_links_count
-        if d.status_code or d.status_message:
-            span.status.code = d.status_code
-            span.status.message = d.status_message
-    return request
+        return request_dict(data, "traces")
+    return data
 
 
 # --- runtime hook -------------------------------------------------------------------------------
