@@ -215,6 +215,19 @@ def test_resource_from_the_environment(snapshot, monkeypatch):
     assert "team" not in exporter.resource and exporter.resource["service.name"] == "pyveda"
 
 
+def test_a_bad_resource_value_is_refused_by_the_exporter_with_the_span_attribute_message(snapshot):
+    message = r"^attribute 'owner': value must be str, bool, int, float or a list of one of them, got NoneType \(None\)$"
+    with pytest.raises(TypeError, match=message):
+        create_exporter("otlp", resource_attributes={"service.name": "svc", "owner": None})
+    with pytest.raises(TypeError, match=r"^attribute 'ids': list items must all have one type, got int and str$"):
+        OTLPExporter(resource_attributes={"ids": [1, "a"]})
+    exporter = create_exporter("otlp", resource_attributes={"ids": (1, 2)})  # converted as for spans, not str()'d
+    assert exporter.resource["ids"] == [1, 2]
+    request = pb_metrics.ExportMetricsServiceRequest.FromString(exporter.export(snapshot, encoding="protobuf"))
+    (ids,) = [a.value for a in request.resource_metrics[0].resource.attributes if a.key == "ids"]
+    assert [v.int_value for v in ids.array_value.values] == [1, 2]
+
+
 def test_other_exporters(snapshot):
     assert create_exporter("prometheus").export(snapshot) == snapshot.export_prometheus()
     assert create_exporter("json").export(snapshot) == snapshot.export_json()
@@ -580,9 +593,7 @@ def test_background_export_and_bounded_queue(server, snapshot):
 
 
 def test_gpu_readings_become_per_device_gauges(snapshot):
-    from types import SimpleNamespace
-
-    from pyveda.telemetry import GpuSample
+    from pyveda.telemetry import GpuSample, MetricsSnapshot
 
     def device(index, util, used):
         return GpuSample(
@@ -592,9 +603,9 @@ def test_gpu_readings_become_per_device_gauges(snapshot):
     fields = ("timestamp", "start_unix_nano", "tasks_executed", "tasks_failed", "tasks_pending", "tasks_running",
               "throughput_tasks_per_sec", "cpu_utilization_percent", "memory_used_mb", "process_rss_mb",
               "latency_count", "latency_sum_ms", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms")
-    fake = SimpleNamespace(**{f: getattr(snapshot, f) for f in fields}, latency_histogram=None,
-                           gpus=[device(0, 75.0, 1024.0), device(1, None, 2048.0)],
-                           gpu_utilization_percent=75.0, gpu_memory_used_mb=3072.0)
+    # A snapshot built by hand (no latency buckets), as from_json() or a user would.
+    given = dict({f: getattr(snapshot, f) for f in fields}, gpu_utilization_percent=75.0, gpu_memory_used_mb=3072.0)
+    fake = MetricsSnapshot(**given, gpus=[device(0, 75.0, 1024.0), device(1, None, 2048.0)])
     metrics = by_name(encoded(fake))
     util = metrics["pyveda.gpu.utilization"].gauge.data_points
     assert [(p.as_double, {a.key: a.value for a in p.attributes}["gpu"].int_value) for p in util] == [(75.0, 0)]
@@ -602,7 +613,7 @@ def test_gpu_readings_become_per_device_gauges(snapshot):
     assert sorted(p.as_double for p in used) == [1024.0, 2048.0]
     assert "pyveda.gpu.power" not in metrics  # no device reported it: no series, never 0
 
-    aggregate_only = SimpleNamespace(**{**vars(fake), "gpus": []})  # GPU figures without per-device samples
+    aggregate_only = MetricsSnapshot(**given, gpus=[])  # GPU figures without per-device samples
     metrics = by_name(encoded(aggregate_only))
     assert [p.as_double for p in metrics["pyveda.gpu.utilization"].gauge.data_points] == [75.0]
     assert [p.as_double for p in metrics["pyveda.gpu.memory.used"].gauge.data_points] == [3072.0]
@@ -1238,3 +1249,10 @@ def test_start_pushes_a_registry_every_interval(server):
     with pytest.raises(TypeError, match=r"^source must be a TelemetrySystem, a TracingSystem, a CollectorRegistry "
                        r"or a callable, got int$"):
         exporter.start(1.0, 7)
+
+
+def test_snapshot_encoding_takes_only_snapshots():
+    from pyveda.telemetry import otlp
+
+    with pytest.raises(TypeError, match="expected a pyveda MetricsSnapshot, got SimpleNamespace"):
+        otlp.metrics_request_bytes(__import__("types").SimpleNamespace(tasks_executed=1))
