@@ -203,15 +203,6 @@ nb::dict from_attributes(const Attributes& attributes) {
   return out;
 }
 
-nb::list from_events(const std::vector<SpanEvent>& events) {
-  nb::list out;
-  for (const auto& e : events) {
-    out.append(nb::make_tuple(e.time_unix_nano, e.name, from_attributes(e.attributes), e.dropped_attributes_count));
-  }
-  return out;
-}
-
-
 std::int64_t time_arg(PyObject* value, const char* what) {
   nb::object n = nb::steal(PyNumber_Long(value));
   if (!n.is_valid()) {
