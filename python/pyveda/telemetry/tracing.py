@@ -196,9 +196,10 @@ class TracingSystem(_core.Tracer):
     ``pyveda._core.Tracer``) returns a started :class:`Span`; use it as a
     context manager to make it current and end it. The parent is, first match
     wins: ``context`` (a :class:`SpanContext` from :meth:`extract`),
-    ``parent_span_id`` (a span id or a Span; its trace is found among the
-    current span and its ancestors, else the current trace; pass ``trace_id``
-    for a parent from elsewhere), the current span. With none, the span starts
+    ``parent_span_id`` (a Span: its own trace; a span id: its trace is found
+    among the current span and its ancestors, else the current trace; pass
+    ``trace_id`` for a parent from elsewhere), the current span. The rule is
+    the core's (``veda::choose_parent``). With none, the span starts
     a new trace (in ``trace_id`` if given). ``start_time`` is in ns since the
     epoch (default now). Bad names, ids, kinds and attributes raise TypeError
     or ValueError saying what is allowed.
