@@ -6,6 +6,7 @@
 namespace veda::bindings {
 
 void init_metrics(nanobind::module_& m);
+void init_future(nanobind::module_& m);
 void init_runtime(nanobind::module_& m);
 void init_gpu(nanobind::module_& m);
 void init_tracing(nanobind::module_& m);

@@ -7,6 +7,7 @@ NB_MODULE(_core, m) {
   m.doc() = "Native core of PyVeda (C++17). Use the pyveda package, not this module.";
   veda::bindings::init_metrics(m);
   veda::bindings::init_gpu(m);
+  veda::bindings::init_future(m);
   veda::bindings::init_runtime(m);
   veda::bindings::init_tracing(m);
 }

@@ -2,13 +2,9 @@
 // futures, and the telemetry system with its snapshots.
 //
 // A Python task is a veda::Task holding the callable, its arguments and a
-// pyveda Future (a concurrent.futures.Future subclass). The worker takes the
-// GIL, moves the future to RUNNING, calls the callable and completes the
-// future with the protocol of concurrent.futures: state changes happen under
-// the future's condition when one exists (someone waits through
-// concurrent.futures.wait/as_completed or a callback), waiters are told, then
-// done-callbacks run. The pyveda.runtime.Future class creates that condition
-// lazily and reads the same fields.
+// pyveda Future, whose state is a PyFuture (future.hpp). The worker takes the
+// GIL, starts the future (skipping the task if it was cancelled), calls the
+// callable and finishes the future with its result or exception.
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/function.h>
 #include <nanobind/stl/optional.h>
@@ -26,6 +22,7 @@
 
 #include "bindings.hpp"
 #include "convert.hpp"
+#include "future.hpp"
 #include "veda/metrics/otlp.hpp"
 #include "veda/runtime/runtime.hpp"
 #include "veda/telemetry/catalogue.hpp"
@@ -35,106 +32,6 @@ using namespace nb::literals;
 
 namespace veda::bindings {
 namespace {
-
-// concurrent.futures._base state strings and attribute names, interned once.
-struct FutureNames {
-  nb::object pending, running, cancelled, cancelled_notified, finished;
-  nb::object state, result, exception, waiters, callbacks, cond;
-  nb::object add_result, add_exception, invoke_callbacks, set_running_or_notify_cancel, cancel;
-  nb::object acquire, release, notify_all;
-};
-
-FutureNames& names() {
-  static FutureNames* n = [] {
-    auto* fn = new FutureNames;
-    nb::module_ base = nb::module_::import_("concurrent.futures._base");
-    fn->pending = base.attr("PENDING");
-    fn->running = base.attr("RUNNING");
-    fn->cancelled = base.attr("CANCELLED");
-    fn->cancelled_notified = base.attr("CANCELLED_AND_NOTIFIED");
-    fn->finished = base.attr("FINISHED");
-    fn->state = nb::str("_state");
-    fn->result = nb::str("_result");
-    fn->exception = nb::str("_exception");
-    fn->waiters = nb::str("_veda_waiters");
-    fn->callbacks = nb::str("_veda_callbacks");
-    fn->cond = nb::str("_veda_cond");
-    fn->add_result = nb::str("add_result");
-    fn->add_exception = nb::str("add_exception");
-    fn->invoke_callbacks = nb::str("_invoke_callbacks");
-    fn->set_running_or_notify_cancel = nb::str("set_running_or_notify_cancel");
-    fn->cancel = nb::str("cancel");
-    fn->acquire = nb::str("acquire");
-    fn->release = nb::str("release");
-    fn->notify_all = nb::str("notify_all");
-    return fn;
-  }();
-  return *n;
-}
-
-bool is_state(nb::handle future, const nb::object& state) {
-  nb::object current = future.attr(names().state);
-  return current.is(state) || current.equal(state);
-}
-
-// Holds the future's condition, if it has one, for the duration of a state change.
-class ConditionGuard {
- public:
-  explicit ConditionGuard(nb::handle future) : cond_(future.attr(names().cond)) {
-    if (!cond_.is_none()) cond_.attr(names().acquire)();
-  }
-  ~ConditionGuard() {
-    if (!cond_.is_none()) cond_.attr(names().release)();
-  }
-  ConditionGuard(const ConditionGuard&) = delete;
-  ConditionGuard& operator=(const ConditionGuard&) = delete;
-  void notify_all() {
-    if (!cond_.is_none()) cond_.attr(names().notify_all)();
-  }
-
- private:
-  nb::object cond_;
-};
-
-// PENDING -> RUNNING; false when the future was cancelled (waiters are then told).
-bool start_running(nb::handle future) {
-  {
-    ConditionGuard guard(future);
-    if (is_state(future, names().pending)) {
-      future.attr(names().state) = names().running;
-      return true;
-    }
-  }
-  future.attr(names().set_running_or_notify_cancel)();
-  return false;
-}
-
-void complete(nb::handle future, nb::handle result, nb::handle exception) {
-  const FutureNames& n = names();
-  {
-    ConditionGuard guard(future);
-    if (exception) {
-      future.attr(n.exception) = exception;
-    } else {
-      future.attr(n.result) = result;
-    }
-    future.attr(n.state) = n.finished;
-    // pyveda.runtime.Future creates its waiter and callback lists lazily (None until used).
-    nb::object waiters = future.attr(n.waiters);
-    if (!waiters.is_none()) {
-      for (nb::handle waiter : nb::borrow<nb::list>(waiters)) {
-        if (exception) {
-          waiter.attr(n.add_exception)(future);
-        } else {
-          waiter.attr(n.add_result)(future);
-        }
-      }
-    }
-    guard.notify_all();
-  }
-  nb::object callbacks = future.attr(n.callbacks);
-  if (!callbacks.is_none() && PyObject_IsTrue(callbacks.ptr()) == 1) future.attr(n.invoke_callbacks)();
-}
 
 // Takes the exception being raised (clearing it), with its traceback attached.
 nb::object fetch_exception() {
@@ -175,8 +72,7 @@ class PythonTask {
     nb::object future = nb::steal(future_);
     nb::object fn = nb::steal(fn_), args = nb::steal(args_), kwargs = nb::steal(kwargs_);
     try {
-      future.attr(names().cancel)();
-      future.attr(names().set_running_or_notify_cancel)();
+      PyFuture::cancel_unrun(future);
     } catch (nb::python_error& e) {
       e.discard_as_unraisable("pyveda: cancelling a task's future");
     }
@@ -189,7 +85,7 @@ class PythonTask {
     nb::object args = nb::steal(std::exchange(args_, nullptr));
     nb::object kwargs = nb::steal(std::exchange(kwargs_, nullptr));
     try {
-      if (!start_running(future)) {  // cancelled while queued: not an executed task
+      if (!PyFuture::start(future)) {  // cancelled while queued: not an executed task
         Scheduler::skip_current_task();
         return true;
       }
@@ -199,12 +95,12 @@ class PythonTask {
       if (result) {
         nb::object owned = nb::steal(result);
         Scheduler::report_current_task(true);
-        complete(future, owned, nb::handle());
+        PyFuture::finish(future, owned, nb::handle());
         return true;
       }
       nb::object exception = fetch_exception();
       Scheduler::report_current_task(false);
-      complete(future, nb::none(), exception);
+      PyFuture::finish(future, nb::handle(), exception);
       return false;
     } catch (nb::python_error& e) {
       // The future protocol itself failed (a waiter or lock raised): report, count as failed.
@@ -286,7 +182,7 @@ class PyRuntime {
 
   // Queues fn(*args, **kwargs) completing `future`; blocks (GIL released) while
   // a bounded queue is full. False after shutdown.
-  bool submit(nb::handle future, nb::handle fn, nb::handle args, nb::handle kwargs) {
+  bool submit(nb::handle_t<PyFuture> future, nb::handle fn, nb::handle args, nb::handle kwargs) {
     Task task(PythonTask(future, fn, args, kwargs));
     if (runtime_->options().queue_size == 0) return runtime_->scheduler().submit(std::move(task));
     nb::gil_scoped_release release;
@@ -294,7 +190,8 @@ class PyRuntime {
   }
 
   // Like submit() but gives up after `timeout` seconds when the queue stays full.
-  bool try_submit(nb::handle future, nb::handle fn, nb::handle args, nb::handle kwargs, double timeout) {
+  bool try_submit(nb::handle_t<PyFuture> future, nb::handle fn, nb::handle args, nb::handle kwargs,
+                  double timeout) {
     Task task(PythonTask(future, fn, args, kwargs));
     const std::chrono::nanoseconds ns = to_nanoseconds(timeout);
     nb::gil_scoped_release release;
@@ -305,16 +202,13 @@ class PyRuntime {
   // GIL released; with `run_tasks` this thread runs queued tasks meanwhile
   // (Scheduler::help_until), else it only sleeps (wait_until). A signal
   // handler that raises (KeyboardInterrupt) ends the wait with its error.
-  void wait(nb::handle future, std::optional<double> timeout, bool run_tasks) {
+  void wait(nb::handle_t<PyFuture> future, std::optional<double> timeout, bool run_tasks) {
     using clock = std::chrono::steady_clock;
     // Timeouts beyond kForever (inf included) mean no limit; converting them would overflow.
     const bool limited = timeout.has_value() && *timeout < kForeverSeconds;
     const auto deadline = limited ? clock::now() + to_nanoseconds(*timeout) : clock::time_point::max();
-    auto done = [&] {
-      const FutureNames& n = names();
-      return is_state(future, n.finished) || is_state(future, n.cancelled) ||
-             is_state(future, n.cancelled_notified);
-    };
+    PyFuture& state = nb::cast<PyFuture&>(future);
+    auto done = [&] { return state.attached() ? nb::cast<bool>(future.attr("done")()) : state.native_done(); };
     if (done()) return;
     auto ready = [&] {
       if (limited && clock::now() >= deadline) return true;

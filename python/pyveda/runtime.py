@@ -25,7 +25,6 @@ import threading
 import weakref
 from concurrent.futures import CancelledError
 from concurrent.futures import Future as _BaseFuture
-from concurrent.futures import _base
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, TypeVar
 
 from pyveda import _core
@@ -51,11 +50,14 @@ __all__ = [
 
 T = TypeVar("T")
 
-_FINISHED = _base.FINISHED
-_CANCELLED_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED)
-_DONE_STATES = (_base.CANCELLED, _base.CANCELLED_AND_NOTIFIED, _base.FINISHED)
-_CONDITION_LOCK = threading.Lock()
 _MAIN_THREAD_ID = threading.main_thread().ident
+
+# The outcome codes of _core.FutureCore._peek()/_attach() (bindings/future.hpp).
+_PENDING, _RUNNING, _RETURNED, _RAISED, _CANCELLED, _CANCELLED_NOTIFIED, _ATTACHED = range(7)
+# The fields concurrent.futures.Future() creates, learned from one instance
+# rather than named, and the lock under which a Future creates them.
+_BASE_FIELDS = frozenset(vars(_BaseFuture()))
+_ATTACH_LOCK = threading.Lock()
 
 
 def _wait_seconds(timeout: float) -> float:
@@ -71,61 +73,57 @@ class QueueFullError(RuntimeError):
     """``Runtime.try_spawn`` found the queue still full when its timeout ran out."""
 
 
-class Future(_BaseFuture):
+class Future(_core.FutureCore, _BaseFuture):
     """The result of a spawned task; a ``concurrent.futures.Future``.
 
-    Differences from the base class are internal: the condition variable and
-    the waiter and callback lists are created only when something needs them
-    (a callback, ``concurrent.futures.wait``),
-    and ``result()``/``exception()`` wait inside the runtime, running queued
-    tasks meanwhile (except on the main thread, which only waits). With a
-    timeout, such a waiter may overrun it by the length of the task it is
-    running.
+    Differences from the base class are internal. The state and the result
+    live in the native part (``_core.FutureCore``), which the worker completes
+    without running Python code. The base class's condition, waiter list and
+    callback list are created only when something asks for them (a callback,
+    ``concurrent.futures.wait``/``as_completed``): the first such request calls
+    the base class's constructor and replays the state through its public
+    methods, and from then on the base class holds the state.
+
+    ``result()``/``exception()`` wait inside the runtime, running queued tasks
+    meanwhile (except on the main thread, which only waits). With a timeout,
+    such a waiter may overrun it by the length of the task it is running.
     """
 
-    def __init__(self, runtime: _core.Runtime) -> None:  # noqa: D107 - fields of the base class
-        self._state = _base.PENDING
-        self._result = None
-        self._exception = None
-        self._veda_cond: Optional[threading.Condition] = None
-        self._veda_waiters: Optional[List[Any]] = None
-        self._veda_callbacks: Optional[List[Callable[[Any], Any]]] = None
-        self._veda_runtime = runtime
+    def __getattr__(self, name: str) -> Any:
+        # Reached only for names not set yet: the base class's fields before
+        # the first use that needs them.
+        if name in _BASE_FIELDS and self._attach_base():
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    @property
-    def _condition(self) -> threading.Condition:  # type: ignore[override]
-        cond = self._veda_cond
-        if cond is None:
-            with _CONDITION_LOCK:
-                cond = self._veda_cond
-                if cond is None:
-                    cond = self._veda_cond = threading.Condition()
-        return cond
+    def _attach_base(self) -> bool:
+        """Creates the base class's fields from the native state; False if already done."""
+        with _ATTACH_LOCK:
+            if self._attached:
+                return False
+            _BaseFuture.__init__(self)
+            # The worker drives an attached future through the base class's
+            # methods, which take this condition: it waits until the replay is done.
+            with self._condition:
+                outcome, value = self._attach()
+                if outcome in (_RUNNING, _RETURNED, _RAISED):
+                    _BaseFuture.set_running_or_notify_cancel(self)
+                if outcome == _RETURNED:
+                    _BaseFuture.set_result(self, value)
+                elif outcome == _RAISED:
+                    _BaseFuture.set_exception(self, value)
+                elif outcome in (_CANCELLED, _CANCELLED_NOTIFIED):
+                    _BaseFuture.cancel(self)
+                    if outcome == _CANCELLED_NOTIFIED:
+                        _BaseFuture.set_running_or_notify_cancel(self)
+            return True
 
-    # The base class appends to these lists only while holding _condition, so
-    # creating them on first use there cannot race.
-    @property
-    def _waiters(self) -> List[Any]:  # type: ignore[override]
-        waiters = self._veda_waiters
-        if waiters is None:
-            waiters = self._veda_waiters = []
-        return waiters
-
-    @property
-    def _done_callbacks(self) -> List[Callable[[Any], Any]]:  # type: ignore[override]
-        callbacks = self._veda_callbacks
-        if callbacks is None:
-            callbacks = self._veda_callbacks = []
-        return callbacks
-
-    def done(self) -> bool:
-        return self._state in _DONE_STATES
-
-    def cancelled(self) -> bool:
-        return self._state in _CANCELLED_STATES
-
-    def running(self) -> bool:
-        return self._state == _base.RUNNING
+    def cancel(self) -> bool:
+        """Cancels the task unless it has started; True if it is cancelled."""
+        cancelled = self._try_cancel()
+        if cancelled is None:
+            return _BaseFuture.cancel(self)
+        return cancelled
 
     def result(self, timeout: Optional[float] = None) -> Any:
         """The task's return value; re-raises its exception.
@@ -133,26 +131,38 @@ class Future(_BaseFuture):
         Raises ``concurrent.futures.CancelledError`` if it was cancelled and
         ``TimeoutError`` if it is not done within ``timeout`` seconds.
         """
-        if self._state != _FINISHED:
+        outcome, value = self._peek()
+        if outcome == _RETURNED:
+            return value
+        if outcome in (_PENDING, _RUNNING, _ATTACHED):
             self._wait(timeout)
-        if self._state == _FINISHED:
-            if self._exception is not None:
-                try:
-                    raise self._exception
-                finally:
-                    self = None  # noqa: PLW0642 - drop the frame's reference, as the base class does
-            return self._result
-        if self._state in _CANCELLED_STATES:
+            outcome, value = self._peek()
+        if outcome == _RETURNED:
+            return value
+        if outcome == _RAISED:
+            try:
+                raise value
+            finally:
+                value = None  # drop the frame's reference, as the base class does
+        if outcome == _ATTACHED:
+            return _BaseFuture.result(self, 0)
+        if outcome in (_CANCELLED, _CANCELLED_NOTIFIED):
             raise CancelledError()
         raise TimeoutError()
 
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
         """The task's exception (None if it returned); waits like :meth:`result`."""
-        if self._state != _FINISHED:
+        outcome, value = self._peek()
+        if outcome in (_PENDING, _RUNNING, _ATTACHED):
             self._wait(timeout)
-        if self._state == _FINISHED:
-            return self._exception
-        if self._state in _CANCELLED_STATES:
+            outcome, value = self._peek()
+        if outcome == _RETURNED:
+            return None
+        if outcome == _RAISED:
+            return value
+        if outcome == _ATTACHED:
+            return _BaseFuture.exception(self, 0)
+        if outcome in (_CANCELLED, _CANCELLED_NOTIFIED):
             raise CancelledError()
         raise TimeoutError()
 
@@ -163,7 +173,7 @@ class Future(_BaseFuture):
             timeout = _wait_seconds(timeout)
         # The main thread only waits: signals go to it, and a task it ran
         # itself would receive the KeyboardInterrupt meant for the waiter.
-        self._veda_runtime.wait(self, timeout, threading.get_ident() != _MAIN_THREAD_ID)
+        self._runtime.wait(self, timeout, threading.get_ident() != _MAIN_THREAD_ID)
 
 
 class Runtime:
