@@ -7,8 +7,10 @@ Cases (each the best of several rounds):
   * trivial task, round trip: spawn one, wait for it, repeat (per task);
   * telemetry on vs off: the batch case with and without telemetry;
   * GIL-releasing work: 2,000 x time.sleep(0.001) on the same number of threads;
-  * native C++ tasks: google-benchmark's BM_Scheduler_SubmitBatch, when the
-    pyveda_bench binary is found (build it with -DVEDA_BUILD_BENCH=ON);
+  * native C++ tasks: google-benchmark's BM_Scheduler_SubmitBatch and
+    BM_Runtime_Submit, and BM_Runtime_SpawnOneWorker (telemetry on - off on
+    one worker: what telemetry adds to a task), when the pyveda_bench binary
+    is found (build it with -DVEDA_BUILD_BENCH=ON);
   * background collection at 1 Hz: process CPU time over 5 s of idle;
   * telemetry memory: process RSS after 100k and 1M tasks.
 Ratios are ThreadPoolExecutor time / PyVeda time (higher is better for us).
@@ -91,7 +93,7 @@ def native_bench(path: str | None) -> dict:
     if binary is None:
         return {}
     out = subprocess.run(
-        [binary, "--benchmark_filter=BM_Scheduler_SubmitBatch(/|$)|BM_Runtime_Submit",
+        [binary, "--benchmark_filter=BM_Scheduler_SubmitBatch(/|$)|BM_Runtime_Submit|BM_Runtime_SpawnOneWorker",
          "--benchmark_min_time=0.2", "--benchmark_repetitions=3", "--benchmark_format=json"],
         capture_output=True, text=True, timeout=600,
     )
@@ -186,6 +188,10 @@ def main() -> None:
     if native:
         for name, ns in sorted(native.items()):
             lines.append(f"native {name}: {ns:.0f} ns per task (median of 3)")
+        base = native.get("BM_Runtime_SpawnOneWorker/telemetry:0/real_time")
+        with_telemetry = native.get("BM_Runtime_SpawnOneWorker/telemetry:1/real_time")
+        if base and with_telemetry:
+            lines.append(f"native telemetry cost per task (one worker, no cross-core effects): {with_telemetry - base:.0f} ns")
     else:
         lines.append("native: pyveda_bench not found (configure with -DVEDA_BUILD_BENCH=ON)")
     for line in lines:

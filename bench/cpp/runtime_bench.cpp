@@ -51,6 +51,33 @@ void BM_Runtime_Submit(benchmark::State& state) {
 }
 BENCHMARK(BM_Runtime_Submit)->ArgName("telemetry")->Arg(0)->Arg(1)->UseRealTime();
 
+// What telemetry adds to one task, free of cross-core effects: one worker, a
+// root task that spawns a batch into its own deque and runs it (help_until),
+// while this thread sleeps. The telemetry:1 - telemetry:0 difference is the
+// clock reads and the observer hooks, all on the task's own thread.
+void BM_Runtime_SpawnOneWorker(benchmark::State& state) {
+  veda::RuntimeOptions options;
+  options.num_threads = 1;
+  options.enable_telemetry = state.range(0) != 0;
+  veda::Runtime runtime(options, bench_registry());
+  veda::Scheduler& s = runtime.scheduler();
+  std::atomic<int> children{0};
+  std::atomic<bool> root_done{false};
+  for (auto _ : state) {
+    children.store(0, std::memory_order_relaxed);
+    root_done.store(false, std::memory_order_relaxed);
+    s.submit([&s, &children, &root_done] {
+      submit_counting_batch(s, children);
+      s.help_until([&children] { return batch_done(children); });
+      root_done.store(true, std::memory_order_release);
+      return true;
+    });
+    s.wait_until([&root_done] { return root_done.load(std::memory_order_acquire); });
+  }
+  set_time_per_task(state, kBatch);
+}
+BENCHMARK(BM_Runtime_SpawnOneWorker)->ArgName("telemetry")->Arg(0)->Arg(1)->UseRealTime();
+
 // The observer hook alone: three histogram observations and one or two counter
 // increments, from 1, 2 and 4 threads on one shared TelemetrySystem.
 void BM_Telemetry_OnTaskEnd(benchmark::State& state) {

@@ -193,8 +193,12 @@ class SchedulerCore {
   bool work_visible() const noexcept;
   // Takes one queued task and runs (or, when discarding, cancels) it.
   // Returns 0 when nothing was queued, 1 when it ran a task, 2 when it cancelled one.
-  int help_one();
-  bool execute(Node* node, unsigned slot);
+  // `clock` (may be null) chains clock readings between tasks run back to
+  // back on this thread: in, the end time of the task it ran just before
+  // (0: none, or something else happened since); out, this task's end time
+  // (0 when it was not timed here).
+  int help_one(std::int64_t* clock = nullptr);
+  bool execute(Node* node, unsigned slot, std::int64_t* clock = nullptr);
   void cancel(Node* node) noexcept;
   bool reserve_slot(const Deadline* deadline);
   void release_slot() noexcept;
@@ -283,11 +287,15 @@ void SchedulerCore::run_hook(const std::function<void()>& hook) noexcept {
 void SchedulerCore::worker_main(unsigned index) {
   t_worker = WorkerContext{this, index};
   run_hook(on_worker_start_);
+  std::int64_t clock = 0;  // end of the previous task, while tasks run back to back
   for (;;) {
     Node* node = find_work(index);
-    if (node == nullptr) node = wait_for_work(index);
+    if (node == nullptr) {
+      clock = 0;
+      node = wait_for_work(index);
+    }
     if (node == nullptr) break;
-    execute(node, index);
+    execute(node, index, &clock);
   }
   run_hook(on_worker_stop_);
   t_worker = WorkerContext{};
@@ -519,9 +527,10 @@ bool SchedulerCore::submit(Task&& task, const Deadline* deadline) {
   return true;
 }
 
-bool SchedulerCore::execute(Node* raw, unsigned slot) {
+bool SchedulerCore::execute(Node* raw, unsigned slot, std::int64_t* clock) {
   NodePtr node(raw);
   release_slot();
+  const std::int64_t previous_end = clock != nullptr ? std::exchange(*clock, 0) : 0;
   if (state_.load(std::memory_order_relaxed) == kDiscarding) {
     cancel(node.release());
     return false;
@@ -541,7 +550,9 @@ bool SchedulerCore::execute(Node* raw, unsigned slot) {
     }
   } else {
     frame.observer = observer_;
-    frame.start_ns = steady_now_ns();
+    // Right after another task, that task's end reading is this one's start
+    // (only queue-taking happened between), unless this one was queued later.
+    frame.start_ns = previous_end != 0 && previous_end >= node->submit_ns ? previous_end : steady_now_ns();
     frame.queue_wait_ns = std::max<std::int64_t>(0, frame.start_ns - node->submit_ns);
     observer_->on_task_start(frame.queue_wait_ns);
     try {
@@ -550,8 +561,11 @@ bool SchedulerCore::execute(Node* raw, unsigned slot) {
       ok = false;
     }
     if (!frame.skipped && !frame.reported) {
-      const std::int64_t run = std::max<std::int64_t>(0, steady_now_ns() - frame.start_ns);
-      observer_->on_task_end(frame.queue_wait_ns, run, ok);
+      const std::int64_t end = steady_now_ns();
+      observer_->on_task_end(frame.queue_wait_ns, std::max<std::int64_t>(0, end - frame.start_ns), ok);
+      // Tasks that reported early (report_current_task) did more work after
+      // their reading, so they do not pass it on.
+      if (clock != nullptr) *clock = end;
     }
   }
   if (frame.reported) ok = frame.reported_ok;
@@ -578,11 +592,14 @@ void SchedulerCore::cancel(Node* node) noexcept {
   notify_helpers();
 }
 
-int SchedulerCore::help_one() {
+int SchedulerCore::help_one(std::int64_t* clock) {
   const bool worker = t_worker.core == this;
   Node* node = worker ? find_work(t_worker.index) : find_work_external();
-  if (node == nullptr) return 0;
-  return execute(node, worker ? t_worker.index : nthreads_) ? 1 : 2;
+  if (node == nullptr) {
+    if (clock != nullptr) *clock = 0;
+    return 0;
+  }
+  return execute(node, worker ? t_worker.index : nthreads_, clock) ? 1 : 2;
 }
 
 bool SchedulerCore::run_one() {
@@ -602,9 +619,10 @@ void SchedulerCore::wait_until(bool (*done)(const void*), const void* ctx) { hel
 // whose stack is nearly used up (see kStackReserveDivisor) only waits.
 void SchedulerCore::help_or_wait(bool (*done)(const void*), const void* ctx, bool help) {
   if (help && stack_left() == 0) help = false;  // deep in nested helping: leave the rest to others
+  std::int64_t clock = 0;  // end of the previous task, while this loop runs tasks back to back
   for (;;) {
     if (done(ctx)) return;
-    if (help && help_one() != 0) continue;
+    if (help && help_one(&clock) != 0) continue;
 
     bool retry = false;
     for (int round = 0; round < kSpinRounds + kYieldRounds && !retry; ++round) {

@@ -24,6 +24,12 @@ class SchedulerCore;
 // implementation must be thread-safe. They run on the task's thread right
 // before and after the task, so keep them short. Times come from
 // std::chrono::steady_clock and are never negative.
+//
+// Clock readings: one at submit(), one when a thread takes the task, one when
+// it ends. A thread that runs tasks back to back (a worker with a full queue,
+// a help_until() loop) reads the clock once between two tasks: the end of one
+// is the start of the next, so the next task's run time includes the few
+// nanoseconds of taking it from its queue.
 class SchedulerObserver {
  public:
   virtual ~SchedulerObserver();
