@@ -309,6 +309,18 @@ void init_metrics(nb::module_& m) {
       .def("render_openmetrics", &Registry::render_openmetrics, nb::call_guard<nb::gil_scoped_release>(),
            "The whole registry as OpenMetrics 1.0 text (ends in '# EOF').")
       .def(
+          "encode_protobuf",
+          [](const Registry& r) {
+            std::string body;
+            {
+              nb::gil_scoped_release release;
+              body = r.encode_protobuf();
+            }
+            return nb::bytes(body.data(), body.size());
+          },
+          "The whole registry as length-delimited io.prometheus.client.MetricFamily messages "
+          "(native histograms; see veda/metrics/protobuf_format.hpp).")
+      .def(
           "encode_otlp",
           [](const Registry& r, nb::handle resource, std::string_view scope_name, std::string_view scope_version,
              std::int64_t time_unix_nano) {
@@ -362,6 +374,7 @@ void init_metrics(nb::module_& m) {
         "The process-wide registry metrics register in by default.");
   m.attr("PROMETHEUS_CONTENT_TYPE") = std::string(kPrometheusContentType);
   m.attr("OPENMETRICS_CONTENT_TYPE") = std::string(kOpenMetricsContentType);
+  m.attr("PROTOBUF_CONTENT_TYPE") = std::string(kProtobufContentType);
   m.attr("HISTOGRAM_DEFAULT_SCALE") = Histogram::kDefaultScale;
   nb::list quantiles;
   for (const double q : kSummaryQuantiles) quantiles.append(q);

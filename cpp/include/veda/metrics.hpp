@@ -6,5 +6,6 @@
 #include "veda/metrics/gauge.hpp"
 #include "veda/metrics/histogram.hpp"
 #include "veda/metrics/names.hpp"
+#include "veda/metrics/protobuf_format.hpp"
 #include "veda/metrics/registry.hpp"
 #include "veda/metrics/text_format.hpp"

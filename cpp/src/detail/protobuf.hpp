@@ -83,6 +83,21 @@ inline void put_sint32(std::string& out, std::uint32_t field, std::int32_t v) {
   put_varint(out, (u << 1) ^ static_cast<std::uint32_t>(-(static_cast<std::int32_t>(u >> 31))));
 }
 
+// Zigzag encodings of sint32/sint64.
+inline std::uint64_t zigzag(std::int64_t v) {
+  return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(-(static_cast<std::int64_t>(static_cast<std::uint64_t>(v) >> 63)));
+}
+
+// proto2 `optional` fields: written even when 0, since presence is part of the value.
+inline void put_uint_always(std::string& out, std::uint32_t field, std::uint64_t v) {
+  put_tag(out, field, kVarint);
+  put_varint(out, v);
+}
+inline void put_sint_always(std::string& out, std::uint32_t field, std::int64_t v) {
+  put_tag(out, field, kVarint);
+  put_varint(out, zigzag(v));
+}
+
 // A fixed64 field written even when 0.
 inline void put_fixed64_always(std::string& out, std::uint32_t field, std::uint64_t v) {
   put_tag(out, field, kFixed64);

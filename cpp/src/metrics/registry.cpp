@@ -1,10 +1,13 @@
 #include "veda/metrics/registry.hpp"
 
+#include "veda/metrics/protobuf_format.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 #include <string>
 
 #include "veda/metrics/names.hpp"
+#include "veda/metrics/protobuf_format.hpp"
 #include "veda/metrics/text_format.hpp"
 
 namespace veda {
@@ -225,6 +228,12 @@ std::string Registry::render_prometheus() const {
 std::string Registry::render_openmetrics() const {
   std::string out;
   veda::render_openmetrics(collect(), out);
+  return out;
+}
+
+std::string Registry::encode_protobuf() const {
+  std::string out;
+  veda::encode_prometheus_protobuf(collect(), out);
   return out;
 }
 

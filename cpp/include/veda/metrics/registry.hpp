@@ -72,6 +72,9 @@ class Registry {
   std::string render_prometheus() const;
   // The whole registry as OpenMetrics 1.0 text (see render_openmetrics()).
   std::string render_openmetrics() const;
+  // The whole registry in the Prometheus protobuf exposition (see
+  // veda/metrics/protobuf_format.hpp): native histograms.
+  std::string encode_protobuf() const;
 
  private:
   std::shared_ptr<FamilyBase> find_or_check(const FamilyInfo& info);
