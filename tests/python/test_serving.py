@@ -16,7 +16,6 @@ import importlib.resources
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from pyveda.telemetry import (
 from pyveda.telemetry.push import _url as gateway_url
 
 from conftest import UNIT_LINT
+from servers import binary, fetch, free_port, query, start_server, stop_server, values, wait_until
 
 # What Prometheus 2.x sends when it scrapes.
 PROMETHEUS_ACCEPT = (
@@ -64,24 +64,8 @@ DATA = importlib.resources.files("pyveda") / "data"
 # --- helpers ------------------------------------------------------------------
 
 
-def fetch(url, headers=None, method="GET", context=None, data=None):
-    """(status, headers, raw body) without raising for HTTP errors."""
-    request = urllib.request.Request(url, headers=headers or {}, method=method, data=data)
-    try:
-        with urllib.request.urlopen(request, timeout=10, context=context) as response:
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
-
-
 def base_url(server):
     return server.url[: -len("/metrics")]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_tasks(runtime, ok, failing=0):
@@ -95,17 +79,6 @@ def run_tasks(runtime, ok, failing=0):
 
 def sample_lines(text, name):
     return [line for line in text.splitlines() if line.startswith(name + " ") or line.startswith(name + "{")]
-
-
-def wait_until(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 @pytest.fixture
@@ -617,66 +590,14 @@ def test_gateway_urls():
 # --- a real Prometheus and Pushgateway ---------------------------------------------------
 
 
-def _binary(name, package):
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} not installed (apt-get install {package}; .ci/run does this)")
-    return path
-
-
-def _start(make_argv, ready_path, log_path, timeout=30):
-    """Starts ``make_argv(port)`` on a free port; returns (process, log, base URL).
-
-    Another process may take the port between free_port() and the bind (other
-    test runs start these servers too), so a start whose process exits is
-    retried on a new port, and a server counts as ready only if it is still
-    running a moment after /-/ready answered.
-    """
-    for _attempt in range(3):
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        argv = make_argv(port)
-        log = open(log_path, "wb")
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                ready = fetch(url + ready_path)[0] == 200
-            except (urllib.error.URLError, ConnectionError, OSError):
-                ready = False
-            if ready:
-                time.sleep(0.3)
-                if process.poll() is None:
-                    return process, log, url
-                break
-            time.sleep(0.1)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-            log.close()
-            raise AssertionError(f"{argv[0]} not ready after {timeout} s:\n{open(log_path).read()}")
-        log.close()
-    raise AssertionError(f"{argv[0]} kept exiting ({process.returncode}):\n{open(log_path).read()}")
-
-
-def _stop(process, log):
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    log.close()
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Our endpoint (default registry), a Pushgateway and a Prometheus scraping both every second."""
-    prometheus = _binary("prometheus", "prometheus")
-    pushgateway = _binary("prometheus-pushgateway", "prometheus-pushgateway")
+    prometheus = binary("prometheus", "prometheus")
+    pushgateway = binary("prometheus-pushgateway", "prometheus-pushgateway")
     tmp = tmp_path_factory.mktemp("stack")
     endpoint = start_http_server(port=0)
-    gw, gw_log, gw_url = _start(
+    gw, gw_log, gw_url = start_server(
         lambda port: [pushgateway, f"--web.listen-address=127.0.0.1:{port}"], "/-/ready", tmp / "gw.log"
     )
     gw_port = urllib.parse.urlsplit(gw_url).port
@@ -688,27 +609,15 @@ def stack(tmp_path_factory):
         "  - job_name: pushgateway\n    honor_labels: true\n    static_configs:\n"
         f"      - targets: ['127.0.0.1:{gw_port}']\n"
     )
-    prom, prom_log, prom_url = _start(
+    prom, prom_log, prom_url = start_server(
         lambda port: [prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
                       f"--web.listen-address=127.0.0.1:{port}"],
         "/-/ready", tmp / "prometheus.log",
     )
     yield {"prometheus": prom_url, "pushgateway": gw_url, "endpoint": endpoint}
-    _stop(prom, prom_log)
-    _stop(gw, gw_log)
+    stop_server(prom, prom_log)
+    stop_server(gw, gw_log)
     endpoint.shutdown()
-
-
-def query(prom_url, expr):
-    url = prom_url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
-    status, _, body = fetch(url)
-    data = json.loads(body)
-    assert status == 200 and data["status"] == "success", (expr, data)
-    return data["data"]["result"]
-
-
-def values(prom_url, expr):
-    return sorted(float(r["value"][1]) for r in query(prom_url, expr))
 
 
 def test_prometheus_scrapes_the_endpoint(stack, gpu_runtime):

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Dict
 _EXPORTS: Dict[str, str] = {
     # metrics and runtime telemetry
     "CONTENT_TYPE_LATEST": "metrics",
+    "CONTENT_TYPE_PROTOBUF": "metrics",
     "REGISTRY": "metrics",
     "CollectorRegistry": "metrics",
     "Counter": "metrics",
@@ -25,6 +26,7 @@ _EXPORTS: Dict[str, str] = {
     "Histogram": "metrics",
     "generate_openmetrics": "metrics",
     "generate_prometheus": "metrics",
+    "generate_protobuf": "metrics",
     "ExportResult": "exporters",
     "OTLPExporter": "exporters",
     "create_exporter": "exporters",
@@ -78,6 +80,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
     from pyveda.telemetry.http import MetricsServer, start_http_server
     from pyveda.telemetry.metrics import (
         CONTENT_TYPE_LATEST,
+        CONTENT_TYPE_PROTOBUF,
         REGISTRY,
         CollectorRegistry,
         Counter,
@@ -85,6 +88,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
         Histogram,
         generate_openmetrics,
         generate_prometheus,
+        generate_protobuf,
     )
     from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS, to_openmetrics
     from pyveda.telemetry.promclient import register_prometheus_collector

@@ -7,9 +7,14 @@
 Endpoints (GET and HEAD; other methods get 405):
 
 * ``/metrics``: the whole registry, live (runtime ``pyveda_*`` families,
-  custom metrics, GPU gauges) in text format 0.0.4; OpenMetrics 1.0.0 when
-  the ``Accept`` header lists ``application/openmetrics-text`` (Prometheus
-  does); gzip when ``Accept-Encoding`` allows it.
+  custom metrics, GPU gauges), in the format the ``Accept`` header ranks
+  highest: the protobuf exposition with native histograms
+  (``application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily;
+  encoding=delimited``, what Prometheus asks for with
+  ``--enable-feature=native-histograms``), OpenMetrics 1.0.0
+  (``application/openmetrics-text``, Prometheus' default), else text format
+  0.0.4 (also for a missing or unknown Accept); gzip when
+  ``Accept-Encoding`` allows it.
 * ``/metrics.json``: the runtime's current snapshot (``export_json()``), or
   503 with a JSON error when there is no runtime or its telemetry is off.
 * ``/healthz``: ``ok``.
@@ -37,7 +42,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from pyveda._checks import seconds
-from pyveda.telemetry.metrics import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry
+from pyveda.telemetry.metrics import CONTENT_TYPE_LATEST, CONTENT_TYPE_PROTOBUF, REGISTRY, CollectorRegistry
 from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,13 +95,43 @@ def _accepts(header: Optional[str], wanted: str) -> bool:
     return False
 
 
-def _wants_openmetrics(accept: Optional[str]) -> bool:
-    if not accept:
-        return False
-    for item in accept.split(","):
-        if item.split(";")[0].strip().lower() == "application/openmetrics-text":
-            return _accepts(item, "application/openmetrics-text")
-    return False
+_PROTOBUF_TYPE = "application/vnd.google.protobuf"
+_OPENMETRICS_TYPE = "application/openmetrics-text"
+
+
+def choose_exposition(accept: Optional[str]) -> str:
+    """The exposition a scraper's Accept header ranks highest: "protobuf", "openmetrics" or "text".
+
+    Media types are compared by their q value (1 when absent; q=0 refuses),
+    the earlier one winning a tie. Protobuf counts only with
+    ``proto=io.prometheus.client.MetricFamily`` and ``encoding=delimited``.
+    ``text/plain``, ``*/*``, an unknown type or no header at all give text.
+    """
+    best, best_q = "text", 0.0
+    for item in (accept or "").split(","):
+        parts = [p.strip() for p in item.split(";")]
+        media = parts[0].lower()
+        params: Dict[str, str] = {}
+        for param in parts[1:]:
+            key, _, value = param.partition("=")
+            params[key.strip().lower()] = value.strip().strip('"')
+        try:
+            quality = float(params.get("q", "1"))
+        except ValueError:
+            quality = 0.0
+        if media == _PROTOBUF_TYPE:
+            if params.get("proto") != "io.prometheus.client.MetricFamily" or params.get("encoding") != "delimited":
+                continue
+            kind = "protobuf"
+        elif media == _OPENMETRICS_TYPE:
+            kind = "openmetrics"
+        elif media in ("text/plain", "*/*", "text/*"):
+            kind = "text"
+        else:
+            continue
+        if quality > best_q:
+            best, best_q = kind, quality
+    return best
 
 
 class _App:
@@ -178,7 +213,10 @@ def _server_classes() -> Tuple[type, type]:
             path = self.path.split("?", 1)[0]
             app = self.server.app
             if path == "/metrics":
-                if _wants_openmetrics(self.headers.get("Accept")):
+                exposition = choose_exposition(self.headers.get("Accept"))
+                if exposition == "protobuf":
+                    self._send(200, app.registry.generate_protobuf(), CONTENT_TYPE_PROTOBUF)
+                elif exposition == "openmetrics":
                     self._send(200, app.registry.generate_openmetrics().encode("utf-8"), CONTENT_TYPE_OPENMETRICS)
                 else:
                     self._send(200, app.registry.generate_prometheus().encode("utf-8"), CONTENT_TYPE_LATEST)

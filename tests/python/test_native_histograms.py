@@ -1,0 +1,177 @@
+"""Native histograms over the protobuf exposition: the bytes, the content
+negotiation, and the real Prometheus (Debian's 2.42, started here with
+``--enable-feature=native-histograms``) as the judge of both."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+
+from prometheus_proto import METRIC_TYPES, native_buckets, parse_delimited
+from pyveda.telemetry import (
+    CONTENT_TYPE_PROTOBUF,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_protobuf,
+    start_http_server,
+)
+from pyveda.telemetry.http import choose_exposition
+from servers import binary, fetch, query, start_server, stop_server, values, wait_until
+
+# What Prometheus 2.42 sends with and without --enable-feature=native-histograms.
+PROMETHEUS_NATIVE_ACCEPT = (
+    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited,"
+    "application/openmetrics-text;version=1.0.0;q=0.8,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+PROMETHEUS_DEFAULT_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+
+
+@pytest.mark.parametrize(
+    "accept, chosen",
+    [
+        (PROMETHEUS_NATIVE_ACCEPT, "protobuf"),
+        (PROMETHEUS_DEFAULT_ACCEPT, "openmetrics"),
+        (None, "text"),
+        ("", "text"),
+        ("*/*", "text"),
+        ("application/json, image/png", "text"),  # unknown types fall back to text
+        ("application/vnd.google.protobuf", "text"),  # no proto/encoding: not the exposition
+        ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=text", "text"),
+        ("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0,"
+         "text/plain", "text"),
+        ("text/plain;q=0.9, application/openmetrics-text;q=0.5", "text"),
+        ('application/vnd.google.protobuf; proto="io.prometheus.client.MetricFamily"; encoding=delimited;q=0.2,'
+         "application/openmetrics-text;q=0.1", "protobuf"),
+        ("application/openmetrics-text;q=bogus, text/plain;q=0.1", "text"),
+    ],
+)
+def test_choose_exposition(accept, chosen):
+    assert choose_exposition(accept) == chosen
+
+
+def bucket_of(value, schema):
+    """Prometheus' native bucket index for a positive value: base^(i-1) < value <= base^i."""
+    return math.ceil(math.log2(value) * 2**schema - 1e-9)
+
+
+def test_protobuf_carries_every_family_and_agrees_with_the_text(registry):
+    jobs = Counter("nh_jobs_total", "Jobs.", ["queue"], registry=registry)
+    jobs.labels("fast").inc(3)
+    jobs.labels("slow").inc(0.5)
+    Gauge("nh_temperature", "Temperature.", registry=registry).set(-4.25)
+    sizes = Histogram("nh_size_bytes", "Sizes.", ["op"], registry=registry)
+    observed = [0.0, 1.0, 3.0, 3.0, 1000.0, 1e-6, 12345.678]
+    for v in observed:
+        sizes.labels("read").observe(v)
+    sizes.labels("write")  # a series with no observations
+
+    families = {f.name: f for f in parse_delimited(registry.generate_protobuf())}
+    assert set(families) == {"nh_jobs_total", "nh_temperature", "nh_size_bytes"}
+
+    jobs_family = families["nh_jobs_total"]
+    assert jobs_family.type == METRIC_TYPES["COUNTER"] and jobs_family.help == "Jobs."
+    by_queue = {m.label[0].value: m.counter for m in jobs_family.metric}
+    assert by_queue["fast"].value == 3 and by_queue["slow"].value == 0.5
+    assert abs(by_queue["fast"].created_timestamp.seconds - time.time()) < 600
+
+    gauge = families["nh_temperature"]
+    assert gauge.type == METRIC_TYPES["GAUGE"] and gauge.metric[0].gauge.value == -4.25
+
+    hist_family = families["nh_size_bytes"]
+    assert hist_family.type == METRIC_TYPES["HISTOGRAM"]
+    series = {m.label[0].value: m.histogram for m in hist_family.metric}
+    read = series["read"]
+    assert read.schema == 6 and read.zero_count == 1 and read.zero_threshold > 0
+    assert read.sample_count == len(observed) and read.sample_sum == pytest.approx(sum(observed))
+    expected = {}
+    for v in observed:
+        if v > 0:
+            expected[bucket_of(v, 6)] = expected.get(bucket_of(v, 6), 0) + 1
+    assert native_buckets(read) == expected
+    assert series["write"].sample_count == 0 and not series["write"].positive_span
+
+    # The text exposition describes the same histogram: _count and _sum agree.
+    text = registry.generate_prometheus()
+    assert f'nh_size_bytes_count{{op="read"}} {len(observed)}' in text
+    assert generate_protobuf(registry) == registry.generate_protobuf()
+
+
+def test_the_endpoint_serves_protobuf_to_prometheus_and_text_to_others(registry):
+    Histogram("nh_http_ms", "Latency.", registry=registry).observe(2.5)
+    with start_http_server(port=0, registry=registry) as server:
+        status, headers, body = fetch(server.url, {"Accept": PROMETHEUS_NATIVE_ACCEPT})
+        assert status == 200 and headers["Content-Type"] == CONTENT_TYPE_PROTOBUF
+        assert parse_delimited(body)[0].metric[0].histogram.sample_count == 1
+        _, headers, _ = fetch(server.url, {"Accept": "application/x-unknown"})
+        assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        _, headers, _ = fetch(server.url, {"Accept": PROMETHEUS_DEFAULT_ACCEPT})
+        assert headers["Content-Type"].startswith("application/openmetrics-text")
+
+
+# --- the real Prometheus ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def native_prometheus(tmp_path_factory):
+    """Prometheus with native histograms, scraping a fresh registry's endpoint every second."""
+    prometheus = binary("prometheus", "prometheus")
+    tmp = tmp_path_factory.mktemp("native")
+    registry = CollectorRegistry()
+    endpoint = start_http_server(port=0, registry=registry)
+    (tmp / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n"
+        "scrape_configs:\n"
+        "  - job_name: pyveda\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{endpoint.port}']\n"
+    )
+    process, log, url = start_server(
+        lambda port: [prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+                      f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=native-histograms"],
+        "/-/ready", tmp / "prometheus.log",
+    )
+    yield url, registry
+    stop_server(process, log)
+    endpoint.shutdown()
+
+
+def test_prometheus_reads_our_native_histogram_exactly(native_prometheus):
+    prom, registry = native_prometheus
+    sample = np.random.default_rng(11).lognormal(mean=3.0, sigma=1.0, size=20_000)
+    latency = Histogram("nh_request_ms", "Request latency.", ["route"], registry=registry)
+    child = latency.labels("/api")
+    for v in sample.tolist():
+        child.observe(v)
+    requests = Counter("nh_requests_total", "Requests.", registry=registry)
+    requests.inc(20_000)
+
+    selector = 'nh_request_ms{job="pyveda",route="/api"}'
+    wait_until(lambda: values(prom, f"histogram_count({selector})") == [20_000.0], 30,
+               "histogram_count == 20000 (a native histogram, scraped over protobuf)")
+    assert values(prom, f"histogram_sum({selector})") == [pytest.approx(float(sample.sum()), rel=1e-9)]
+    for q in (0.5, 0.99):
+        (estimate,) = values(prom, f"histogram_quantile({q}, {selector})")
+        truth = float(np.quantile(sample, q))
+        assert abs(estimate - truth) / truth < 0.01, (q, estimate, truth)
+    assert values(prom, 'nh_requests_total{job="pyveda"}') == [20_000.0]
+    targets = json.loads(fetch(prom + "/api/v1/targets")[2])["data"]["activeTargets"]
+    assert [t["lastError"] for t in targets] == [""]
+
+    # Two series of one name sum exactly, bucket for bucket (replicas would do the same).
+    other = latency.labels("/health")
+    for v in sample[:5_000].tolist():
+        other.observe(v)
+    wait_until(lambda: values(prom, 'histogram_count(sum(nh_request_ms{job="pyveda"}))') == [25_000.0], 30,
+               "the sum of two native histograms")
+    result = query(prom, 'histogram_quantile(0.5, sum(nh_request_ms{job="pyveda"}))')
+    truth = float(np.quantile(np.concatenate([sample, sample[:5_000]]), 0.5))
+    assert abs(float(result[0]["value"][1]) - truth) / truth < 0.01
