@@ -89,7 +89,29 @@ def render_case(series: int, repeat: int):
         best_ns("vreg.generate_openmetrics()", env, 3, repeat) / series,
         best_ns("generate_openmetrics(preg)", env, 3, repeat) / series,
     )
-    return text, openmetrics
+    # prometheus_client has no protobuf exposition: its text is the peer figure.
+    protobuf = (best_ns("vreg.generate_protobuf()", env, 3, repeat) / series, text[1])
+    return text, openmetrics, protobuf
+
+
+def histogram_render_case(series: int, repeat: int):
+    """Histogram series (100 observations each): our text (a summary), our protobuf
+    (native histograms) and prometheus_client's text (classic buckets)."""
+    vreg = veda.CollectorRegistry()
+    preg = prometheus_client.CollectorRegistry()
+    vh = veda.Histogram("latency_ms", "Latency", ("path",), registry=vreg)
+    ph = prometheus_client.Histogram("latency_ms", "Latency", ("path",), registry=preg)
+    for i in range(series):
+        v, p = vh.labels(f"/item/{i}"), ph.labels(f"/item/{i}")
+        for k in range(100):
+            v.observe(0.5 + k * 0.37)
+            p.observe(0.5 + k * 0.37)
+    env = {"vreg": vreg, "preg": preg, "generate_latest": prometheus_client.generate_latest}
+    return (
+        best_ns("vreg.generate_prometheus()", env, 3, repeat) / series,
+        best_ns("vreg.generate_protobuf()", env, 3, repeat) / series,
+        best_ns("generate_latest(preg)", env, 3, repeat) / series,
+    )
 
 
 def main() -> None:
@@ -105,9 +127,14 @@ def main() -> None:
         t = {lib: best_ns(stmt, env, number, repeat) for lib, stmt in stmts.items()}
         rows.append((op, t["pyveda"], t["prometheus_client"], t["opentelemetry-sdk"]))
     series = 1_000 if args.quick else 10_000
-    (ours, peer), (ours_om, peer_om) = render_case(series, repeat)
-    rows.append((f"render {series:,} series (per series)", ours, peer, None))
+    (ours_text, peer), (ours_om, peer_om), (ours_pb, peer_text) = render_case(series, repeat)
+    rows.append((f"render {series:,} series (per series)", ours_text, peer, None))
     rows.append((f"render {series:,} series, OpenMetrics", ours_om, peer_om, None))
+    rows.append((f"render {series:,} series, protobuf*", ours_pb, peer_text, None))
+    hist_series = 100 if args.quick else 1_000
+    hist_text, hist_pb, hist_peer = histogram_render_case(hist_series, repeat)
+    rows.append((f"render {hist_series:,} histograms, text", hist_text, hist_peer, None))
+    rows.append((f"render {hist_series:,} histograms, protobuf*", hist_pb, hist_peer, None))
 
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     print(f"# compare_metrics: ns per operation, best of {repeat} ({machine})")
@@ -122,6 +149,9 @@ def main() -> None:
         else:
             print(f"{op:38s} pyveda {ours:8,.0f}  prometheus_client {prom:8,.0f} ({prom / ours:5.1f}x)"
                   f"  opentelemetry-sdk {otel_text:>8s} ({otel_ratio})")
+    note = (f"* prometheus_client has no protobuf exposition: beside our protobuf stands its text format."
+            f" Ours, protobuf / text per series: {ours_pb / ours_text:.2f} (counters), {hist_pb / hist_text:.2f} (histograms)")
+    print(("\n" if args.markdown else "") + note)
 
 
 if __name__ == "__main__":

@@ -27,8 +27,27 @@ inline void put_varint(std::string& out, std::uint64_t v) {
   out.push_back(static_cast<char>(v));
 }
 
+// Bytes put_varint() writes for v.
+inline std::size_t varint_size(std::uint64_t v) {
+  std::size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// Bytes of a length-delimited field (tag of a field number below 16, length, body).
+inline std::size_t len_field_size(std::size_t body) { return 1 + varint_size(body) + body; }
+
 inline void put_tag(std::string& out, std::uint32_t field, std::uint32_t wire_type) {
   put_varint(out, (static_cast<std::uint64_t>(field) << 3) | wire_type);
+}
+
+// Starts a length-delimited field whose body of `size` bytes the caller writes next.
+inline void put_len_header(std::string& out, std::uint32_t field, std::size_t size) {
+  put_tag(out, field, kLen);
+  put_varint(out, size);
 }
 
 inline void put_fixed(std::string& out, std::uint64_t v, int bytes) {

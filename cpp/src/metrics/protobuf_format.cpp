@@ -39,35 +39,63 @@ constexpr std::uint32_t kSeconds = 1, kNanos = 2;
 // io.prometheus.client.MetricType.
 enum PromType : std::uint64_t { kCounterType = 0, kGaugeType = 1, kSummaryType = 2, kHistogramType = 4 };
 
+std::size_t timestamp_size(std::int64_t unix_nano) {
+  if (unix_nano <= 0) return 0;
+  const auto seconds = static_cast<std::uint64_t>(unix_nano / 1000000000);
+  const auto nanos = static_cast<std::uint64_t>(unix_nano % 1000000000);
+  return (seconds ? 1 + pb::varint_size(seconds) : 0) + (nanos ? 1 + pb::varint_size(nanos) : 0);
+}
+
+// A google.protobuf.Timestamp field; left out when the time is unknown (0).
 void put_timestamp(std::string& out, std::uint32_t field_number, std::int64_t unix_nano) {
   if (unix_nano <= 0) return;
-  std::string ts;
-  pb::put_uint(ts, field::kSeconds, static_cast<std::uint64_t>(unix_nano / 1000000000));
-  pb::put_uint(ts, field::kNanos, static_cast<std::uint64_t>(unix_nano % 1000000000));
-  pb::put_message(out, field_number, ts);
+  pb::put_len_header(out, field_number, timestamp_size(unix_nano));
+  pb::put_uint(out, field::kSeconds, static_cast<std::uint64_t>(unix_nano / 1000000000));
+  pb::put_uint(out, field::kNanos, static_cast<std::uint64_t>(unix_nano % 1000000000));
+}
+
+std::size_t string_field_size(std::string_view s) { return pb::len_field_size(s.size()); }
+
+std::size_t labels_size(const FamilyInfo& info, const SeriesSnapshot& series) {
+  std::size_t size = 0;
+  for (std::size_t i = 0; i < info.label_names.size() && i < series.label_values.size(); ++i) {
+    size += pb::len_field_size(string_field_size(info.label_names[i]) + string_field_size(series.label_values[i]));
+  }
+  return size;
 }
 
 void put_labels(std::string& out, const FamilyInfo& info, const SeriesSnapshot& series) {
-  std::string pair;
   for (std::size_t i = 0; i < info.label_names.size() && i < series.label_values.size(); ++i) {
-    pair.clear();
-    pb::put_string(pair, field::kLabelName, info.label_names[i]);
-    pb::put_string(pair, field::kLabelValue, series.label_values[i]);
-    pb::put_message(out, field::kLabel, pair);
+    const std::string& name = info.label_names[i];
+    const std::string& value = series.label_values[i];
+    pb::put_len_header(out, field::kLabel, string_field_size(name) + string_field_size(value));
+    pb::put_string(out, field::kLabelName, name);
+    pb::put_string(out, field::kLabelValue, value);
   }
 }
 
 // The native histogram: spans of consecutive non-empty buckets and their deltas.
-void put_native_histogram(std::string& out, const SeriesSnapshot& series, int scale) {
+// Buffers reused from series to series.
+struct Scratch {
+  std::string message, value, spans, deltas;
+};
+
+// Appends the Histogram message's body (without its field header) to `body`.
+// Runs of non-empty buckets separated by at most kMaxGap empty ones share a
+// span (the empty ones get a delta each): fewer, longer spans are smaller.
+void put_native_histogram(std::string& body, const SeriesSnapshot& series, int scale, Scratch& scratch) {
+  constexpr std::size_t kMaxGap = 2;
   const HistogramSnapshot& h = series.histogram;
-  std::string body;
   pb::put_uint_always(body, field::kSampleCount, h.count);
   pb::put_double(body, field::kSampleSum, h.sum);
   pb::put_sint_always(body, field::kSchema, scale);
   pb::put_double(body, field::kZeroThreshold, h.zero_threshold);
   pb::put_uint_always(body, field::kZeroCount, h.zero_count);
 
-  std::string spans, span, deltas;
+  std::string& spans = scratch.spans;
+  std::string& deltas = scratch.deltas;
+  spans.clear();
+  deltas.clear();
   std::int64_t previous_count = 0;
   std::int64_t next_index = 0;  // Prometheus index right after the last span written
   bool first = true;
@@ -77,13 +105,16 @@ void put_native_histogram(std::string& out, const SeriesSnapshot& series, int sc
       ++i;
       continue;
     }
-    std::size_t end = i;
-    while (end < n && h.counts[end] != 0) ++end;
+    std::size_t end = i;  // one past the span's last non-empty bucket
+    for (std::size_t k = i; k < n && k <= end + kMaxGap; ++k) {
+      if (h.counts[k] != 0) end = k + 1;
+    }
     const std::int64_t index = static_cast<std::int64_t>(h.offset) + static_cast<std::int64_t>(i) + 1;
-    span.clear();
-    pb::put_sint_always(span, field::kSpanOffset, first ? index : index - next_index);
-    pb::put_uint_always(span, field::kSpanLength, end - i);
-    pb::put_message(spans, field::kPositiveSpan, span);
+    const std::uint64_t offset = pb::zigzag(first ? index : index - next_index);
+    const std::uint64_t length = end - i;
+    pb::put_len_header(spans, field::kPositiveSpan, 2 + pb::varint_size(offset) + pb::varint_size(length));
+    pb::put_uint_always(spans, field::kSpanOffset, offset);
+    pb::put_uint_always(spans, field::kSpanLength, length);
     for (std::size_t k = i; k < end; ++k) {
       const auto count = static_cast<std::int64_t>(h.counts[k]);
       pb::put_sint_always(deltas, field::kPositiveDelta, count - previous_count);
@@ -96,19 +127,17 @@ void put_native_histogram(std::string& out, const SeriesSnapshot& series, int sc
   body += spans;
   body += deltas;
   put_timestamp(body, field::kHistogramCreated, series.start_unix_nano);
-  pb::put_message(out, field::kHistogram, body);
 }
 
-void put_summary(std::string& out, const SeriesSnapshot& series) {
+// Appends the Summary message's body (without its field header) to `body`.
+void put_summary(std::string& body, const SeriesSnapshot& series) {
   const HistogramSnapshot& h = series.histogram;
-  std::string body, quantile;
   pb::put_uint_always(body, field::kSummaryCount, h.count);
   pb::put_double(body, field::kSummarySum, h.sum);
   auto put_quantile = [&](double q, double value) {
-    quantile.clear();
-    pb::put_double(quantile, field::kQuantile, q);
-    pb::put_double(quantile, field::kQuantileValue, value);
-    pb::put_message(body, field::kSummaryQuantile, quantile);
+    pb::put_len_header(body, field::kSummaryQuantile, 18);  // two doubles
+    pb::put_double(body, field::kQuantile, q);
+    pb::put_double(body, field::kQuantileValue, value);
   };
   if (series.quantiles.empty()) {
     for (const double q : kSummaryQuantiles) put_quantile(q, h.percentile(q * 100.0));
@@ -116,20 +145,23 @@ void put_summary(std::string& out, const SeriesSnapshot& series) {
     for (const auto& [q, value] : series.quantiles) put_quantile(q, value);
   }
   put_timestamp(body, field::kSummaryCreated, series.start_unix_nano);
-  pb::put_message(out, field::kSummary, body);
 }
 
 // Quantiles but no buckets: the series cannot be a native histogram.
 bool summary_only(const SeriesSnapshot& s) { return !s.quantiles.empty() && s.histogram.counts.empty(); }
 
-void put_family(std::string& out, const FamilySnapshot& family, std::string& message, std::string& metric) {
+void put_family(std::string& out, const FamilySnapshot& family, Scratch& scratch) {
   const FamilyInfo& info = family.info;
+  std::string& message = scratch.message;
+  std::string& value = scratch.value;
   message.clear();
   PromType type = kGaugeType;
   switch (info.type) {
     case MetricType::counter:
       type = kCounterType;
-      pb::put_string(message, field::kFamilyName, info.name + "_total");
+      pb::put_len_header(message, field::kFamilyName, info.name.size() + 6);
+      message += info.name;
+      message += "_total";
       break;
     case MetricType::gauge:
       type = kGaugeType;
@@ -145,29 +177,41 @@ void put_family(std::string& out, const FamilySnapshot& family, std::string& mes
   }
   pb::put_nonempty(message, field::kFamilyHelp, info.help);
   pb::put_uint_always(message, field::kFamilyType, type);
-  std::string value;
   for (const SeriesSnapshot& s : family.series) {
-    metric.clear();
-    put_labels(metric, info, s);
-    value.clear();
+    const std::size_t labels = labels_size(info, s);
+    std::uint32_t value_field = field::kGauge;
+    std::size_t value_size = 9;  // one double
     switch (type) {
       case kGaugeType:
-        pb::put_double(value, field::kValue, s.value);
-        pb::put_message(metric, field::kGauge, value);
         break;
-      case kCounterType:
-        pb::put_double(value, field::kValue, s.value);
-        put_timestamp(value, field::kCounterCreated, s.start_unix_nano);
-        pb::put_message(metric, field::kCounter, value);
+      case kCounterType: {
+        value_field = field::kCounter;
+        const std::size_t ts = timestamp_size(s.start_unix_nano);
+        if (ts > 0) value_size += pb::len_field_size(ts);
         break;
+      }
       case kSummaryType:
-        put_summary(metric, s);
+        value_field = field::kSummary;
+        value.clear();
+        put_summary(value, s);
+        value_size = value.size();
         break;
       case kHistogramType:
-        put_native_histogram(metric, s, s.histogram.scale);
+        value_field = field::kHistogram;
+        value.clear();
+        put_native_histogram(value, s, s.histogram.scale, scratch);
+        value_size = value.size();
         break;
     }
-    pb::put_message(message, field::kFamilyMetric, metric);
+    pb::put_len_header(message, field::kFamilyMetric, labels + pb::len_field_size(value_size));
+    put_labels(message, info, s);
+    pb::put_len_header(message, value_field, value_size);
+    if (type == kGaugeType || type == kCounterType) {
+      pb::put_double(message, field::kValue, s.value);
+      if (type == kCounterType) put_timestamp(message, field::kCounterCreated, s.start_unix_nano);
+    } else {
+      message += value;
+    }
   }
   pb::put_varint(out, message.size());
   out += message;
@@ -176,10 +220,10 @@ void put_family(std::string& out, const FamilySnapshot& family, std::string& mes
 }  // namespace
 
 void encode_prometheus_protobuf(const std::vector<FamilySnapshot>& families, std::string& out) {
-  std::string message, metric;
+  Scratch scratch;
   for (const FamilySnapshot& family : families) {
     if (family.series.empty()) continue;
-    put_family(out, family, message, metric);
+    put_family(out, family, scratch);
   }
 }
 

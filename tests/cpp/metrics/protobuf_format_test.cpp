@@ -56,30 +56,45 @@ TEST(ProtobufExposition, CounterGaugeAndLabels) {
   EXPECT_EQ(gauge.at(1)[0].as_double(), -1.5);
 }
 
+// Reads (offset, length) of every positive span and the deltas of a Histogram message.
+struct Native {
+  std::vector<std::pair<std::int64_t, std::uint64_t>> spans;
+  std::vector<std::int64_t> deltas;
+};
+Native native_of(const ProtoMessage& hist) {
+  Native n;
+  if (hist.count(12)) {
+    for (const auto& f : hist.at(12)) {
+      const ProtoMessage span = parse_proto(f.bytes);
+      n.spans.emplace_back(span.at(1)[0].as_sint(), span.at(2)[0].number);
+    }
+  }
+  if (hist.count(13)) {
+    for (const auto& f : hist.at(13)) n.deltas.push_back(f.as_sint());
+  }
+  return n;
+}
+
 TEST(ProtobufExposition, NativeHistogramSpansAndDeltas) {
   Registry registry;
   Histogram& h = *registry.histogram("size", "Sizes.", {}, 0)->labels(kNoLabels);
-  // Scale 0: Prometheus bucket i is (2^(i-1), 2^i]: 1 -> 0, 2 -> 1, 16 -> 4, 0 -> zero bucket.
-  for (const double v : {1.0, 2.0, 2.0, 16.0, 0.0}) h.observe(v);
+  // Scale 0: Prometheus bucket i is (2^(i-1), 2^i]: 1 -> 0, 2 -> 1, 16 -> 4, 64 -> 6,
+  // 1024 -> 10; 0 -> the zero bucket.
+  for (const double v : {1.0, 2.0, 2.0, 16.0, 64.0, 1024.0, 0.0}) h.observe(v);
   const auto families = families_of(registry);
   ASSERT_EQ(families.size(), 1u);
   EXPECT_EQ(families[0].at(3)[0].number, 4u);  // HISTOGRAM
   const ProtoMessage hist = parse_proto(parse_proto(families[0].at(4)[0].bytes).at(7)[0].bytes);
-  EXPECT_EQ(hist.at(1)[0].number, 5u);           // sample_count
-  EXPECT_EQ(hist.at(2)[0].as_double(), 21.0);    // sample_sum
+  EXPECT_EQ(hist.at(1)[0].number, 7u);           // sample_count
+  EXPECT_EQ(hist.at(2)[0].as_double(), 1109.0);  // sample_sum
   EXPECT_EQ(hist.at(5)[0].as_sint(), 0);         // schema, written although 0
   EXPECT_EQ(hist.at(6)[0].as_double(), DBL_MIN); // zero_threshold
   EXPECT_EQ(hist.at(7)[0].number, 1u);           // zero_count
-  ASSERT_EQ(hist.at(12).size(), 2u);             // positive spans: [0, 1] and [4]
-  const ProtoMessage first = parse_proto(hist.at(12)[0].bytes);
-  const ProtoMessage second = parse_proto(hist.at(12)[1].bytes);
-  EXPECT_EQ(first.at(1)[0].as_sint(), 0);
-  EXPECT_EQ(first.at(2)[0].number, 2u);
-  EXPECT_EQ(second.at(1)[0].as_sint(), 2);  // the gap after the first span
-  EXPECT_EQ(second.at(2)[0].number, 1u);
-  std::vector<std::int64_t> deltas;
-  for (const auto& f : hist.at(13)) deltas.push_back(f.as_sint());
-  EXPECT_EQ(deltas, (std::vector<std::int64_t>{1, 1, -1}));  // counts 1, 2, 1
+  // Gaps of up to two empty buckets stay inside a span (0..6); three (7..9) start a new one.
+  const Native n = native_of(hist);
+  EXPECT_EQ(n.spans, (std::vector<std::pair<std::int64_t, std::uint64_t>>{{0, 7}, {3, 1}}));
+  // counts 1, 2, 0, 0, 1, 0, 1 | 1
+  EXPECT_EQ(n.deltas, (std::vector<std::int64_t>{1, 1, -2, 0, 1, -1, 1, 0}));
   EXPECT_EQ(hist.count(15), 1u);  // created_timestamp
 }
 
