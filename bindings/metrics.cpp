@@ -263,6 +263,9 @@ void init_metrics(nb::module_& m) {
       .def_ro("min", &HistogramSnapshot::min)
       .def_ro("max", &HistogramSnapshot::max)
       .def_ro("start_unix_nano", &HistogramSnapshot::start_unix_nano)
+      .def_ro("bounds", &HistogramSnapshot::bounds, "Classic bucket bounds (empty without classic buckets).")
+      .def_ro("bound_counts", &HistogramSnapshot::bound_counts,
+              "Per classic bucket (previous bound, bound] its count, then the count above the last bound.")
       .def("percentile", &HistogramSnapshot::percentile, "p"_a, "Estimated value at percentile p in [0, 100].")
       .def("mean", &HistogramSnapshot::mean)
       .def("bucket_lower", &HistogramSnapshot::bucket_lower, "index"_a, "base**index, the bucket's exclusive lower bound.");
@@ -288,7 +291,10 @@ void init_metrics(nb::module_& m) {
       .def(
           "snapshot", [](const HistogramRef& r) { return r.get().snapshot(); },
           "The buckets in OpenTelemetry exponential-histogram layout.")
-      .def_prop_ro("scale", [](const HistogramRef& r) { return r.family->info().scale; });
+      .def_prop_ro("scale", [](const HistogramRef& r) { return r.family->info().scale; })
+      .def_prop_ro(
+          "buckets", [](const HistogramRef& r) { return r.family->info().buckets; },
+          "The classic bucket bounds, without +Inf (empty without classic buckets).");
 
   bind_family<Counter>(m, "CounterFamily", "A counter and its labelled series.");
   bind_family<Gauge>(m, "GaugeFamily", "A gauge and its labelled series.");
@@ -299,7 +305,9 @@ void init_metrics(nb::module_& m) {
       .def("counter", &Registry::counter, "name"_a, "help"_a, "label_names"_a = Labels{})
       .def("gauge", &Registry::gauge, "name"_a, "help"_a, "label_names"_a = Labels{})
       .def("histogram", &Registry::histogram, "name"_a, "help"_a, "label_names"_a = Labels{},
-           "scale"_a = Histogram::kDefaultScale)
+           "scale"_a = Histogram::kDefaultScale, "buckets"_a = std::vector<double>{},
+           "A histogram family; buckets: classic bucket bounds (increasing, finite; +Inf is added), "
+           "empty for none.")
       .def("unregister", &Registry::unregister, "name"_a)
       .def("clear", &Registry::clear)
       .def("names", &Registry::names)
@@ -307,7 +315,9 @@ void init_metrics(nb::module_& m) {
       .def("render_prometheus", &Registry::render_prometheus, nb::call_guard<nb::gil_scoped_release>(),
            "The whole registry in Prometheus text format 0.0.4.")
       .def("render_openmetrics", &Registry::render_openmetrics, nb::call_guard<nb::gil_scoped_release>(),
-           "The whole registry as OpenMetrics 1.0 text (ends in '# EOF').")
+           "created_series"_a = true,
+           "The whole registry as OpenMetrics 1.0 text (ends in '# EOF'), with a _created sample per "
+           "counter, histogram and summary series unless created_series is False.")
       .def(
           "encode_protobuf",
           [](const Registry& r) {
@@ -359,9 +369,14 @@ void init_metrics(nb::module_& m) {
                   append_double(quantile, sample.quantile);
                   labels["quantile"] = quantile;
                 }
+                if (sample.has_le) {
+                  quantile.clear();
+                  append_canonical_number(quantile, sample.le);
+                  labels["le"] = quantile;
+                }
                 samples.append(nb::make_tuple(nb::str(sample.name.data(), sample.name.size()), labels, sample.value));
               });
-              const std::string_view type = exposition_type(info.type);
+              const std::string_view type = exposition_type(info);
               out.append(nb::make_tuple(info.name, info.help, nb::str(type.data(), type.size()), samples));
             }
             return out;

@@ -334,7 +334,8 @@ void init_runtime(nb::module_& m) {
       .def_rw("gpus", &MetricsSnapshot::gpus, "Per-device GPU samples (empty without GPU data).")
       .def("export_prometheus", &render_snapshot_prometheus,
            "The snapshot in Prometheus text format 0.0.4, with the guide's metric names.")
-      .def("export_openmetrics", &render_snapshot_openmetrics, "The same families as OpenMetrics 1.0 text.")
+      .def("export_openmetrics", &render_snapshot_openmetrics, "created_series"_a = true,
+           "The same families as OpenMetrics 1.0 text (with _created samples unless created_series is False).")
       .def(
           "encode_otlp",
           [](const MetricsSnapshot& s, nb::handle resource, std::string_view scope_name,

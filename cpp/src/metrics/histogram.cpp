@@ -4,6 +4,7 @@
 #include <array>
 #include <cfloat>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -102,8 +103,32 @@ std::int32_t window_position(std::int32_t index, std::int32_t origin) noexcept {
 
 }  // namespace
 
-Histogram::Histogram(int scale)
+std::vector<double> Histogram::check_bounds(std::vector<double> bounds) {
+  if (!bounds.empty() && std::isinf(bounds.back()) && bounds.back() > 0) bounds.pop_back();
+  if (bounds.empty()) {
+    throw std::invalid_argument("histogram buckets need at least one finite bound (+Inf is always added)");
+  }
+  for (std::size_t i = 0; i < bounds.size(); ++i) {
+    const double b = bounds[i];
+    if (!std::isfinite(b)) {
+      throw std::invalid_argument("histogram bucket bounds must be finite numbers (+Inf only as the last), got " +
+                                  std::string(std::isnan(b) ? "NaN" : (b > 0 ? "+Inf" : "-Inf")) + " at position " +
+                                  std::to_string(i));
+    }
+    if (i > 0 && !(bounds[i - 1] < b)) {
+      char text[96];
+      std::snprintf(text, sizeof text, "%.17g after %.17g at position %zu", b, bounds[i - 1], i);
+      throw std::invalid_argument(std::string(bounds[i - 1] == b ? "histogram bucket bounds must not repeat: "
+                                                                 : "histogram bucket bounds must increase: ") +
+                                  text);
+    }
+  }
+  return bounds;
+}
+
+Histogram::Histogram(int scale, std::vector<double> bounds)
     : scale_(scale),
+      bounds_(bounds.empty() ? std::move(bounds) : check_bounds(std::move(bounds))),
       tables_(nullptr),
       origin_(kUnsetOrigin),
       min_(std::numeric_limits<double>::infinity()),
@@ -114,6 +139,10 @@ Histogram::Histogram(int scale)
                                 ", " + std::to_string(kMaxScale) + "], got " + std::to_string(scale));
   }
   tables_ = &tables_for(scale);
+  if (!bounds_.empty()) {
+    bound_counts_.reset(new std::atomic<std::uint64_t>[bounds_.size() + 1]);
+    for (std::size_t i = 0; i <= bounds_.size(); ++i) bound_counts_[i].store(0, std::memory_order_relaxed);
+  }
   buckets_.reset(new std::atomic<std::uint64_t>[kMaxBuckets]);
   for (std::int32_t i = 0; i < kMaxBuckets; ++i) buckets_[i].store(0, std::memory_order_relaxed);
 }
@@ -139,6 +168,11 @@ void Histogram::record(double value) noexcept {
     const std::int32_t index = index_with(*tables_, value);
     const std::int32_t pos = window_position(index, window_origin(index));
     buckets_[pos].fetch_add(1, std::memory_order_relaxed);
+  }
+  if (bound_counts_) {
+    // The classic bucket (previous bound, bound]: the first bound >= value.
+    const auto it = std::lower_bound(bounds_.begin(), bounds_.end(), value);
+    bound_counts_[static_cast<std::size_t>(it - bounds_.begin())].fetch_add(1, std::memory_order_relaxed);
   }
   const unsigned slot = detail::thread_slot();
   Shard& shard = shards_[slot];
@@ -194,6 +228,11 @@ HistogramSnapshot Histogram::snapshot() const {
   s.min = min();
   s.max = max();
   s.zero_count = zero_count_.load(std::memory_order_relaxed);
+  if (bound_counts_) {
+    s.bounds = bounds_;
+    s.bound_counts.resize(bounds_.size() + 1);
+    for (std::size_t i = 0; i <= bounds_.size(); ++i) s.bound_counts[i] = bound_counts_[i].load(std::memory_order_relaxed);
+  }
   const std::int32_t origin = origin_.load(std::memory_order_acquire);
   std::uint64_t in_buckets = 0;
   if (origin != kUnsetOrigin) {

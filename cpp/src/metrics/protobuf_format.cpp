@@ -28,10 +28,12 @@ constexpr std::uint32_t kSummaryCount = 1, kSummarySum = 2, kSummaryQuantile = 3
 // Quantile
 constexpr std::uint32_t kQuantile = 1, kQuantileValue = 2;
 // Histogram
-constexpr std::uint32_t kSampleCount = 1, kSampleSum = 2, kSchema = 5, kZeroThreshold = 6, kZeroCount = 7,
+constexpr std::uint32_t kSampleCount = 1, kSampleSum = 2, kBucket = 3, kSchema = 5, kZeroThreshold = 6, kZeroCount = 7,
                         kPositiveSpan = 12, kPositiveDelta = 13, kHistogramCreated = 15;
 // BucketSpan
 constexpr std::uint32_t kSpanOffset = 1, kSpanLength = 2;
+// Bucket
+constexpr std::uint32_t kCumulativeCount = 1, kUpperBound = 2;
 // google.protobuf.Timestamp
 constexpr std::uint32_t kSeconds = 1, kNanos = 2;
 }  // namespace field
@@ -88,6 +90,14 @@ void put_native_histogram(std::string& body, const SeriesSnapshot& series, int s
   const HistogramSnapshot& h = series.histogram;
   pb::put_uint_always(body, field::kSampleCount, h.count);
   pb::put_double(body, field::kSampleSum, h.sum);
+  // Classic buckets, cumulative, without the optional +Inf one (sample_count is it).
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < h.bounds.size(); ++i) {
+    if (i < h.bound_counts.size()) cumulative += h.bound_counts[i];
+    pb::put_len_header(body, field::kBucket, 1 + pb::varint_size(cumulative) + 9);
+    pb::put_uint_always(body, field::kCumulativeCount, cumulative);
+    pb::put_double(body, field::kUpperBound, h.bounds[i]);
+  }
   pb::put_sint_always(body, field::kSchema, scale);
   pb::put_double(body, field::kZeroThreshold, h.zero_threshold);
   pb::put_uint_always(body, field::kZeroCount, h.zero_count);

@@ -3,6 +3,7 @@
 #include "veda/metrics/protobuf_format.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -34,7 +35,7 @@ std::vector<std::string> exposed_names(const FamilyInfo& info) {
 }
 
 FamilyInfo make_info(std::string name, std::string help, std::vector<std::string> label_names,
-                     MetricType type, int scale) {
+                     MetricType type, int scale, std::vector<double> buckets = {}) {
   check_metric_name(name);
   if (type == MetricType::counter && ends_with(name, kTotalSuffix)) {
     name.resize(name.size() - kTotalSuffix.size());
@@ -57,7 +58,8 @@ FamilyInfo make_info(std::string name, std::string help, std::vector<std::string
     throw std::invalid_argument("histogram scale must be an integer in [" + std::to_string(Histogram::kMinScale) +
                                 ", " + std::to_string(Histogram::kMaxScale) + "], got " + std::to_string(scale));
   }
-  return FamilyInfo{std::move(name), std::move(help), std::move(label_names), type, scale};
+  if (!buckets.empty()) buckets = Histogram::check_bounds(std::move(buckets));
+  return FamilyInfo{std::move(name), std::move(help), std::move(label_names), type, scale, std::move(buckets)};
 }
 
 std::string describe(const FamilyInfo& info) {
@@ -66,7 +68,20 @@ std::string describe(const FamilyInfo& info) {
     out += (i ? ", '" : "'") + info.label_names[i] + "'";
   }
   out += ")";
-  if (info.type == MetricType::histogram) out += ", scale " + std::to_string(info.scale);
+  if (info.type == MetricType::histogram) {
+    out += ", scale " + std::to_string(info.scale);
+    if (info.buckets.empty()) {
+      out += ", no classic buckets";
+    } else {
+      out += ", buckets (";
+      char text[32];
+      for (std::size_t i = 0; i < info.buckets.size(); ++i) {
+        std::snprintf(text, sizeof text, "%s%g", i ? ", " : "", info.buckets[i]);
+        out += text;
+      }
+      out += ")";
+    }
+  }
   return out;
 }
 
@@ -104,7 +119,8 @@ std::shared_ptr<FamilyBase> Registry::find_or_check(const FamilyInfo& info) {
     const FamilyInfo& have = family->info();
     if (have.name != info.name) continue;
     const bool same = have.type == info.type && have.label_names == info.label_names &&
-                      (info.type != MetricType::histogram || have.scale == info.scale);
+                      (info.type != MetricType::histogram ||
+                       (have.scale == info.scale && have.buckets == info.buckets));
     if (!same) {
       throw std::invalid_argument("metric '" + info.name + "' is already registered as a " + describe(have) +
                                   "; cannot register it again as a " + describe(info));
@@ -151,9 +167,10 @@ std::shared_ptr<GaugeFamily> Registry::gauge(std::string name, std::string help,
 }
 
 std::shared_ptr<HistogramFamily> Registry::histogram(std::string name, std::string help,
-                                                     std::vector<std::string> label_names, int scale) {
-  FamilyInfo info =
-      make_info(std::move(name), std::move(help), std::move(label_names), MetricType::histogram, scale);
+                                                     std::vector<std::string> label_names, int scale,
+                                                     std::vector<double> buckets) {
+  FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::histogram, scale,
+                              std::move(buckets));
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto existing = find_or_check(info)) return as_family<Histogram>(existing);
   auto family = std::make_shared<HistogramFamily>(std::move(info));
@@ -225,9 +242,9 @@ std::string Registry::render_prometheus() const {
   return out;
 }
 
-std::string Registry::render_openmetrics() const {
+std::string Registry::render_openmetrics(bool created_series) const {
   std::string out;
-  veda::render_openmetrics(collect(), out);
+  veda::render_openmetrics(collect(), out, created_series);
   return out;
 }
 

@@ -123,29 +123,33 @@ void append_help(std::string& out, std::string_view help) {
   }
 }
 
-std::string_view exposition_type(MetricType type) noexcept {
-  switch (type) {
+std::string_view exposition_type(const FamilyInfo& info) noexcept {
+  switch (info.type) {
     case MetricType::counter: return "counter";
     case MetricType::gauge: return "gauge";
     case MetricType::histogram: break;
   }
-  return "summary";
+  return info.buckets.empty() ? "summary" : "histogram";
 }
 
 namespace {
 
-void render(const std::vector<FamilySnapshot>& families, std::string& out, Format format) {
+void render(const std::vector<FamilySnapshot>& families, std::string& out, Format format, bool created) {
   const bool om = format == Format::kOpenMetrics;
   std::string quantile_text;
   for (const FamilySnapshot& family : families) {
     const FamilyInfo& info = family.info;
     // OpenMetrics names a counter's metadata without the sample's "_total".
     const std::string metadata_name = info.type == MetricType::counter && !om ? info.name + "_total" : info.name;
-    append_header(out, metadata_name, info.help, exposition_type(info.type), format);
+    append_header(out, metadata_name, info.help, exposition_type(info), format);
     for_each_sample(family, [&](const ExposedSample& sample) {
       out += sample.name;
       double value = sample.value;
-      if (sample.has_quantile) {
+      if (sample.has_le) {
+        quantile_text.clear();
+        append_canonical_number(quantile_text, sample.le);
+        append_labels(out, info.label_names, sample.series->label_values, "le", quantile_text);
+      } else if (sample.has_quantile) {
         quantile_text.clear();
         if (om) {
           append_canonical_number(quantile_text, sample.quantile);
@@ -161,7 +165,7 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
       out += ' ';
       append_double(out, value);
       out += '\n';
-    });
+    }, om && created);
   }
   if (om) out += "# EOF\n";
 }
@@ -169,11 +173,11 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
 }  // namespace
 
 void render_prometheus(const std::vector<FamilySnapshot>& families, std::string& out) {
-  render(families, out, Format::kPrometheus);
+  render(families, out, Format::kPrometheus, false);
 }
 
-void render_openmetrics(const std::vector<FamilySnapshot>& families, std::string& out) {
-  render(families, out, Format::kOpenMetrics);
+void render_openmetrics(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series) {
+  render(families, out, Format::kOpenMetrics, created_series);
 }
 
 void append_canonical_number(std::string& out, double value) {

@@ -434,9 +434,9 @@ std::string render_snapshot_prometheus(const MetricsSnapshot& s) {
   return out;
 }
 
-std::string render_snapshot_openmetrics(const MetricsSnapshot& s) {
+std::string render_snapshot_openmetrics(const MetricsSnapshot& s, bool created_series) {
   std::string out;
-  render_openmetrics(to_families(s), out);
+  render_openmetrics(to_families(s), out, created_series);
   return out;
 }
 

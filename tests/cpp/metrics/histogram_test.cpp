@@ -125,6 +125,39 @@ TEST(Histogram, ScaleOutOfRangeThrows) {
   EXPECT_EQ(Histogram().scale(), Histogram::kDefaultScale);
 }
 
+TEST(Histogram, ClassicBucketsCountEachBoundInclusive) {
+  Histogram h(Histogram::kDefaultScale, {1, 2, 4});
+  for (const double v : {0.0, 1.0, 1.5, 2.0, 3.9, 4.0, 4.0000001, 100.0}) h.observe(v);
+  const HistogramSnapshot s = h.snapshot();
+  EXPECT_EQ(s.bounds, (std::vector<double>{1, 2, 4}));
+  // (-inf, 1], (1, 2], (2, 4], (4, +Inf)
+  EXPECT_EQ(s.bound_counts, (std::vector<std::uint64_t>{2, 2, 2, 2}));
+  EXPECT_EQ(s.count, 8u);
+  EXPECT_TRUE(Histogram(6).snapshot().bounds.empty());
+}
+
+TEST(Histogram, ClassicBoundsRulesAreNamed) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_EQ(Histogram::check_bounds({1, 2, inf}), (std::vector<double>{1, 2}));  // a trailing +Inf is implied
+  auto message = [](std::vector<double> bounds) {
+    try {
+      Histogram::check_bounds(std::move(bounds));
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message({}), "histogram buckets need at least one finite bound (+Inf is always added)");
+  EXPECT_EQ(message({inf}), "histogram buckets need at least one finite bound (+Inf is always added)");
+  EXPECT_EQ(message({1, nan}), "histogram bucket bounds must be finite numbers (+Inf only as the last), got NaN at position 1");
+  EXPECT_EQ(message({-inf, 1}), "histogram bucket bounds must be finite numbers (+Inf only as the last), got -Inf at position 0");
+  EXPECT_EQ(message({1, inf, 2}), "histogram bucket bounds must be finite numbers (+Inf only as the last), got +Inf at position 1");
+  EXPECT_EQ(message({1, 3, 2}), "histogram bucket bounds must increase: 2 after 3 at position 2");
+  EXPECT_EQ(message({1, 2, 2}), "histogram bucket bounds must not repeat: 2 after 2 at position 2");
+  EXPECT_THROW(Histogram(6, {2, 1}), std::invalid_argument);
+}
+
 TEST(Histogram, MemoryIsBounded) {
   // The object plus its fixed bucket window stays under 64 KiB.
   EXPECT_LT(sizeof(Histogram) + static_cast<std::size_t>(Histogram::kMaxBuckets) * 8, 64u * 1024u);

@@ -98,6 +98,25 @@ TEST(ProtobufExposition, NativeHistogramSpansAndDeltas) {
   EXPECT_EQ(hist.count(15), 1u);  // created_timestamp
 }
 
+TEST(ProtobufExposition, ClassicBucketsBesideTheNativeOnes) {
+  Registry registry;
+  Histogram& h = *registry.histogram("rtt", "Round trips.", {}, 3, {1, 5, 10})->labels(kNoLabels);
+  for (const double v : {0.5, 1.0, 7.0, 20.0}) h.observe(v);
+  const auto families = families_of(registry);
+  const ProtoMessage hist = parse_proto(parse_proto(families[0].at(4)[0].bytes).at(7)[0].bytes);
+  ASSERT_EQ(hist.at(3).size(), 3u);  // one Bucket per bound; +Inf is sample_count
+  const double bounds[] = {1, 5, 10};
+  const std::uint64_t cumulative[] = {2, 2, 3};
+  for (std::size_t i = 0; i < 3; ++i) {
+    const ProtoMessage bucket = parse_proto(hist.at(3)[i].bytes);
+    EXPECT_EQ(bucket.at(1)[0].number, cumulative[i]);
+    EXPECT_EQ(bucket.at(2)[0].as_double(), bounds[i]);
+  }
+  EXPECT_EQ(hist.at(1)[0].number, 4u);
+  EXPECT_EQ(hist.at(5)[0].as_sint(), 3);  // and still the native form
+  EXPECT_EQ(native_of(hist).deltas.size() >= 4, true);
+}
+
 TEST(ProtobufExposition, NegativeFirstIndexAndDefaultScale) {
   Registry registry;
   Histogram& h = *registry.histogram("wait", "Wait.", {})->labels(kNoLabels);

@@ -131,10 +131,79 @@ latency_seconds_count{op="idle"} 0
 jobs_total 0
 # EOF
 )";
-  EXPECT_EQ(r.render_openmetrics(), expected);
+  EXPECT_EQ(r.render_openmetrics(false), expected);
   std::string out = "prefix\n";
-  veda::render_openmetrics(r.collect(), out);
+  veda::render_openmetrics(r.collect(), out, false);
   EXPECT_EQ(out, "prefix\n" + expected);
+}
+
+// Each counter, histogram and summary series ends with its _created sample:
+// the series' start, in seconds since the epoch.
+TEST(OpenMetrics, CreatedSamples) {
+  using veda::FamilySnapshot;
+  using veda::SeriesSnapshot;
+  using veda::MetricType;
+  FamilySnapshot counter;
+  counter.info.name = "jobs";
+  counter.info.label_names = {"q"};
+  SeriesSnapshot s;
+  s.label_values = {"a"};
+  s.value = 2;
+  s.start_unix_nano = 1700000000250000000;
+  counter.series.push_back(s);
+  FamilySnapshot gauge = counter;
+  gauge.info.name = "level";
+  gauge.info.type = MetricType::gauge;
+  FamilySnapshot classic = counter;
+  classic.info.name = "size";
+  classic.info.type = MetricType::histogram;
+  classic.info.buckets = {1, 10};
+  classic.series[0].histogram.bounds = {1, 10};
+  classic.series[0].histogram.bound_counts = {1, 0, 2};
+  classic.series[0].histogram.count = 3;
+  classic.series[0].histogram.sum = 31;
+  std::string out;
+  veda::render_openmetrics({counter, gauge, classic}, out);
+  EXPECT_EQ(out, R"(# TYPE jobs counter
+jobs_total{q="a"} 2
+jobs_created{q="a"} 1700000000.25
+# TYPE level gauge
+level{q="a"} 2
+# TYPE size histogram
+size_bucket{q="a",le="1.0"} 1
+size_bucket{q="a",le="10.0"} 1
+size_bucket{q="a",le="+Inf"} 3
+size_sum{q="a"} 31
+size_count{q="a"} 3
+size_created{q="a"} 1700000000.25
+# EOF
+)");
+  // 0.0.4 has no _created samples; a series whose start is unknown has none either.
+  std::string text;
+  veda::render_prometheus({classic}, text);
+  EXPECT_EQ(text.find("_created"), std::string::npos);
+  EXPECT_NE(text.find("# TYPE size histogram\nsize_bucket{q=\"a\",le=\"1.0\"} 1\n"), std::string::npos);
+  counter.series[0].start_unix_nano = 0;
+  std::string unknown;
+  veda::render_openmetrics({counter}, unknown);
+  EXPECT_EQ(unknown.find("_created"), std::string::npos);
+}
+
+TEST(TextFormat, ClassicBucketsFromARegistry) {
+  Registry r;
+  veda::Histogram& h = *r.histogram("request_seconds", "Requests.", {}, veda::Histogram::kDefaultScale, {0.1, 0.5, 1, 5})
+                      ->labels(std::vector<std::string>{});
+  for (const double v : {0.05, 0.1, 0.3, 0.5, 0.7, 2.0, 9.0, 0.0}) h.observe(v);
+  EXPECT_EQ(r.render_prometheus(), R"(# HELP request_seconds Requests.
+# TYPE request_seconds histogram
+request_seconds_bucket{le="0.1"} 3
+request_seconds_bucket{le="0.5"} 5
+request_seconds_bucket{le="1.0"} 6
+request_seconds_bucket{le="5.0"} 7
+request_seconds_bucket{le="+Inf"} 8
+request_seconds_sum 12.65
+request_seconds_count 8
+)");
 }
 
 TEST(OpenMetrics, EmptyRegistryIsJustEof) {

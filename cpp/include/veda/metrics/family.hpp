@@ -33,6 +33,9 @@ struct FamilyInfo {
   std::vector<std::string> label_names;
   MetricType type = MetricType::counter;
   int scale = Histogram::kDefaultScale;  // histograms only
+  // Histograms only: classic bucket bounds (checked, without +Inf); empty for
+  // none, when the text formats show the histogram as a summary.
+  std::vector<double> buckets;
 };
 
 // Untyped view of a family, used by the registry to collect every metric.
@@ -201,7 +204,7 @@ class Family final : public FamilyBase {
 
   std::shared_ptr<M> make() const {
     if constexpr (std::is_same_v<M, Histogram>) {
-      return std::make_shared<Histogram>(info_.scale);
+      return std::make_shared<Histogram>(info_.scale, info_.buckets);
     } else {
       return std::make_shared<M>();
     }

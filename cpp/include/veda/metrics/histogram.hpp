@@ -29,6 +29,11 @@ struct HistogramSnapshot {
   double min = 0.0;               // NaN when count == 0
   double max = 0.0;               // NaN when count == 0
   std::int64_t start_unix_nano = 0;
+  // Classic buckets (only for a histogram made with bounds): the bounds in
+  // increasing order and, per bound, the observations in (previous bound,
+  // bound]; one more count at the end for those above the last bound (+Inf).
+  std::vector<double> bounds;
+  std::vector<std::uint64_t> bound_counts;
 
   // Estimated value at percentile p in [0, 100] (nearest rank, reported at the
   // bucket's log-midpoint and clamped to [min, max]). NaN when empty.
@@ -57,7 +62,7 @@ struct HistogramSnapshot {
 //
 // Thread-safety: observe() is lock-free and may run from any number of threads
 // concurrently with any reader. Each thread keeps count and sum in a cache line
-// of its own; bucket counters are shared atomics.
+// of its own; bucket counters (exponential and classic) are shared atomics.
 class Histogram {
  public:
   static constexpr int kMinScale = 0;
@@ -65,8 +70,17 @@ class Histogram {
   static constexpr int kDefaultScale = 6;
   static constexpr std::int32_t kMaxBuckets = 4096;
 
-  // Throws std::invalid_argument if scale is outside [kMinScale, kMaxScale].
-  explicit Histogram(int scale = kDefaultScale);
+  // Throws std::invalid_argument if scale is outside [kMinScale, kMaxScale],
+  // or if `bounds` breaks a rule of check_bounds(). With bounds, each
+  // observation is also counted in the classic bucket (previous bound, bound]
+  // it falls in, as Prometheus' classic histograms are.
+  explicit Histogram(int scale = kDefaultScale, std::vector<double> bounds = {});
+
+  // Checks classic bucket bounds and returns them without a trailing +Inf
+  // (which every classic histogram has implicitly). Throws
+  // std::invalid_argument naming the rule broken: at least one finite bound;
+  // no NaN or -Inf, +Inf only as the last; strictly increasing (no bound twice).
+  static std::vector<double> check_bounds(std::vector<double> bounds);
   ~Histogram();
   Histogram(const Histogram&) = delete;
   Histogram& operator=(const Histogram&) = delete;
@@ -93,6 +107,7 @@ class Histogram {
   double max() const noexcept;  // NaN when empty
 
   int scale() const noexcept { return scale_; }
+  const std::vector<double>& bounds() const noexcept { return bounds_; }
   std::uint64_t rejected() const noexcept { return rejected_.load(std::memory_order_relaxed); }
   std::int64_t created_unix_nano() const noexcept { return created_ns_; }
 
@@ -114,6 +129,8 @@ class Histogram {
   };
 
   const int scale_;
+  const std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<std::uint64_t>[]> bound_counts_;  // bounds_.size() + 1, or null
   const detail::ScaleTables* tables_;
   std::atomic<std::int32_t> origin_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;

@@ -24,7 +24,8 @@ inline constexpr std::string_view kProtobufContentType =
 // - histograms: type HISTOGRAM, per series the native histogram: schema =
 //   the histogram's scale, zero_threshold and zero_count, positive spans and
 //   deltas (bucket index = OpenTelemetry index + 1: Prometheus' bucket i is
-//   (base^(i-1), base^i]), sample_count, sample_sum, created_timestamp. A
+//   (base^(i-1), base^i]), sample_count, sample_sum, created_timestamp, and
+//   a histogram's classic buckets (cumulative, +Inf left out) when it has them. A
 //   family whose series carry quantiles but no buckets (a snapshot from the
 //   collector's history) goes out as SUMMARY{sample_count, sample_sum,
 //   quantile...} instead.

@@ -52,9 +52,11 @@ class Registry {
                                          std::vector<std::string> label_names = {});
   std::shared_ptr<GaugeFamily> gauge(std::string name, std::string help,
                                      std::vector<std::string> label_names = {});
+  // `buckets`: classic bucket bounds (see Histogram::check_bounds); empty for
+  // none. Re-registering must give the same scale and buckets.
   std::shared_ptr<HistogramFamily> histogram(std::string name, std::string help,
                                              std::vector<std::string> label_names = {},
-                                             int scale = Histogram::kDefaultScale);
+                                             int scale = Histogram::kDefaultScale, std::vector<double> buckets = {});
 
   // Removes a family by name (a counter's with or without "_total"); returns
   // false if there was none.
@@ -70,8 +72,9 @@ class Registry {
 
   // The Prometheus text exposition format 0.0.4 of collect().
   std::string render_prometheus() const;
-  // The whole registry as OpenMetrics 1.0 text (see render_openmetrics()).
-  std::string render_openmetrics() const;
+  // The whole registry as OpenMetrics 1.0 text (see render_openmetrics()),
+  // with or without the "_created" samples.
+  std::string render_openmetrics(bool created_series = true) const;
   // The whole registry in the Prometheus protobuf exposition (see
   // veda/metrics/protobuf_format.hpp): native histograms.
   std::string encode_protobuf() const;

@@ -1,6 +1,7 @@
 // Text exposition: Prometheus text format 0.0.4 and OpenMetrics 1.0.
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,29 +22,51 @@ inline constexpr double kSummaryQuantiles[] = {0.5, 0.9, 0.95, 0.99};
 
 // One sample line of an exposition, as for_each_sample() visits them.
 struct ExposedSample {
-  std::string_view name;  // "x_total" (counter), "x", "x_sum", "x_count" (summary)
+  // "x_total" (counter), "x", "x_sum", "x_count" (summary), "x_bucket" (histogram), "x_created"
+  std::string_view name;
   const SeriesSnapshot* series = nullptr;  // label values in the family's label-name order
   bool has_quantile = false;  // a summary quantile sample: adds the label quantile="<quantile>"
   double quantile = 0.0;
   double value = 0.0;
+  bool has_le = false;  // a classic bucket: adds the label le="<le>" (canonical form, "+Inf")
+  double le = 0.0;
 };
 
-// The text format's type name of a family: "counter", "gauge" or "summary"
-// (histograms are exposed as summaries).
-std::string_view exposition_type(MetricType type) noexcept;
+// The text format's type name of a family: "counter", "gauge", "histogram"
+// (a histogram with classic buckets) or "summary" (one without).
+std::string_view exposition_type(const FamilyInfo& info) noexcept;
+
+// Seconds since the epoch of a series' start, for "_created" samples.
+// (Whole seconds and the fraction apart: the nanoseconds as one double would round.)
+inline double created_seconds(const SeriesSnapshot& s) {
+  return static_cast<double>(s.start_unix_nano / 1000000000) +
+         static_cast<double>(s.start_unix_nano % 1000000000) / 1e9;
+}
 
 // Calls visit(sample) for each sample `family` exposes, in exposition order:
-// counters as "<name>_total"; gauges as "<name>"; histograms as a summary,
-// per series its quantiles (SeriesSnapshot::quantiles, else
-// kSummaryQuantiles computed from the histogram), "_sum" and "_count". The
-// text renderers and other writers (the prometheus_client bridge) share it.
+// counters as "<name>_total"; gauges as "<name>"; histograms with classic
+// buckets (FamilyInfo::buckets) per series as cumulative "<name>_bucket"
+// samples, one per bound and one for le="+Inf", then "_sum" and "_count";
+// histograms without them as a summary, per series its quantiles
+// (SeriesSnapshot::quantiles, else kSummaryQuantiles computed from the
+// histogram), "_sum" and "_count". With `created`, each counter, histogram
+// and summary series whose start is known ends with "<name>_created" (its
+// start in seconds since the epoch), as OpenMetrics has it. The text
+// renderers and other writers (the prometheus_client bridge) share it.
 template <class Visit>
-void for_each_sample(const FamilySnapshot& family, Visit&& visit) {
+void for_each_sample(const FamilySnapshot& family, Visit&& visit, bool created = false) {
   const FamilyInfo& info = family.info;
+  const std::string created_name = info.name + "_created";
+  auto visit_created = [&](const SeriesSnapshot& s) {
+    if (created && s.start_unix_nano > 0) visit(ExposedSample{created_name, &s, false, 0.0, created_seconds(s)});
+  };
   switch (info.type) {
     case MetricType::counter: {
       const std::string name = info.name + "_total";
-      for (const SeriesSnapshot& s : family.series) visit(ExposedSample{name, &s, false, 0.0, s.value});
+      for (const SeriesSnapshot& s : family.series) {
+        visit(ExposedSample{name, &s, false, 0.0, s.value});
+        visit_created(s);
+      }
       break;
     }
     case MetricType::gauge:
@@ -52,32 +75,41 @@ void for_each_sample(const FamilySnapshot& family, Visit&& visit) {
     case MetricType::histogram: {
       const std::string sum_name = info.name + "_sum";
       const std::string count_name = info.name + "_count";
+      const std::string bucket_name = info.name + "_bucket";
       for (const SeriesSnapshot& s : family.series) {
         const HistogramSnapshot& h = s.histogram;
-        if (s.quantiles.empty()) {
+        if (!info.buckets.empty()) {
+          double cumulative = 0.0;
+          for (std::size_t i = 0; i <= info.buckets.size(); ++i) {
+            if (i < h.bound_counts.size()) cumulative += static_cast<double>(h.bound_counts[i]);
+            const double le = i < info.buckets.size() ? info.buckets[i] : HUGE_VAL;
+            visit(ExposedSample{bucket_name, &s, false, 0.0, cumulative, true, le});
+          }
+        } else if (s.quantiles.empty()) {
           for (const double q : kSummaryQuantiles) visit(ExposedSample{info.name, &s, true, q, h.percentile(q * 100.0)});
         } else {
           for (const auto& [q, value] : s.quantiles) visit(ExposedSample{info.name, &s, true, q, value});
         }
         visit(ExposedSample{sum_name, &s, false, 0.0, h.sum});
         visit(ExposedSample{count_name, &s, false, 0.0, static_cast<double>(h.count)});
+        visit_created(s);
       }
       break;
     }
   }
 }
 
-// Renders families as text format 0.0.4: "# HELP" and "# TYPE" lines, counters
-// with a "_total" suffix, histograms as summaries with the quantiles above plus
-// "_sum" and "_count". Appends to `out`.
+// Renders families as text format 0.0.4: "# HELP" and "# TYPE" lines, the
+// samples of for_each_sample() (no "_created"). Appends to `out`.
 void render_prometheus(const std::vector<FamilySnapshot>& families, std::string& out);
 
 // Renders the same families as OpenMetrics 1.0 text: "# TYPE" before
 // "# HELP" (left out when empty; '"' escaped too), a counter's metadata named
 // without "_total" and its sample with it, quantile label values in canonical
-// form, summary quantiles NaN for a series with no observations, and a final
-// "# EOF". Appends to `out`.
-void render_openmetrics(const std::vector<FamilySnapshot>& families, std::string& out);
+// form, summary quantiles NaN for a series with no observations, with
+// `created_series` a "_created" sample per counter, histogram and summary
+// series, and a final "# EOF". Appends to `out`.
+void render_openmetrics(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series = true);
 
 // OpenMetrics' canonical text of a label number (le, quantile): Go's %g with
 // the shortest digits, ".0" added when it has neither '.' nor an exponent

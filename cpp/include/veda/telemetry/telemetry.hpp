@@ -77,7 +77,7 @@ std::vector<FamilySnapshot> to_families(const MetricsSnapshot& snapshot);
 // GPU gauges are per device when the snapshot has per-device samples, else
 // the unlabelled aggregate figures.
 std::string render_snapshot_prometheus(const MetricsSnapshot& snapshot);
-std::string render_snapshot_openmetrics(const MetricsSnapshot& snapshot);
+std::string render_snapshot_openmetrics(const MetricsSnapshot& snapshot, bool created_series = true);
 
 struct TelemetryOptions {
   double collect_interval_s = 1.0;  // > 0
