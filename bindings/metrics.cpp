@@ -387,6 +387,8 @@ void init_metrics(nb::module_& m) {
 
   m.def("default_registry", &default_registry, nb::rv_policy::reference,
         "The process-wide registry metrics register in by default.");
+  m.def("check_histogram_bounds", &Histogram::check_bounds, "bounds"_a,
+        "The classic bucket bounds without a trailing +Inf; ValueError naming the rule they break.");
   m.attr("PROMETHEUS_CONTENT_TYPE") = std::string(kPrometheusContentType);
   m.attr("OPENMETRICS_CONTENT_TYPE") = std::string(kOpenMetricsContentType);
   m.attr("PROTOBUF_CONTENT_TYPE") = std::string(kProtobufContentType);

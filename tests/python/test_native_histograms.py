@@ -175,3 +175,99 @@ def test_prometheus_reads_our_native_histogram_exactly(native_prometheus):
     result = query(prom, 'histogram_quantile(0.5, sum(nh_request_ms{job="pyveda"}))')
     truth = float(np.quantile(np.concatenate([sample, sample[:5_000]]), 0.5))
     assert abs(float(result[0]["value"][1]) - truth) / truth < 0.01
+
+
+# --- classic buckets and _created ------------------------------------------------------
+
+
+def test_classic_buckets_in_text_openmetrics_and_protobuf_agree(registry, check_metrics):
+    rtt = Histogram("nh_rtt_seconds", "Round trips.", ["peer"], registry=registry, buckets=Histogram.DEFAULT_BUCKETS)
+    assert rtt.buckets == list(Histogram.DEFAULT_BUCKETS[:-1])  # +Inf is implied
+    observed = [0.001, 0.005, 0.006, 0.3, 0.3, 2.0, 11.0]
+    for v in observed:
+        rtt.labels("a").observe(v)
+    text = registry.generate_prometheus()
+    assert "# TYPE nh_rtt_seconds histogram" in text
+    cumulative = {b: sum(v <= b for v in observed) for b in Histogram.DEFAULT_BUCKETS}
+    for bound, count in cumulative.items():
+        le = "+Inf" if bound == float("inf") else repr(float(bound))
+        assert f'nh_rtt_seconds_bucket{{peer="a",le="{le}"}} {count}\n' in text
+    assert f'nh_rtt_seconds_count{{peer="a"}} {len(observed)}\n' in text
+    assert check_metrics(text) == []
+
+    parser = pytest.importorskip("prometheus_client.openmetrics.parser")
+    (family,) = parser.text_string_to_metric_families(registry.generate_openmetrics())
+    assert family.type == "histogram"
+    buckets = {s.labels["le"]: s.value for s in family.samples if s.name == "nh_rtt_seconds_bucket"}
+    assert buckets["+Inf"] == len(observed) and buckets["0.005"] == 2 and buckets["0.5"] == 5
+    created = [s for s in family.samples if s.name == "nh_rtt_seconds_created"]
+    assert len(created) == 1 and abs(created[0].value - time.time()) < 600
+
+    (pb,) = parse_delimited(registry.generate_protobuf())
+    hist = pb.metric[0].histogram
+    assert [b.upper_bound for b in hist.bucket] == list(Histogram.DEFAULT_BUCKETS[:-1])
+    assert [b.cumulative_count for b in hist.bucket] == [cumulative[b] for b in Histogram.DEFAULT_BUCKETS[:-1]]
+    assert hist.sample_count == len(observed) and hist.schema == 6  # the native form rides along
+    assert sum(native_buckets(hist).values()) + hist.zero_count == len(observed)
+
+
+def test_re_registering_needs_the_same_buckets(registry):
+    first = Histogram("nh_same_ms", "Same.", registry=registry, buckets=(1, 2))
+    again = Histogram("nh_same_ms", "Same.", registry=registry, buckets=(1.0, 2.0, float("inf")))
+    again.observe(1.5)
+    assert first.get_count() == 1
+    with pytest.raises(ValueError, match=r"buckets \(1, 2\).*buckets \(1, 3\)"):
+        Histogram("nh_same_ms", "Same.", registry=registry, buckets=(1, 3))
+    with pytest.raises(ValueError, match="no classic buckets"):
+        Histogram("nh_same_ms", "Same.", registry=registry)
+
+
+@pytest.mark.parametrize(
+    "buckets, error, message",
+    [
+        ((), ValueError, r"histogram buckets need at least one finite bound \(\+Inf is always added\)"),
+        ((float("inf"),), ValueError, "at least one finite bound"),
+        ((1, 0.5), ValueError, "histogram bucket bounds must increase: 0.5 after 1 at position 1"),
+        ((1, 1), ValueError, "histogram bucket bounds must not repeat: 1 after 1 at position 1"),
+        ((1, float("nan")), ValueError, r"must be finite numbers \(\+Inf only as the last\), got NaN at position 1"),
+        ((float("-inf"), 1), ValueError, "got -Inf at position 0"),
+        ((1, float("inf"), 2), ValueError, r"got \+Inf at position 1"),
+        ("0.1,1", TypeError, "buckets must be a sequence of numbers, got str"),
+        (5, TypeError, "buckets must be a sequence of numbers, got int"),
+        ((1, "2"), TypeError, "each bucket bound must be a number, got str"),
+        ((True, 2), TypeError, "each bucket bound must be a number, got bool"),
+    ],
+)
+def test_bad_buckets_name_the_rule(registry, buckets, error, message):
+    with pytest.raises(error, match=message):
+        Histogram("nh_bad_ms", "Bad.", registry=registry, buckets=buckets)
+    assert "nh_bad_ms" not in registry.generate_prometheus()
+
+
+def test_created_series_can_be_turned_off_like_prometheus_client(registry):
+    from pyveda.telemetry import disable_created_metrics, enable_created_metrics
+
+    Counter("nh_made_total", "C.", registry=registry).inc()
+    assert "nh_made_created " in registry.generate_openmetrics()
+    disable_created_metrics()
+    try:
+        assert "_created" not in registry.generate_openmetrics()
+    finally:
+        enable_created_metrics()
+    assert "nh_made_created " in registry.generate_openmetrics()
+    assert "_created" not in registry.generate_prometheus()  # 0.0.4 never has them
+
+
+def test_the_environment_variable_turns_created_off_at_import():
+    import subprocess
+    import sys
+
+    code = (
+        "from pyveda.telemetry import CollectorRegistry, Counter\n"
+        "r = CollectorRegistry(); Counter('x_total', 'x', registry=r).inc()\n"
+        "print('_created' in r.generate_openmetrics())\n"
+    )
+    for value, expected in (("true", "False"), ("True", "False"), ("false", "True"), ("", "True")):
+        env = {**__import__("os").environ, "PROMETHEUS_DISABLE_CREATED_SERIES": value}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == expected, (value, out.stderr)

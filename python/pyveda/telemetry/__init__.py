@@ -27,6 +27,8 @@ _EXPORTS: Dict[str, str] = {
     "generate_openmetrics": "metrics",
     "generate_prometheus": "metrics",
     "generate_protobuf": "metrics",
+    "disable_created_metrics": "metrics",
+    "enable_created_metrics": "metrics",
     "ExportResult": "exporters",
     "OTLPExporter": "exporters",
     "create_exporter": "exporters",
@@ -88,6 +90,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
         Histogram,
         generate_openmetrics,
         generate_prometheus,
+        disable_created_metrics,
+        enable_created_metrics,
         generate_protobuf,
     )
     from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS, to_openmetrics

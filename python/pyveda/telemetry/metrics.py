@@ -12,7 +12,8 @@ instead); any difference raises ValueError.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Optional, Tuple
+import os
+from typing import Any, Iterable, List, Optional, Tuple
 
 from pyveda import _core
 
@@ -27,7 +28,27 @@ __all__ = [
     "generate_openmetrics",
     "generate_prometheus",
     "generate_protobuf",
+    "disable_created_metrics",
+    "enable_created_metrics",
 ]
+
+# Whether OpenMetrics has a _created sample per counter, histogram and summary
+# series. Off when PROMETHEUS_DISABLE_CREATED_SERIES is true at import (as
+# prometheus_client reads it) or after disable_created_metrics().
+_created_series = os.environ.get("PROMETHEUS_DISABLE_CREATED_SERIES", "False").strip().lower() not in ("true", "1", "t")
+
+
+def disable_created_metrics() -> None:
+    """Leaves the ``_created`` samples out of OpenMetrics expositions (as prometheus_client's)."""
+    global _created_series
+    _created_series = False
+
+
+def enable_created_metrics() -> None:
+    """Puts the ``_created`` samples back (the default)."""
+    global _created_series
+    _created_series = True
+
 
 #: Content-Type header for :func:`generate_prometheus` output (text format 0.0.4).
 CONTENT_TYPE_LATEST: str = _core.PROMETHEUS_CONTENT_TYPE
@@ -58,9 +79,12 @@ class CollectorRegistry:
         Rendered by the core from the same collection as the 0.0.4 text: TYPE
         before HELP, counters named without ``_total`` in their metadata,
         canonical quantile labels, NaN quantiles for a series with no
-        observations.
+        observations, and a ``_created`` sample (the series' creation or
+        last reset, in seconds) after each counter, histogram and summary
+        series unless :func:`disable_created_metrics` was called or
+        ``PROMETHEUS_DISABLE_CREATED_SERIES=true`` was set.
         """
-        return self._core.render_openmetrics()
+        return self._core.render_openmetrics(_created_series)
 
     def generate_protobuf(self) -> bytes:
         """Every metric of this registry in Prometheus' protobuf exposition.
@@ -141,6 +165,18 @@ def _label_names(owner: str, labelnames: Iterable[str]) -> Tuple[str, ...]:
     for name in names:
         _require_str(owner, "each label name", name)
     return names
+
+
+def _bucket_bounds(buckets: Any) -> List[float]:
+    """The bounds as floats; the core checks their order (and says which rule broke)."""
+    if isinstance(buckets, (str, bytes)) or not hasattr(buckets, "__iter__"):
+        raise TypeError(f"Histogram: buckets must be a sequence of numbers, got {type(buckets).__name__} ({buckets!r})")
+    bounds = []
+    for bound in buckets:
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+            raise TypeError(f"Histogram: each bucket bound must be a number, got {type(bound).__name__} ({bound!r})")
+        bounds.append(float(bound))
+    return _core.check_histogram_bounds(bounds)
 
 
 class _Metric:
@@ -224,8 +260,20 @@ class Histogram(_Metric, _core.Histogram):
     layout): ``scale`` (0-8, default 6) gives 2^scale buckets per power of
     two; at 6 every percentile is within 0.54% of the true value. Memory is
     fixed at 32 KiB per series. Negative, NaN and infinite values raise
-    ValueError. Exposed to Prometheus as a summary with quantiles 0.5, 0.9,
-    0.95 and 0.99 plus ``_sum`` and ``_count``.
+    ValueError.
+
+    How Prometheus sees it:
+
+    * over protobuf (Prometheus with native histograms enabled), always as a
+      native histogram: the exponential buckets as they are, so
+      ``histogram_quantile()`` works and replicas sum exactly;
+    * in the text formats, without ``buckets`` as a summary with quantiles
+      0.5, 0.9, 0.95 and 0.99 plus ``_sum`` and ``_count``;
+    * with ``buckets=(...)`` (as prometheus_client; ``DEFAULT_BUCKETS`` is
+      its default set) as a classic histogram: cumulative ``_bucket``
+      samples exact for those bounds, ``le="+Inf"``, ``_sum``, ``_count``
+      (and the same buckets inside the protobuf message). Bounds must be
+      finite and strictly increasing; a trailing ``+Inf`` may be given.
 
     Methods: ``observe(v)``, ``get_percentile(p)`` (p in [0, 100]),
     ``get_mean()``, ``get_count()``, ``get_sum()``, ``get_min()``,
@@ -234,6 +282,10 @@ class Histogram(_Metric, _core.Histogram):
 
     __slots__ = ("_registry",)
     _kind = "histogram"
+    #: prometheus_client's default bucket bounds (seconds), for ``buckets=Histogram.DEFAULT_BUCKETS``.
+    DEFAULT_BUCKETS: Tuple[float, ...] = (
+        0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, float("inf"),
+    )
 
     def __init__(
         self,
@@ -243,10 +295,12 @@ class Histogram(_Metric, _core.Histogram):
         *,
         registry: Optional[CollectorRegistry] = None,
         scale: int = _core.HISTOGRAM_DEFAULT_SCALE,
+        buckets: Optional[Iterable[float]] = None,
     ) -> None:
         low, high = _core.HISTOGRAM_MIN_SCALE, _core.HISTOGRAM_MAX_SCALE
         if not isinstance(scale, int) or isinstance(scale, bool):
             raise TypeError(f"Histogram: scale must be an int in [{low}, {high}], got {type(scale).__name__}")
         if not low <= scale <= high:
             raise ValueError(f"histogram scale must be an integer in [{low}, {high}], got {scale}")  # the core's words
-        super().__init__(name, documentation, labelnames, registry=registry, scale=scale)
+        bounds = [] if buckets is None else _bucket_bounds(buckets)
+        super().__init__(name, documentation, labelnames, registry=registry, scale=scale, buckets=bounds)
