@@ -128,11 +128,14 @@ def native_prometheus(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("native")
     registry = CollectorRegistry()
     endpoint = start_http_server(port=0, registry=registry)
+    runtime_endpoint = start_http_server(port=0)  # the default registry: the runtime's pyveda_* families
     (tmp / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n"
         "scrape_configs:\n"
         "  - job_name: pyveda\n    static_configs:\n"
         f"      - targets: ['127.0.0.1:{endpoint.port}']\n"
+        "  - job_name: runtime\n    static_configs:\n"
+        f"      - targets: ['127.0.0.1:{runtime_endpoint.port}']\n"
     )
     process, log, url = start_server(
         lambda port: [prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
@@ -142,6 +145,7 @@ def native_prometheus(tmp_path_factory):
     yield url, registry
     stop_server(process, log)
     endpoint.shutdown()
+    runtime_endpoint.shutdown()
 
 
 def test_prometheus_reads_our_native_histogram_exactly(native_prometheus):
@@ -164,7 +168,7 @@ def test_prometheus_reads_our_native_histogram_exactly(native_prometheus):
         assert abs(estimate - truth) / truth < 0.01, (q, estimate, truth)
     assert values(prom, 'nh_requests_total{job="pyveda"}') == [20_000.0]
     targets = json.loads(fetch(prom + "/api/v1/targets")[2])["data"]["activeTargets"]
-    assert [t["lastError"] for t in targets] == [""]
+    assert [t["lastError"] for t in targets] == ["", ""]
 
     # Two series of one name sum exactly, bucket for bucket (replicas would do the same).
     other = latency.labels("/health")
@@ -175,6 +179,29 @@ def test_prometheus_reads_our_native_histogram_exactly(native_prometheus):
     result = query(prom, 'histogram_quantile(0.5, sum(nh_request_ms{job="pyveda"}))')
     truth = float(np.quantile(np.concatenate([sample, sample[:5_000]]), 0.5))
     assert abs(float(result[0]["value"][1]) - truth) / truth < 0.01
+
+
+def test_the_dashboard_and_alert_queries_read_native_histograms(native_prometheus, make_runtime):
+    import importlib.resources
+
+    prom, _ = native_prometheus
+    runtime = make_runtime(threads=2, telemetry=True)
+    for future in [runtime.spawn(sum, [1, 2]) for _ in range(500)]:
+        future.result(timeout=10)
+    wait_until(lambda: values(prom, 'histogram_count(pyveda_latency_ms{job="runtime"})') >= [500.0], 30,
+               "the runtime's latency as a native histogram")
+    data = importlib.resources.files("pyveda") / "data"
+    dashboard = json.loads((data / "grafana-dashboard.json").read_text())
+    (panel,) = [p for p in dashboard["panels"] if p["title"] == "Task latency quantiles"]
+    for target in panel["targets"]:
+        expr = target["expr"].replace("$__rate_interval", "1m")
+        result = wait_until(lambda: query(prom, expr), 20, f"data for {expr}")
+        if "quantile" in target["legendFormat"]:
+            assert {r["metric"].get("quantile") for r in result if r["metric"].get("job") == "runtime"} == {
+                "0.5", "0.95", "0.99"}
+    alert = "max by (job, instance) (pyveda_latency_ms{quantile=\"0.99\"} or histogram_quantile(0.99, pyveda_latency_ms))"
+    assert alert in (data / "alerts.yml").read_text()
+    assert [r["metric"]["job"] for r in query(prom, alert)] == ["runtime"]
 
 
 # --- classic buckets and _created ------------------------------------------------------
