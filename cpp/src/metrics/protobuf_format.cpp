@@ -157,8 +157,11 @@ void put_summary(std::string& body, const SeriesSnapshot& series) {
   put_timestamp(body, field::kSummaryCreated, series.start_unix_nano);
 }
 
-// Quantiles but no buckets: the series cannot be a native histogram.
-bool summary_only(const SeriesSnapshot& s) { return !s.quantiles.empty() && s.histogram.counts.empty(); }
+// Quantiles and observations but no buckets (a snapshot from the collector's
+// history): the series cannot be a native histogram.
+bool summary_only(const SeriesSnapshot& s) {
+  return !s.quantiles.empty() && s.histogram.counts.empty() && s.histogram.count > s.histogram.zero_count;
+}
 
 void put_family(std::string& out, const FamilySnapshot& family, Scratch& scratch) {
   const FamilyInfo& info = family.info;

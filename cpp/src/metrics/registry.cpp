@@ -110,6 +110,9 @@ void collect_family(const FamilyBase& base, FamilySnapshot& out) {
   family.for_each([&](const std::vector<std::string>& labels, const M& metric) {
     out.series.push_back(snapshot_series(labels, metric));
   });
+  if (const auto hook = base.collect_hook()) {
+    for (SeriesSnapshot& s : out.series) (*hook)(s);
+  }
 }
 
 }  // namespace

@@ -15,6 +15,10 @@ void RuntimeOptions::validate() const {
     throw std::invalid_argument("collect_interval must be a number of seconds > 0 and at most 1e9, got " +
                                 std::to_string(collect_interval_s));
   }
+  if (!(latency_window_s > 0.0) || !(latency_window_s <= kMaxCollectIntervalS)) {
+    throw std::invalid_argument("latency_window must be a number of seconds > 0 and at most 1e9, got " +
+                                std::to_string(latency_window_s));
+  }
   if (queue_size > kMaxQueueSize) {
     throw std::invalid_argument("queue_size must be at most 2**62, got " + std::to_string(queue_size));
   }
@@ -32,6 +36,7 @@ Runtime::Runtime(RuntimeOptions options, Registry& registry) : options_(std::mov
   if (options_.enable_telemetry) {
     TelemetryOptions t;
     t.collect_interval_s = options_.collect_interval_s;
+    t.latency_window_s = options_.latency_window_s;
     t.max_snapshots = options_.max_snapshots;
     t.proc_root = options_.proc_root;
     if (gpu_) t.gpu_sampler = [gpu = gpu_] { return gpu->sample(); };

@@ -17,6 +17,7 @@
 
 #include "metrics/clock.hpp"
 #include "telemetry/detail/gpu_telemetry.hpp"
+#include "telemetry/latency_window.hpp"
 #include "veda/metrics/text_format.hpp"
 #include "veda/telemetry/catalogue.hpp"
 #include "veda/probes/system.hpp"
@@ -83,6 +84,8 @@ struct TelemetrySystem::Impl {
   std::shared_ptr<Counter> executed_;
   std::shared_ptr<Counter> failed_;
   std::shared_ptr<Histogram> latency_;
+  std::shared_ptr<HistogramFamily> latency_family_;
+  std::shared_ptr<detail::LatencyWindow> latency_window_;
   std::shared_ptr<Histogram> queue_wait_;
   std::shared_ptr<Histogram> run_time_;
   std::shared_ptr<Gauge> pending_;
@@ -130,6 +133,16 @@ TelemetrySystem::Impl::Impl(TelemetryOptions options, Registry& registry)
   pending_ = fresh<Gauge>(registry_, m::tasks_pending);
   running_ = fresh<Gauge>(registry_, m::tasks_running);
   latency_ = fresh<Histogram>(registry_, m::latency_ms);
+  latency_window_ = std::make_shared<detail::LatencyWindow>(options_.latency_window_s, steady_now_ns());
+  latency_family_ = registry_.histogram(std::string(m::latency_ms.name), std::string(m::latency_ms.help));
+  // The summary quantiles of pyveda_latency_ms describe the same recent window as the snapshots.
+  latency_family_->set_collect_hook([weak = std::weak_ptr<detail::LatencyWindow>(latency_window_)](SeriesSnapshot& s) {
+    const auto window = weak.lock();
+    if (!window) return;
+    const HistogramSnapshot recent = window->recent(s.histogram, steady_now_ns());
+    s.quantiles.clear();
+    for (const double q : kSummaryQuantiles) s.quantiles.emplace_back(q, recent.percentile(q * 100.0));
+  });
   queue_wait_ = fresh<Histogram>(registry_, m::queue_wait_ms);
   run_time_ = fresh<Histogram>(registry_, m::run_time_ms);
   throughput_ = fresh<Gauge>(registry_, m::throughput);
@@ -156,6 +169,7 @@ TelemetrySystem::Impl::Impl(TelemetryOptions options, Registry& registry)
 
 TelemetrySystem::Impl::~Impl() {
   stop();
+  latency_family_->set_collect_hook({});
   // The gauges outlive this object in the registry: freeze them at their last values.
   for (const auto& gauge : {pending_, running_, throughput_}) {
     const double last = gauge->get();
@@ -217,12 +231,14 @@ MetricsSnapshot TelemetrySystem::Impl::snapshot() {
   s.latency_count = latency.count;
   s.latency_sum_ms = latency.sum;
   s.start_unix_nano = executed_->created_unix_nano();
-  if (latency.count > 0) {
-    s.avg_latency_ms = or_zero(latency.mean());
-    s.p50_latency_ms = or_zero(latency.percentile(50));
-    s.p90_latency_ms = or_zero(latency.percentile(90));
-    s.p95_latency_ms = or_zero(latency.percentile(95));
-    s.p99_latency_ms = or_zero(latency.percentile(99));
+  // Percentiles and mean of the recent window; count, sum and buckets of the lifetime.
+  const HistogramSnapshot recent = latency_window_->recent(latency, now.steady_ns);
+  if (recent.count > 0) {
+    s.avg_latency_ms = or_zero(recent.mean());
+    s.p50_latency_ms = or_zero(recent.percentile(50));
+    s.p90_latency_ms = or_zero(recent.percentile(90));
+    s.p95_latency_ms = or_zero(recent.percentile(95));
+    s.p99_latency_ms = or_zero(recent.percentile(99));
   }
   s.latency_histogram = std::make_shared<const HistogramSnapshot>(std::move(latency));
 

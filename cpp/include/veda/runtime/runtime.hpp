@@ -20,6 +20,7 @@ struct RuntimeOptions {
   bool enable_telemetry = false;      // per-task metrics, snapshots, collection
   bool enable_gpu = false;            // a GpuMonitor (gpu()); GPU figures in snapshots
   double collect_interval_s = 1.0;    // telemetry collection period, seconds, > 0
+  double latency_window_s = 60.0;     // window of the latency percentiles, seconds, in (0, 1e9]
   std::size_t max_snapshots = 3600;   // collected snapshots kept, > 0
   std::string proc_root = "/proc";    // where the system probe reads (tests, containers)
   // Run on each worker thread as it starts and before it exits (see SchedulerOptions).

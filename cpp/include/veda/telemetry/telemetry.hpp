@@ -81,6 +81,10 @@ std::string render_snapshot_openmetrics(const MetricsSnapshot& snapshot, bool cr
 
 struct TelemetryOptions {
   double collect_interval_s = 1.0;  // > 0
+  // The window of the snapshots' latency percentiles and mean (and of the
+  // pyveda_latency_ms summary quantiles), seconds, in (0, 1e9]. The counts,
+  // sums and buckets of the cumulative exports cover the whole lifetime.
+  double latency_window_s = 60.0;
   std::size_t max_snapshots = 3600;  // history kept by the collector; > 0
   std::string proc_root = "/proc";   // where the system probe reads
   // Per-device GPU readings for each snapshot (e.g. GpuMonitor::sample, set

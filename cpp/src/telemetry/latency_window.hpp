@@ -1,0 +1,49 @@
+// veda::detail::LatencyWindow: the recent part of a cumulative histogram.
+//
+// The runtime's latency histogram is cumulative (Prometheus takes rates of
+// it). Its recent percentiles come from subtracting an older copy: each
+// recent() call (a snapshot, a scrape) leaves a copy of the cumulative
+// buckets (a "baseline"), thinned to about 16 per window, and subtracts the
+// newest one that is at least one window old. So the window covers at least
+// `window` seconds and, when calls are rarer than that, the time since the
+// call before. Nothing is added to the cost of recording a task.
+//
+// Thread-safety: recent() may be called from any thread (snapshots and
+// scrapes); it locks.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <utility>
+
+#include "veda/metrics/histogram.hpp"
+
+namespace veda::detail {
+
+// `later` minus `earlier`, bucket by bucket (the same histogram at two times:
+// same scale, counts only grown). min and max are `later`'s (every value of
+// the difference lies between them).
+HistogramSnapshot histogram_difference(const HistogramSnapshot& later, const HistogramSnapshot& earlier);
+
+class LatencyWindow {
+ public:
+  // Throws std::invalid_argument unless 0 < window_s <= 1e9.
+  LatencyWindow(double window_s, std::int64_t start_steady_ns);
+
+  // The observations of about the last window: `cumulative` (taken at
+  // now_ns) minus the newest baseline at least one window old, or minus the
+  // oldest one while none is that old (the start: an empty histogram, so
+  // early on the window is the whole lifetime). Records `cumulative` as a
+  // baseline.
+  HistogramSnapshot recent(const HistogramSnapshot& cumulative, std::int64_t now_ns);
+
+  double window_seconds() const noexcept { return static_cast<double>(window_ns_) / 1e9; }
+
+ private:
+  const std::int64_t window_ns_;
+  std::mutex mutex_;
+  std::deque<std::pair<std::int64_t, HistogramSnapshot>> baselines_;  // oldest first
+};
+
+}  // namespace veda::detail
