@@ -294,6 +294,7 @@ void init_runtime(nb::module_& m) {
       .def_rw("enable_telemetry", &RuntimeOptions::enable_telemetry)
       .def_rw("enable_gpu", &RuntimeOptions::enable_gpu)
       .def_rw("collect_interval_s", &RuntimeOptions::collect_interval_s)
+      .def_rw("latency_window_s", &RuntimeOptions::latency_window_s)
       .def_rw("max_snapshots", &RuntimeOptions::max_snapshots)
       .def_rw("proc_root", &RuntimeOptions::proc_root)
       .def("validate", &RuntimeOptions::validate, "Raises ValueError naming the field that is out of range.")

@@ -43,6 +43,14 @@ def _check_bool(field: str, value: Any) -> bool:
     return value
 
 
+def _check_seconds(field: str, value: Any) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"Config.{field} must be a number of seconds, got {type(value).__name__} ({value!r})")
+    if not (0 < value <= _LIMITS.max_collect_interval_s):
+        limit = " (at most 1e9)" if value > 0 else ""
+        raise ValueError(f"Config.{field} must be a finite number of seconds > 0, got {shown(value)}{limit}")
+
+
 class Config:
     """Settings of a runtime.
 
@@ -58,6 +66,10 @@ class Config:
             is then False.
         enable_tracing: give every task a span (default False).
         collect_interval: seconds between background collections (default 1.0).
+        latency_window: seconds of recent tasks that a snapshot's latency
+            percentiles and mean (and the ``pyveda_latency_ms`` summary
+            quantiles) describe (default 60.0); task counts, latency sums and
+            histogram buckets stay cumulative over the runtime's life.
         max_snapshots: collected snapshots kept in history (default 3600).
     """
 
@@ -68,6 +80,7 @@ class Config:
         "enable_gpu",
         "enable_tracing",
         "collect_interval",
+        "latency_window",
         "max_snapshots",
     )
 
@@ -80,6 +93,7 @@ class Config:
         enable_tracing: bool = False,
         collect_interval: float = 1.0,
         max_snapshots: int = 3600,
+        latency_window: float = 60.0,
     ) -> None:
         self.num_threads = (os.cpu_count() or 1) if num_threads is None else num_threads
         self.queue_size = queue_size
@@ -87,6 +101,7 @@ class Config:
         self.enable_gpu = enable_gpu
         self.enable_tracing = enable_tracing
         self.collect_interval = collect_interval
+        self.latency_window = latency_window
         self.max_snapshots = max_snapshots
 
     @staticmethod
@@ -101,16 +116,8 @@ class Config:
         _check_bool("enable_telemetry", self.enable_telemetry)
         _check_bool("enable_gpu", self.enable_gpu)
         _check_bool("enable_tracing", self.enable_tracing)
-        interval = self.collect_interval
-        if not isinstance(interval, (int, float)) or isinstance(interval, bool):
-            raise TypeError(
-                f"Config.collect_interval must be a number of seconds, got {type(interval).__name__} ({interval!r})"
-            )
-        if not (0 < interval <= _LIMITS.max_collect_interval_s):
-            limit = " (at most 1e9)" if interval > 0 else ""
-            raise ValueError(
-                f"Config.collect_interval must be a finite number of seconds > 0, got {shown(interval)}{limit}"
-            )
+        _check_seconds("collect_interval", self.collect_interval)
+        _check_seconds("latency_window", self.latency_window)
         _check_int("max_snapshots", self.max_snapshots, 1, _LIMITS.max_snapshots_limit)
         return self
 
@@ -122,9 +129,10 @@ class Config:
         options.enable_telemetry = self.enable_telemetry
         options.enable_gpu = self.enable_gpu
         options.collect_interval_s = float(self.collect_interval)
+        options.latency_window_s = float(self.latency_window)
         options.max_snapshots = self.max_snapshots
-        # enable_tracing is the facade's: Runtime gives each task a span through
-        # its TracingSystem (the core has no tracer yet), so it is not passed on.
+        # enable_tracing is the facade's: Runtime wraps each task in a span of
+        # its TracingSystem, so it is not passed on.
         # Where the system probe reads /proc; for tests and unusual containers.
         options.proc_root = os.environ.get("PYVEDA_PROC_ROOT", "/proc")
         return options
@@ -173,6 +181,11 @@ class ConfigBuilder:
     def collect_interval(self, seconds: float) -> "ConfigBuilder":
         """Seconds between background telemetry collections (> 0)."""
         self._config.collect_interval = seconds
+        return self
+
+    def latency_window(self, seconds: float) -> "ConfigBuilder":
+        """Seconds of recent tasks behind the snapshots' latency percentiles (> 0; default 60)."""
+        self._config.latency_window = seconds
         return self
 
     def max_snapshots(self, n: int) -> "ConfigBuilder":

@@ -16,6 +16,7 @@ def test_defaults():
     assert config.enable_tracing is False
     assert config.queue_size == 0
     assert config.collect_interval == 1.0
+    assert config.latency_window == 60.0
     assert config.max_snapshots == 3600
     assert veda.Config() == config
 
@@ -30,6 +31,7 @@ def test_builder_is_fluent_and_sets_every_field():
         .tracing(True)
         .queue_size(16)
         .collect_interval(0.25)
+        .latency_window(5)
         .max_snapshots(7)
         .build()
     )
@@ -40,6 +42,7 @@ def test_builder_is_fluent_and_sets_every_field():
     assert config.enable_tracing is True
     assert config.queue_size == 16
     assert config.collect_interval == 0.25
+    assert config.latency_window == 5
     assert config.max_snapshots == 7
 
 
@@ -52,6 +55,7 @@ def test_every_builder_method_returns_the_builder():
         ("tracing", False),
         ("queue_size", 0),
         ("collect_interval", 1),
+        ("latency_window", 30),
         ("max_snapshots", 1),
     ]
     for name, value in calls:
@@ -117,6 +121,10 @@ INVALID = [
     ("collect_interval", math.inf, ValueError, r"Config\.collect_interval must be a finite number .* got inf"),
     ("collect_interval", "1", TypeError, r"Config\.collect_interval must be a number of seconds, got str"),
     ("collect_interval", True, TypeError, r"Config\.collect_interval must be a number of seconds, got bool"),
+    ("latency_window", 0, ValueError, r"Config\.latency_window must be a finite number of seconds > 0, got 0"),
+    ("latency_window", math.inf, ValueError, r"Config\.latency_window must be a finite number .* got inf"),
+    ("latency_window", 2e9, ValueError, r"Config\.latency_window must be .* \(at most 1e9\)"),
+    ("latency_window", "60", TypeError, r"Config\.latency_window must be a number of seconds, got str"),
     ("max_snapshots", 0, ValueError, r"Config\.max_snapshots must be >= 1, got 0"),
     ("max_snapshots", -3, ValueError, r"Config\.max_snapshots must be >= 1, got -3"),
     ("max_snapshots", 2.5, TypeError, r"Config\.max_snapshots must be an int, got float"),

@@ -827,3 +827,47 @@ def test_every_export_gives_a_runtime_metric_one_help_type_and_quantile_set(make
     # Without a p90 it is unknown (NaN), not a made-up 0.
     assert math.isnan(MetricsSnapshot(**GUIDE_FIELDS).p90_latency_ms)
     assert 'pyveda_latency_ms{quantile="0.9"} NaN' in MetricsSnapshot(**GUIDE_FIELDS).export_prometheus()
+
+
+def test_latency_percentiles_follow_the_recent_window(make_runtime):
+    """A million fast tasks, then slow ones: within one window the snapshot's
+    p99 and the guide's p99 alert see the slow tasks, while the lifetime
+    totals keep every task."""
+    import time
+
+    from pyveda.telemetry import alerts
+
+    window = 1.0
+    runtime = make_runtime(threads=2, telemetry=True, latency_window=window)
+    batch = 20_000
+    for _ in range(1_000_000 // batch):
+        futures = [runtime.spawn(int) for _ in range(batch)]
+        for future in futures:
+            future.result(timeout=60)
+    fast = runtime.telemetry.snapshot()
+    assert fast.tasks_executed >= 1_000_000 and fast.p99_latency_ms < 100
+    assert alerts.evaluate(fast, [alerts.p99_latency(100)]) == []
+
+    def slow():
+        time.sleep(0.15)
+
+    for future in [runtime.spawn(slow) for _ in range(20)]:
+        future.result(timeout=60)
+    deadline = time.monotonic() + 3 * window  # the slow tasks ended less than a window ago
+    snapshot = runtime.telemetry.snapshot()
+    while snapshot.p99_latency_ms < 100 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        snapshot = runtime.telemetry.snapshot()
+    assert snapshot.p99_latency_ms > 140, snapshot.p99_latency_ms
+    (alert,) = alerts.evaluate(snapshot, [alerts.p99_latency(100)])
+    assert alert.value > 140
+    # The lifetime view: 20 slow tasks among a million barely move its p99.
+    assert snapshot.latency_count == snapshot.tasks_executed >= 1_000_020
+    histogram = snapshot.latency_histogram
+    assert histogram.percentile(99) < 100
+
+    # A window later with no tasks, the recent percentiles are empty again.
+    time.sleep(window * 1.2)
+    runtime.telemetry.snapshot()
+    time.sleep(window * 1.2)
+    assert runtime.telemetry.snapshot().p99_latency_ms == 0.0

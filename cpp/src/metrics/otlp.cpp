@@ -148,7 +148,7 @@ void put_metric(std::string& scope_metrics, const FamilySnapshot& f, std::int64_
       // Other families' quantile-only series become a Summary of their name.
       std::string summary;
       for (const SeriesSnapshot& s : f.series) {
-        if (s.quantiles.empty()) put_message(data, 1, exponential_point(info, s, now, known));
+        if (!quantiles_only(s)) put_message(data, 1, exponential_point(info, s, now, known));
         if (!s.quantiles.empty() || known != nullptr) put_message(summary, 1, summary_point(info, s, now, known));
       }
       if (!summary.empty()) {

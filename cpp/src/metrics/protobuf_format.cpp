@@ -157,12 +157,6 @@ void put_summary(std::string& body, const SeriesSnapshot& series) {
   put_timestamp(body, field::kSummaryCreated, series.start_unix_nano);
 }
 
-// Quantiles and observations but no buckets (a snapshot from the collector's
-// history): the series cannot be a native histogram.
-bool summary_only(const SeriesSnapshot& s) {
-  return !s.quantiles.empty() && s.histogram.counts.empty() && s.histogram.count > s.histogram.zero_count;
-}
-
 void put_family(std::string& out, const FamilySnapshot& family, Scratch& scratch) {
   const FamilyInfo& info = family.info;
   std::string& message = scratch.message;
@@ -182,7 +176,7 @@ void put_family(std::string& out, const FamilySnapshot& family, Scratch& scratch
       break;
     case MetricType::histogram: {
       bool summary = false;
-      for (const SeriesSnapshot& s : family.series) summary = summary || summary_only(s);
+      for (const SeriesSnapshot& s : family.series) summary = summary || quantiles_only(s);
       type = summary ? kSummaryType : kHistogramType;
       pb::put_string(message, field::kFamilyName, info.name);
       break;

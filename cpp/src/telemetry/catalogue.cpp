@@ -28,20 +28,22 @@ FamilySnapshot latency_family(const MetricsSnapshot& s) {
   f.info = family_info(runtime_metrics::latency_ms);
   SeriesSnapshot series;
   series.start_unix_nano = s.start_unix_nano;
+  // The quantiles are the snapshot's own figures (a recent window, as on
+  // /metrics), NaN where there is no data; the buckets, count and sum are
+  // cumulative. A history or hand-built snapshot has no buckets.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const bool any = s.latency_count > 0;
+  const double values[] = {s.p50_latency_ms, s.p90_latency_ms, s.p95_latency_ms, s.p99_latency_ms};
+  static_assert(std::size(kSummaryQuantiles) == std::size(values), "one value per exposed quantile");
+  for (std::size_t i = 0; i < std::size(values); ++i) {
+    series.quantiles.emplace_back(kSummaryQuantiles[i], any ? values[i] : nan);
+  }
   if (s.latency_histogram) {
-    series.histogram = *s.latency_histogram;  // quantiles computed from the buckets, as on /metrics
+    series.histogram = *s.latency_histogram;
   } else {
-    // A history or hand-built snapshot keeps only its figures: expose them
-    // as the same quantile set, NaN where there is no data.
-    const double nan = std::numeric_limits<double>::quiet_NaN();
-    const bool any = s.latency_count > 0;
-    const double values[] = {s.p50_latency_ms, s.p90_latency_ms, s.p95_latency_ms, s.p99_latency_ms};
-    static_assert(std::size(kSummaryQuantiles) == std::size(values), "one value per exposed quantile");
-    for (std::size_t i = 0; i < std::size(values); ++i) {
-      series.quantiles.emplace_back(kSummaryQuantiles[i], any ? values[i] : nan);
-    }
     series.histogram.sum = s.latency_sum_ms;
     series.histogram.count = s.latency_count;
+    series.no_buckets = true;
   }
   f.series.push_back(std::move(series));
   return f;

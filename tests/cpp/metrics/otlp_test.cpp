@@ -107,6 +107,7 @@ TEST(OtlpMetrics, RuntimeHistogramsAlsoGoOutAsASummaryWithTheTextQuantiles) {
   h.max = 3;
   latency.front().series.front().quantiles.clear();
   latency.front().series.front().histogram = h;
+  latency.front().series.front().no_buckets = false;
   const std::string both = encode_otlp_metrics(latency, {}, "", "", 7);
   const auto summary_at = both.find("pyveda.task.latency.summary");
   ASSERT_NE(summary_at, std::string::npos);

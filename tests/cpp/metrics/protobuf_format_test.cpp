@@ -153,6 +153,7 @@ TEST(ProtobufExposition, QuantileOnlySeriesGoOutAsASummary) {
   series.quantiles = {{0.5, 1.5}, {0.99, 9.0}};
   series.histogram.count = 10;
   series.histogram.sum = 30;
+  series.no_buckets = true;
   family.series.push_back(series);
   std::string out;
   encode_prometheus_protobuf({family}, out);

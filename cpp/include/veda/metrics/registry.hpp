@@ -23,7 +23,14 @@ struct SeriesSnapshot {
   // Histograms only: (quantile, value) pairs to expose as they are. When
   // empty, the exposition computes kSummaryQuantiles from `histogram`.
   std::vector<std::pair<double, double>> quantiles;
+  // Histograms only: `histogram` holds count and sum but no buckets (see quantiles_only()).
+  bool no_buckets = false;
 };
+
+// A histogram series that has quantiles, count and sum but no buckets (a
+// snapshot from the collector's history): every format exposes it as a
+// summary only, never as a (native or exponential) histogram.
+inline bool quantiles_only(const SeriesSnapshot& s) { return s.no_buckets; }
 
 // A family and its series as they were at collection time.
 struct FamilySnapshot {
