@@ -1,5 +1,6 @@
 // Bindings for the metric registry: counters, gauges, histograms and families.
 #include <nanobind/nanobind.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/pair.h>
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
@@ -276,8 +277,19 @@ void init_metrics(nb::module_& m) {
           "value"_a.none(), nb::sig("def observe(self, value: float) -> None"),
           "Records a finite value >= 0. Raises ValueError otherwise.")
       .def(
-          "get_percentile", [](const HistogramRef& r, double p) { return r.get().percentile(p); }, "p"_a,
-          "Estimated value at percentile p in [0, 100]; NaN before any observation.")
+          "get_percentile",
+          [](const HistogramRef& r, double p, bool recent) {
+            if (!recent) return r.get().percentile(p);
+            if (r.get().max_age_seconds() <= 0) {
+              throw nb::value_error(("get_percentile(recent=True) needs a histogram made with max_age_seconds; '" +
+                                     r.family->info().name + "' has none")
+                                        .c_str());
+            }
+            return r.get().recent().percentile(p);
+          },
+          "p"_a, "recent"_a = false,
+          "Estimated value at percentile p in [0, 100] over every observation, or with recent=True over about "
+          "the last max_age_seconds; NaN without observations.")
       .def(
           "get_mean", [](const HistogramRef& r) { return r.get().mean(); }, "Mean; NaN before any observation.")
       .def(
@@ -291,7 +303,17 @@ void init_metrics(nb::module_& m) {
       .def(
           "snapshot", [](const HistogramRef& r) { return r.get().snapshot(); },
           "The buckets in OpenTelemetry exponential-histogram layout.")
+      .def(
+          "recent", [](const HistogramRef& r) { return r.get().recent(); },
+          "The observations of about the last max_age_seconds (the snapshot without a window).")
       .def_prop_ro("scale", [](const HistogramRef& r) { return r.family->info().scale; })
+      .def_prop_ro(
+          "max_age_seconds",
+          [](const HistogramRef& r) -> std::optional<double> {
+            const double age = r.family->info().max_age_s;
+            return age > 0 ? std::optional<double>(age) : std::nullopt;
+          },
+          "Seconds of the recent window behind the summary quantiles, or None.")
       .def_prop_ro(
           "buckets", [](const HistogramRef& r) { return r.family->info().buckets; },
           "The classic bucket bounds, without +Inf (empty without classic buckets).");
@@ -305,7 +327,7 @@ void init_metrics(nb::module_& m) {
       .def("counter", &Registry::counter, "name"_a, "help"_a, "label_names"_a = Labels{})
       .def("gauge", &Registry::gauge, "name"_a, "help"_a, "label_names"_a = Labels{})
       .def("histogram", &Registry::histogram, "name"_a, "help"_a, "label_names"_a = Labels{},
-           "scale"_a = Histogram::kDefaultScale, "buckets"_a = std::vector<double>{},
+           "scale"_a = Histogram::kDefaultScale, "buckets"_a = std::vector<double>{}, "max_age_s"_a = 0.0,
            "A histogram family; buckets: classic bucket bounds (increasing, finite; +Inf is added), "
            "empty for none.")
       .def("unregister", &Registry::unregister, "name"_a)

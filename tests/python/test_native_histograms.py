@@ -298,3 +298,47 @@ def test_the_environment_variable_turns_created_off_at_import():
         env = {**__import__("os").environ, "PROMETHEUS_DISABLE_CREATED_SERIES": value}
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
         assert out.stdout.strip() == expected, (value, out.stderr)
+
+
+# --- a recent window for a Histogram's percentiles -------------------------------------
+
+
+def test_max_age_seconds_gives_recent_percentiles_and_summary_quantiles(registry):
+    h = Histogram("nh_recent_ms", "Recent.", registry=registry, max_age_seconds=0.3)
+    assert h.max_age_seconds == 0.3
+    for _ in range(10_000):
+        h.observe(1.0)
+    assert h.get_percentile(99, recent=True) == pytest.approx(1.0, rel=0.01)  # younger than the window
+    time.sleep(0.35)
+    for _ in range(20):
+        h.observe(250.0)
+    assert h.get_percentile(50, recent=True) == pytest.approx(250.0, rel=0.01)
+    assert h.get_percentile(50) == pytest.approx(1.0, rel=0.01)  # get_percentile keeps its meaning
+    assert h.recent().count == 20 and h.get_count() == 10_020
+    text = registry.generate_prometheus()
+    line = next(x for x in text.splitlines() if x.startswith('nh_recent_ms{quantile="0.5"}'))
+    assert float(line.split()[1]) == pytest.approx(250.0, rel=0.01)
+    assert "nh_recent_ms_count 10020\n" in text
+    plain = Histogram("nh_plain_ms", "Plain.", registry=registry)
+    assert plain.max_age_seconds is None
+    with pytest.raises(ValueError, match="get_percentile\\(recent=True\\) needs a histogram made with max_age_seconds; "
+                                         "'nh_plain_ms' has none"):
+        plain.get_percentile(50, recent=True)
+    with pytest.raises(ValueError, match="max_age_seconds 0.3.*cannot register it again.*max_age_seconds 1"):
+        Histogram("nh_recent_ms", "Recent.", registry=registry, max_age_seconds=1)
+
+
+@pytest.mark.parametrize(
+    "value, error, message",
+    [
+        (0, ValueError, r"max_age_seconds must be in \(0, 1e9\] seconds, got 0"),
+        (-5, ValueError, r"max_age_seconds must be in \(0, 1e9\] seconds, got -5"),
+        (float("nan"), ValueError, "got nan"),
+        (float("inf"), ValueError, "got inf"),
+        ("60", TypeError, "max_age_seconds must be a number of seconds or None, got str"),
+        (True, TypeError, "got bool"),
+    ],
+)
+def test_bad_max_age_seconds(registry, value, error, message):
+    with pytest.raises(error, match=message):
+        Histogram("nh_bad_age_ms", "Bad.", registry=registry, max_age_seconds=value)

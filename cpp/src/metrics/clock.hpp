@@ -1,4 +1,4 @@
-// Clock helpers private to the metrics sources.
+// Clock helpers private to the core's sources.
 #pragma once
 
 #include <chrono>
@@ -9,6 +9,11 @@ namespace veda::detail {
 inline std::int64_t unix_now_ns() noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+inline std::int64_t steady_now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 

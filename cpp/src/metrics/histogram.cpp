@@ -12,6 +12,7 @@
 #include <string>
 
 #include "metrics/clock.hpp"
+#include "metrics/recent_window.hpp"
 #include "veda/metrics/text_format.hpp"
 
 namespace veda {
@@ -126,9 +127,10 @@ std::vector<double> Histogram::check_bounds(std::vector<double> bounds) {
   return bounds;
 }
 
-Histogram::Histogram(int scale, std::vector<double> bounds)
+Histogram::Histogram(int scale, std::vector<double> bounds, double max_age_s)
     : scale_(scale),
       bounds_(bounds.empty() ? std::move(bounds) : check_bounds(std::move(bounds))),
+      max_age_s_(max_age_s),
       tables_(nullptr),
       origin_(kUnsetOrigin),
       min_(std::numeric_limits<double>::infinity()),
@@ -139,6 +141,7 @@ Histogram::Histogram(int scale, std::vector<double> bounds)
                                 ", " + std::to_string(kMaxScale) + "], got " + std::to_string(scale));
   }
   tables_ = &tables_for(scale);
+  if (max_age_s != 0.0) window_ = std::make_unique<detail::RecentWindow>(max_age_s, detail::steady_now_ns());
   if (!bounds_.empty()) {
     bound_counts_.reset(new std::atomic<std::uint64_t>[bounds_.size() + 1]);
     for (std::size_t i = 0; i <= bounds_.size(); ++i) bound_counts_[i].store(0, std::memory_order_relaxed);
@@ -217,6 +220,11 @@ double Histogram::max() const noexcept {
 double Histogram::mean() const noexcept {
   const std::uint64_t n = count();
   return n == 0 ? std::numeric_limits<double>::quiet_NaN() : sum() / static_cast<double>(n);
+}
+
+HistogramSnapshot Histogram::recent() const {
+  HistogramSnapshot now = snapshot();
+  return window_ ? window_->recent(now, detail::steady_now_ns()) : now;
 }
 
 HistogramSnapshot Histogram::snapshot() const {

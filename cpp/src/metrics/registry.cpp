@@ -35,7 +35,7 @@ std::vector<std::string> exposed_names(const FamilyInfo& info) {
 }
 
 FamilyInfo make_info(std::string name, std::string help, std::vector<std::string> label_names,
-                     MetricType type, int scale, std::vector<double> buckets = {}) {
+                     MetricType type, int scale, std::vector<double> buckets = {}, double max_age_s = 0.0) {
   check_metric_name(name);
   if (type == MetricType::counter && ends_with(name, kTotalSuffix)) {
     name.resize(name.size() - kTotalSuffix.size());
@@ -59,7 +59,11 @@ FamilyInfo make_info(std::string name, std::string help, std::vector<std::string
                                 ", " + std::to_string(Histogram::kMaxScale) + "], got " + std::to_string(scale));
   }
   if (!buckets.empty()) buckets = Histogram::check_bounds(std::move(buckets));
-  return FamilyInfo{std::move(name), std::move(help), std::move(label_names), type, scale, std::move(buckets)};
+  if (!(max_age_s >= 0.0) || !(max_age_s <= 1e9)) {
+    throw std::invalid_argument("max_age_seconds must be a number of seconds in (0, 1e9] (0 or None: no window)");
+  }
+  return FamilyInfo{std::move(name), std::move(help), std::move(label_names), type, scale, std::move(buckets),
+                    max_age_s};
 }
 
 std::string describe(const FamilyInfo& info) {
@@ -81,6 +85,11 @@ std::string describe(const FamilyInfo& info) {
       }
       out += ")";
     }
+    if (info.max_age_s > 0) {
+      char text[48];
+      std::snprintf(text, sizeof text, ", max_age_seconds %g", info.max_age_s);
+      out += text;
+    }
   }
   return out;
 }
@@ -97,6 +106,11 @@ SeriesSnapshot snapshot_series(const std::vector<std::string>& labels, const M& 
   s.start_unix_nano = metric.created_unix_nano();
   if constexpr (std::is_same_v<M, Histogram>) {
     s.histogram = metric.snapshot();
+    if (metric.max_age_seconds() > 0) {
+      // A windowed histogram's summary quantiles describe its recent window.
+      const HistogramSnapshot recent = metric.recent();
+      for (const double q : kSummaryQuantiles) s.quantiles.emplace_back(q, recent.percentile(q * 100.0));
+    }
   } else {
     s.value = metric.get();
   }
@@ -110,9 +124,7 @@ void collect_family(const FamilyBase& base, FamilySnapshot& out) {
   family.for_each([&](const std::vector<std::string>& labels, const M& metric) {
     out.series.push_back(snapshot_series(labels, metric));
   });
-  if (const auto hook = base.collect_hook()) {
-    for (SeriesSnapshot& s : out.series) (*hook)(s);
-  }
+
 }
 
 }  // namespace
@@ -123,7 +135,7 @@ std::shared_ptr<FamilyBase> Registry::find_or_check(const FamilyInfo& info) {
     if (have.name != info.name) continue;
     const bool same = have.type == info.type && have.label_names == info.label_names &&
                       (info.type != MetricType::histogram ||
-                       (have.scale == info.scale && have.buckets == info.buckets));
+                       (have.scale == info.scale && have.buckets == info.buckets && have.max_age_s == info.max_age_s));
     if (!same) {
       throw std::invalid_argument("metric '" + info.name + "' is already registered as a " + describe(have) +
                                   "; cannot register it again as a " + describe(info));
@@ -171,9 +183,9 @@ std::shared_ptr<GaugeFamily> Registry::gauge(std::string name, std::string help,
 
 std::shared_ptr<HistogramFamily> Registry::histogram(std::string name, std::string help,
                                                      std::vector<std::string> label_names, int scale,
-                                                     std::vector<double> buckets) {
+                                                     std::vector<double> buckets, double max_age_s) {
   FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::histogram, scale,
-                              std::move(buckets));
+                              std::move(buckets), max_age_s);
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto existing = find_or_check(info)) return as_family<Histogram>(existing);
   auto family = std::make_shared<HistogramFamily>(std::move(info));

@@ -17,7 +17,6 @@
 
 #include "metrics/clock.hpp"
 #include "telemetry/detail/gpu_telemetry.hpp"
-#include "telemetry/latency_window.hpp"
 #include "veda/metrics/text_format.hpp"
 #include "veda/telemetry/catalogue.hpp"
 #include "veda/probes/system.hpp"
@@ -27,16 +26,12 @@ namespace {
 
 constexpr std::size_t kMaxPoints = 8;
 
-std::int64_t steady_now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+using detail::steady_now_ns;
 
 // A fresh family for a catalogue entry, replacing one an earlier
 // TelemetrySystem left in the registry, and its one series.
 template <class M>
-std::shared_ptr<M> fresh(Registry& registry, const RuntimeMetric& metric) {
+std::shared_ptr<M> fresh(Registry& registry, const RuntimeMetric& metric, double max_age_s = 0.0) {
   const std::string name(metric.name);
   const std::string help(metric.help);
   registry.unregister(name);
@@ -45,7 +40,7 @@ std::shared_ptr<M> fresh(Registry& registry, const RuntimeMetric& metric) {
   } else if constexpr (std::is_same_v<M, Gauge>) {
     return registry.gauge(name, help)->labels(std::vector<std::string>{});
   } else {
-    return registry.histogram(name, help)->labels(std::vector<std::string>{});
+    return registry.histogram(name, help, {}, Histogram::kDefaultScale, {}, max_age_s)->labels(std::vector<std::string>{});
   }
 }
 
@@ -84,8 +79,7 @@ struct TelemetrySystem::Impl {
   std::shared_ptr<Counter> executed_;
   std::shared_ptr<Counter> failed_;
   std::shared_ptr<Histogram> latency_;
-  std::shared_ptr<HistogramFamily> latency_family_;
-  std::shared_ptr<detail::LatencyWindow> latency_window_;
+
   std::shared_ptr<Histogram> queue_wait_;
   std::shared_ptr<Histogram> run_time_;
   std::shared_ptr<Gauge> pending_;
@@ -132,17 +126,9 @@ TelemetrySystem::Impl::Impl(TelemetryOptions options, Registry& registry)
   failed_ = fresh<Counter>(registry_, m::tasks_failed);
   pending_ = fresh<Gauge>(registry_, m::tasks_pending);
   running_ = fresh<Gauge>(registry_, m::tasks_running);
-  latency_ = fresh<Histogram>(registry_, m::latency_ms);
-  latency_window_ = std::make_shared<detail::LatencyWindow>(options_.latency_window_s, steady_now_ns());
-  latency_family_ = registry_.histogram(std::string(m::latency_ms.name), std::string(m::latency_ms.help));
-  // The summary quantiles of pyveda_latency_ms describe the same recent window as the snapshots.
-  latency_family_->set_collect_hook([weak = std::weak_ptr<detail::LatencyWindow>(latency_window_)](SeriesSnapshot& s) {
-    const auto window = weak.lock();
-    if (!window) return;
-    const HistogramSnapshot recent = window->recent(s.histogram, steady_now_ns());
-    s.quantiles.clear();
-    for (const double q : kSummaryQuantiles) s.quantiles.emplace_back(q, recent.percentile(q * 100.0));
-  });
+  // The latency histogram keeps a recent window: the snapshots' percentiles
+  // and the summary quantiles of pyveda_latency_ms describe it.
+  latency_ = fresh<Histogram>(registry_, m::latency_ms, options_.latency_window_s);
   queue_wait_ = fresh<Histogram>(registry_, m::queue_wait_ms);
   run_time_ = fresh<Histogram>(registry_, m::run_time_ms);
   throughput_ = fresh<Gauge>(registry_, m::throughput);
@@ -169,7 +155,6 @@ TelemetrySystem::Impl::Impl(TelemetryOptions options, Registry& registry)
 
 TelemetrySystem::Impl::~Impl() {
   stop();
-  latency_family_->set_collect_hook({});
   // The gauges outlive this object in the registry: freeze them at their last values.
   for (const auto& gauge : {pending_, running_, throughput_}) {
     const double last = gauge->get();
@@ -232,7 +217,7 @@ MetricsSnapshot TelemetrySystem::Impl::snapshot() {
   s.latency_sum_ms = latency.sum;
   s.start_unix_nano = executed_->created_unix_nano();
   // Percentiles and mean of the recent window; count, sum and buckets of the lifetime.
-  const HistogramSnapshot recent = latency_window_->recent(latency, now.steady_ns);
+  const HistogramSnapshot recent = latency_->recent();
   if (recent.count > 0) {
     s.avg_latency_ms = or_zero(recent.mean());
     s.p50_latency_ms = or_zero(recent.percentile(50));

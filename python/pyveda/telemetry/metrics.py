@@ -275,9 +275,19 @@ class Histogram(_Metric, _core.Histogram):
       (and the same buckets inside the protobuf message). Bounds must be
       finite and strictly increasing; a trailing ``+Inf`` may be given.
 
-    Methods: ``observe(v)``, ``get_percentile(p)`` (p in [0, 100]),
-    ``get_mean()``, ``get_count()``, ``get_sum()``, ``get_min()``,
-    ``get_max()``, ``snapshot()``.
+    Percentiles cover every observation. With ``max_age_seconds=600`` (in
+    the spirit of client_java's Summary), ``get_percentile(p, recent=True)``
+    and the summary quantiles in the text formats describe about the last
+    600 seconds instead, while count, sum and buckets stay cumulative. The
+    window is kept without any cost per observation: each read (a scrape, a
+    ``recent=True`` call) leaves a copy of the cumulative buckets, about 16
+    are kept per window, and a read subtracts the newest copy at least one
+    window old; so with reads rarer than the window it covers the time since
+    the previous read, and early on the whole lifetime.
+
+    Methods: ``observe(v)``, ``get_percentile(p, recent=False)`` (p in
+    [0, 100]), ``get_mean()``, ``get_count()``, ``get_sum()``, ``get_min()``,
+    ``get_max()``, ``snapshot()``, ``recent()``.
     """
 
     __slots__ = ("_registry",)
@@ -296,6 +306,7 @@ class Histogram(_Metric, _core.Histogram):
         registry: Optional[CollectorRegistry] = None,
         scale: int = _core.HISTOGRAM_DEFAULT_SCALE,
         buckets: Optional[Iterable[float]] = None,
+        max_age_seconds: Optional[float] = None,
     ) -> None:
         low, high = _core.HISTOGRAM_MIN_SCALE, _core.HISTOGRAM_MAX_SCALE
         if not isinstance(scale, int) or isinstance(scale, bool):
@@ -303,4 +314,16 @@ class Histogram(_Metric, _core.Histogram):
         if not low <= scale <= high:
             raise ValueError(f"histogram scale must be an integer in [{low}, {high}], got {scale}")  # the core's words
         bounds = [] if buckets is None else _bucket_bounds(buckets)
-        super().__init__(name, documentation, labelnames, registry=registry, scale=scale, buckets=bounds)
+        if max_age_seconds is None:
+            max_age = 0.0
+        elif isinstance(max_age_seconds, bool) or not isinstance(max_age_seconds, (int, float)):
+            raise TypeError(
+                f"Histogram: max_age_seconds must be a number of seconds or None, got {type(max_age_seconds).__name__}"
+            )
+        elif not 0 < max_age_seconds <= 1e9:
+            raise ValueError(f"Histogram: max_age_seconds must be in (0, 1e9] seconds, got {max_age_seconds!r}")
+        else:
+            max_age = float(max_age_seconds)
+        super().__init__(
+            name, documentation, labelnames, registry=registry, scale=scale, buckets=bounds, max_age_s=max_age
+        )

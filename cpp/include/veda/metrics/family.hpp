@@ -8,7 +8,6 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
-#include <functional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -37,15 +36,13 @@ struct FamilyInfo {
   // Histograms only: classic bucket bounds (checked, without +Inf); empty for
   // none, when the text formats show the histogram as a summary.
   std::vector<double> buckets;
+  // Histograms only: seconds of the recent window behind the summary
+  // quantiles (Histogram::recent()); 0 for the whole lifetime.
+  double max_age_s = 0.0;
 };
 
-struct SeriesSnapshot;  // veda/metrics/registry.hpp
-
-// Untyped view of a family, used by the registry to collect every metric.
 class FamilyBase {
  public:
-  using CollectHook = std::function<void(SeriesSnapshot&)>;
-
   explicit FamilyBase(FamilyInfo info) : info_(std::move(info)) {}
   virtual ~FamilyBase() = default;
   FamilyBase(const FamilyBase&) = delete;
@@ -54,25 +51,8 @@ class FamilyBase {
   const FamilyInfo& info() const noexcept { return info_; }
   virtual std::size_t size() const = 0;
 
-  // A function the registry calls on each series it collects from this
-  // family, after copying it (the runtime's latency family sets its summary
-  // quantiles from a recent window this way); empty for none. Thread-safe.
-  void set_collect_hook(CollectHook hook) {
-    auto shared = hook ? std::make_shared<const CollectHook>(std::move(hook)) : nullptr;
-    std::lock_guard<std::mutex> lock(hook_mutex_);
-    hook_ = std::move(shared);
-  }
-  std::shared_ptr<const CollectHook> collect_hook() const {
-    std::lock_guard<std::mutex> lock(hook_mutex_);
-    return hook_;
-  }
-
  protected:
   FamilyInfo info_;
-
- private:
-  mutable std::mutex hook_mutex_;
-  std::shared_ptr<const CollectHook> hook_;
 };
 
 namespace detail {
@@ -226,7 +206,7 @@ class Family final : public FamilyBase {
 
   std::shared_ptr<M> make() const {
     if constexpr (std::is_same_v<M, Histogram>) {
-      return std::make_shared<Histogram>(info_.scale, info_.buckets);
+      return std::make_shared<Histogram>(info_.scale, info_.buckets, info_.max_age_s);
     } else {
       return std::make_shared<M>();
     }

@@ -13,6 +13,7 @@ namespace veda {
 
 namespace detail {
 struct ScaleTables;
+class RecentWindow;
 }  // namespace detail
 
 // A point-in-time copy of a Histogram, in the layout of an OpenTelemetry
@@ -74,7 +75,9 @@ class Histogram {
   // or if `bounds` breaks a rule of check_bounds(). With bounds, each
   // observation is also counted in the classic bucket (previous bound, bound]
   // it falls in, as Prometheus' classic histograms are.
-  explicit Histogram(int scale = kDefaultScale, std::vector<double> bounds = {});
+  // With max_age_s > 0, recent() and the exposed summary quantiles describe
+  // about the last max_age_s seconds (see recent()); 0: no window.
+  explicit Histogram(int scale = kDefaultScale, std::vector<double> bounds = {}, double max_age_s = 0.0);
 
   // Checks classic bucket bounds and returns them without a trailing +Inf
   // (which every classic histogram has implicitly). Throws
@@ -97,6 +100,15 @@ class Histogram {
   void observe_checked(double value);
 
   HistogramSnapshot snapshot() const;
+
+  // Only for a histogram made with max_age_s > 0: the observations of about
+  // the last max_age_s seconds, as the snapshot minus a copy from at least
+  // that long ago. Copies are kept at each call (thinned to about 16 per
+  // window), so with calls rarer than the window it covers the time since
+  // the previous call; early on, the whole lifetime. Without a window, the
+  // snapshot.
+  HistogramSnapshot recent() const;
+  double max_age_seconds() const noexcept { return max_age_s_; }
 
   // Convenience readers; each takes its own consistent-enough view.
   double percentile(double p) const { return snapshot().percentile(p); }
@@ -130,6 +142,8 @@ class Histogram {
 
   const int scale_;
   const std::vector<double> bounds_;
+  const double max_age_s_;
+  std::unique_ptr<detail::RecentWindow> window_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> bound_counts_;  // bounds_.size() + 1, or null
   const detail::ScaleTables* tables_;
   std::atomic<std::int32_t> origin_;

@@ -60,10 +60,13 @@ class Registry {
   std::shared_ptr<GaugeFamily> gauge(std::string name, std::string help,
                                      std::vector<std::string> label_names = {});
   // `buckets`: classic bucket bounds (see Histogram::check_bounds); empty for
-  // none. Re-registering must give the same scale and buckets.
+  // none. `max_age_s` > 0: the summary quantiles describe about that many
+  // recent seconds (Histogram::recent()). Re-registering must give the same
+  // scale, buckets and max age.
   std::shared_ptr<HistogramFamily> histogram(std::string name, std::string help,
                                              std::vector<std::string> label_names = {},
-                                             int scale = Histogram::kDefaultScale, std::vector<double> buckets = {});
+                                             int scale = Histogram::kDefaultScale, std::vector<double> buckets = {},
+                                             double max_age_s = 0.0);
 
   // Removes a family by name (a counter's with or without "_total"); returns
   // false if there was none.

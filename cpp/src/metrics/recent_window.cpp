@@ -1,9 +1,10 @@
 // The recent part of a cumulative histogram (see latency_window.hpp).
-#include "telemetry/latency_window.hpp"
+#include "metrics/recent_window.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <string>
 
 namespace veda::detail {
 
@@ -44,17 +45,17 @@ HistogramSnapshot histogram_difference(const HistogramSnapshot& later, const His
   return d;
 }
 
-LatencyWindow::LatencyWindow(double window_s, std::int64_t start_steady_ns)
+RecentWindow::RecentWindow(double window_s, std::int64_t start_steady_ns, const char* what)
     : window_ns_(static_cast<std::int64_t>(window_s * 1e9)) {
   if (!(window_s > 0.0) || !(window_s <= 1e9)) {
-    throw std::invalid_argument("latency_window must be a number of seconds in (0, 1e9]");
+    throw std::invalid_argument(std::string(what) + " must be a number of seconds in (0, 1e9]");
   }
   HistogramSnapshot empty;
   empty.min = empty.max = std::nan("");
   baselines_.emplace_back(start_steady_ns, std::move(empty));
 }
 
-HistogramSnapshot LatencyWindow::recent(const HistogramSnapshot& cumulative, std::int64_t now_ns) {
+HistogramSnapshot RecentWindow::recent(const HistogramSnapshot& cumulative, std::int64_t now_ns) {
   std::lock_guard<std::mutex> lock(mutex_);
   // The newest baseline at least one window old; the ones before it are no longer needed.
   std::size_t chosen = 0;

@@ -1,12 +1,12 @@
-// veda::detail::LatencyWindow: the recent part of a cumulative histogram.
+// veda::detail::RecentWindow: the recent part of a cumulative histogram.
 //
-// The runtime's latency histogram is cumulative (Prometheus takes rates of
-// it). Its recent percentiles come from subtracting an older copy: each
-// recent() call (a snapshot, a scrape) leaves a copy of the cumulative
+// A histogram is cumulative (Prometheus takes rates of it). Its recent
+// percentiles come from subtracting an older copy: each recent() call (a
+// snapshot, a scrape, a percentile read) leaves a copy of the cumulative
 // buckets (a "baseline"), thinned to about 16 per window, and subtracts the
 // newest one that is at least one window old. So the window covers at least
 // `window` seconds and, when calls are rarer than that, the time since the
-// call before. Nothing is added to the cost of recording a task.
+// call before. Nothing is added to the cost of an observation.
 //
 // Thread-safety: recent() may be called from any thread (snapshots and
 // scrapes); it locks.
@@ -26,10 +26,11 @@ namespace veda::detail {
 // the difference lies between them).
 HistogramSnapshot histogram_difference(const HistogramSnapshot& later, const HistogramSnapshot& earlier);
 
-class LatencyWindow {
+class RecentWindow {
  public:
-  // Throws std::invalid_argument unless 0 < window_s <= 1e9.
-  LatencyWindow(double window_s, std::int64_t start_steady_ns);
+  // Throws std::invalid_argument unless 0 < window_s <= 1e9 (the message
+  // names `what`, the setting the window came from).
+  RecentWindow(double window_s, std::int64_t start_steady_ns, const char* what = "max_age_seconds");
 
   // The observations of about the last window: `cumulative` (taken at
   // now_ns) minus the newest baseline at least one window old, or minus the

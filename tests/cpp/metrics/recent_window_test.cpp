@@ -1,6 +1,6 @@
-// Tests for the recent-window latency (telemetry/latency_window.hpp) and the
+// Tests for the recent-window latency (metrics/recent_window.hpp) and the
 // snapshots and summary quantiles built on it.
-#include "telemetry/latency_window.hpp"
+#include "metrics/recent_window.hpp"
 
 #include <gtest/gtest.h>
 
@@ -37,8 +37,8 @@ TEST(HistogramDifference, SubtractsBucketByBucket) {
   EXPECT_NEAR(d.percentile(100), 64.0, 64.0 * 0.1);
 }
 
-TEST(LatencyWindow, EarlyOnTheWindowIsTheLifetimeThenOnlyTheRecentPart) {
-  detail::LatencyWindow window(10.0, 0);
+TEST(RecentWindow, EarlyOnTheWindowIsTheLifetimeThenOnlyTheRecentPart) {
+  detail::RecentWindow window(10.0, 0);
   Histogram h;
   for (int i = 0; i < 1000; ++i) h.observe(1.0);
   EXPECT_EQ(window.recent(h.snapshot(), 2 * kSecond).count, 1000u);  // younger than a window: everything
@@ -50,14 +50,19 @@ TEST(LatencyWindow, EarlyOnTheWindowIsTheLifetimeThenOnlyTheRecentPart) {
   EXPECT_NEAR(recent.percentile(50), 500.0, 5.0);
   // Idle for a whole window: nothing recent.
   EXPECT_EQ(window.recent(h.snapshot(), 40 * kSecond).count, 0u);
-  EXPECT_THROW(detail::LatencyWindow(0.0, 0), std::invalid_argument);
-  EXPECT_THROW(detail::LatencyWindow(std::nan(""), 0), std::invalid_argument);
+  EXPECT_THROW(detail::RecentWindow(0.0, 0), std::invalid_argument);
+  try {
+    detail::RecentWindow(-1.0, 0, "latency_window");
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "latency_window must be a number of seconds in (0, 1e9]");
+  }
+  EXPECT_THROW(detail::RecentWindow(std::nan(""), 0), std::invalid_argument);
 }
 
 // A million fast tasks, then a few slow ones: the snapshot's p99 and the
 // summary quantiles on /metrics show the slow ones within one window, while
 // the cumulative count and sum keep the lifetime.
-TEST(TelemetryLatencyWindow, SlowTasksShowWithinOneWindow) {
+TEST(TelemetryRecentWindow, SlowTasksShowWithinOneWindow) {
   Registry registry;
   TelemetryOptions options;
   options.latency_window_s = 0.2;
@@ -78,6 +83,29 @@ TEST(TelemetryLatencyWindow, SlowTasksShowWithinOneWindow) {
   const auto at = text.find(p99);
   ASSERT_NE(at, std::string::npos);
   EXPECT_NEAR(std::stod(text.substr(at + p99.size())), 150.0, 1.5);
+}
+
+TEST(HistogramRecent, AWindowedHistogramExposesRecentQuantiles) {
+  Registry registry;
+  Histogram& h = *registry.histogram("w_ms", "W.", {}, Histogram::kDefaultScale, {}, 0.2)
+                      ->labels(std::vector<std::string>{});
+  EXPECT_EQ(h.max_age_seconds(), 0.2);
+  for (int i = 0; i < 10000; ++i) h.observe(1.0);
+  EXPECT_EQ(h.recent().count, 10000u);  // younger than the window: everything
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  for (int i = 0; i < 10; ++i) h.observe(300.0);
+  EXPECT_NEAR(h.recent().percentile(50), 300.0, 3.0);
+  EXPECT_NEAR(h.percentile(50), 1.0, 0.01);  // the lifetime view is unchanged
+  const std::string text = registry.render_prometheus();
+  EXPECT_NE(text.find("w_ms{quantile=\"0.5\"} 29"), std::string::npos) << text;
+  EXPECT_NE(text.find("w_ms_count 10010\n"), std::string::npos);
+  // Re-registering must give the same window.
+  EXPECT_THROW(registry.histogram("w_ms", "W.", {}, Histogram::kDefaultScale, {}, 1.0), std::invalid_argument);
+  EXPECT_THROW(registry.histogram("w2_ms", "W.", {}, Histogram::kDefaultScale, {}, -1.0), std::invalid_argument);
+  // Without a window, recent() is the snapshot.
+  Histogram plain;
+  plain.observe(2.0);
+  EXPECT_EQ(plain.recent().count, 1u);
 }
 
 }  // namespace
