@@ -25,6 +25,26 @@ inline void submit_counting_batch(Scheduler& s, std::atomic<int>& done) {
 
 inline bool batch_done(const std::atomic<int>& done) { return done.load(std::memory_order_acquire) == kBatch; }
 
+// Runs one iteration of the spawn-from-a-task case: a root task spawns a
+// batch into its worker's own deque and runs it (help_until) while this
+// thread waits for the root, helping when `help` (wait_until otherwise).
+inline void spawn_batch_from_a_task(Scheduler& s, bool help) {
+  std::atomic<int> children{0};
+  std::atomic<bool> root_done{false};
+  s.submit([&s, &children, &root_done] {
+    submit_counting_batch(s, children);
+    s.help_until([&children] { return batch_done(children); });
+    root_done.store(true, std::memory_order_release);
+    return true;
+  });
+  auto root_finished = [&root_done] { return root_done.load(std::memory_order_acquire); };
+  if (help) {
+    s.help_until(root_finished);
+  } else {
+    s.wait_until(root_finished);
+  }
+}
+
 // items_processed plus time_per_task: wall time per task (an inverted rate counter), printed in ns.
 inline void set_time_per_task(benchmark::State& state, std::int64_t tasks_per_iteration) {
   const std::int64_t tasks = state.iterations() * tasks_per_iteration;

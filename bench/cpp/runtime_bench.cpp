@@ -60,20 +60,7 @@ void BM_Runtime_SpawnOneWorker(benchmark::State& state) {
   options.num_threads = 1;
   options.enable_telemetry = state.range(0) != 0;
   veda::Runtime runtime(options, bench_registry());
-  veda::Scheduler& s = runtime.scheduler();
-  std::atomic<int> children{0};
-  std::atomic<bool> root_done{false};
-  for (auto _ : state) {
-    children.store(0, std::memory_order_relaxed);
-    root_done.store(false, std::memory_order_relaxed);
-    s.submit([&s, &children, &root_done] {
-      submit_counting_batch(s, children);
-      s.help_until([&children] { return batch_done(children); });
-      root_done.store(true, std::memory_order_release);
-      return true;
-    });
-    s.wait_until([&root_done] { return root_done.load(std::memory_order_acquire); });
-  }
+  for (auto _ : state) spawn_batch_from_a_task(runtime.scheduler(), false);
   set_time_per_task(state, kBatch);
 }
 BENCHMARK(BM_Runtime_SpawnOneWorker)->ArgName("telemetry")->Arg(0)->Arg(1)->UseRealTime();

@@ -83,19 +83,7 @@ BENCHMARK(BM_Scheduler_SubmitBatchNoHelp)->ArgName("observer")->Arg(0)->Arg(1)->
 // lock-free path) and helps until the children are done.
 void BM_Scheduler_SpawnFromWorker(benchmark::State& state) {
   veda::Scheduler& s = scheduler(state.range(0) != 0);
-  std::atomic<int> children{0};
-  std::atomic<bool> root_done{false};
-  for (auto _ : state) {
-    children.store(0, std::memory_order_relaxed);
-    root_done.store(false, std::memory_order_relaxed);
-    s.submit([&s, &children, &root_done] {
-      submit_counting_batch(s, children);
-      s.help_until([&children] { return batch_done(children); });
-      root_done.store(true, std::memory_order_release);
-      return true;
-    });
-    s.help_until([&root_done] { return root_done.load(std::memory_order_acquire); });
-  }
+  for (auto _ : state) spawn_batch_from_a_task(s, true);
   set_time_per_task(state, kBatch);
 }
 BENCHMARK(BM_Scheduler_SpawnFromWorker)->ArgName("observer")->Arg(0)->Arg(1)->Threads(1)->Threads(2)->UseRealTime();

@@ -104,3 +104,24 @@ def query(prom_url, expr):
 
 def values(prom_url, expr):
     return sorted(float(r["value"][1]) for r in query(prom_url, expr))
+
+
+def start_prometheus(tmp, jobs, flags=()):
+    """Debian's Prometheus on a free 127.0.0.1 port, scraping every second.
+
+    ``jobs``: ``{job_name: (target_port, extra_yaml_lines)}``; ``flags``: more
+    command-line flags (``--enable-feature=...``). Returns (process, log, URL)
+    for :func:`stop_server`; skips the test when Prometheus is not installed.
+    """
+    prometheus = binary("prometheus", "prometheus")
+    config = "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n"
+    for job, (port, extra) in jobs.items():
+        config += f"  - job_name: {job}\n"
+        config += "".join(f"    {line}\n" for line in extra)
+        config += f"    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+    (tmp / "prometheus.yml").write_text(config)
+    return start_server(
+        lambda port: [prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+                      f"--web.listen-address=127.0.0.1:{port}", *flags],
+        "/-/ready", tmp / "prometheus.log",
+    )

@@ -22,7 +22,7 @@ from pyveda.telemetry import (
     start_http_server,
 )
 from pyveda.telemetry.http import choose_exposition
-from servers import binary, fetch, query, start_server, stop_server, values, wait_until
+from servers import binary, fetch, query, start_prometheus, stop_server, values, wait_until
 
 # What Prometheus 2.42 sends with and without --enable-feature=native-histograms.
 PROMETHEUS_NATIVE_ACCEPT = (
@@ -124,23 +124,14 @@ def test_the_endpoint_serves_protobuf_to_prometheus_and_text_to_others(registry)
 @pytest.fixture(scope="module")
 def native_prometheus(tmp_path_factory):
     """Prometheus with native histograms, scraping a fresh registry's endpoint every second."""
-    prometheus = binary("prometheus", "prometheus")
+    binary("prometheus", "prometheus")  # skip before starting anything
     tmp = tmp_path_factory.mktemp("native")
     registry = CollectorRegistry()
     endpoint = start_http_server(port=0, registry=registry)
     runtime_endpoint = start_http_server(port=0)  # the default registry: the runtime's pyveda_* families
-    (tmp / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n"
-        "scrape_configs:\n"
-        "  - job_name: pyveda\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{endpoint.port}']\n"
-        "  - job_name: runtime\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{runtime_endpoint.port}']\n"
-    )
-    process, log, url = start_server(
-        lambda port: [prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-                      f"--web.listen-address=127.0.0.1:{port}", "--enable-feature=native-histograms"],
-        "/-/ready", tmp / "prometheus.log",
+    process, log, url = start_prometheus(
+        tmp, {"pyveda": (endpoint.port, ()), "runtime": (runtime_endpoint.port, ())},
+        ["--enable-feature=native-histograms"],
     )
     yield url, registry
     stop_server(process, log)

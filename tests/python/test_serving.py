@@ -51,7 +51,7 @@ from pyveda.telemetry import (
 from pyveda.telemetry.push import _url as gateway_url
 
 from conftest import UNIT_LINT
-from servers import binary, fetch, free_port, query, start_server, stop_server, values, wait_until
+from servers import binary, fetch, free_port, query, start_prometheus, start_server, stop_server, values, wait_until
 
 # What Prometheus 2.x sends when it scrapes.
 PROMETHEUS_ACCEPT = (
@@ -601,7 +601,7 @@ def test_gateway_urls():
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     """Our endpoint (default registry), a Pushgateway and a Prometheus scraping both every second."""
-    prometheus = binary("prometheus", "prometheus")
+    binary("prometheus", "prometheus")
     pushgateway = binary("prometheus-pushgateway", "prometheus-pushgateway")
     tmp = tmp_path_factory.mktemp("stack")
     endpoint = start_http_server(port=0)
@@ -609,18 +609,8 @@ def stack(tmp_path_factory):
         lambda port: [pushgateway, f"--web.listen-address=127.0.0.1:{port}"], "/-/ready", tmp / "gw.log"
     )
     gw_port = urllib.parse.urlsplit(gw_url).port
-    (tmp / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n"
-        "  - job_name: pyveda\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{endpoint.port}']\n"
-        "  - job_name: pushgateway\n    honor_labels: true\n    static_configs:\n"
-        f"      - targets: ['127.0.0.1:{gw_port}']\n"
-    )
-    prom, prom_log, prom_url = start_server(
-        lambda port: [prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-                      f"--web.listen-address=127.0.0.1:{port}"],
-        "/-/ready", tmp / "prometheus.log",
+    prom, prom_log, prom_url = start_prometheus(
+        tmp, {"pyveda": (endpoint.port, ()), "pushgateway": (gw_port, ("honor_labels: true",))}
     )
     yield {"prometheus": prom_url, "pushgateway": gw_url, "endpoint": endpoint}
     stop_server(prom, prom_log)
