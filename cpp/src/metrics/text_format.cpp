@@ -7,30 +7,6 @@
 namespace veda {
 namespace {
 
-void append_labels(std::string& out, const std::vector<std::string>& names,
-                   const std::vector<std::string>& values, std::string_view extra_name = {},
-                   std::string_view extra_value = {}) {
-  if (names.empty() && extra_name.empty()) return;
-  out += '{';
-  bool first = true;
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    if (!first) out += ',';
-    first = false;
-    out += names[i];
-    out += "=\"";
-    append_label_value(out, values[i]);
-    out += '"';
-  }
-  if (!extra_name.empty()) {
-    if (!first) out += ',';
-    out += extra_name;
-    out += "=\"";
-    out += extra_value;
-    out += '"';
-  }
-  out += '}';
-}
-
 enum class Format { kPrometheus, kOpenMetrics };
 
 // HELP text with the escapes each format wants: 0.0.4 escapes backslash and
@@ -137,18 +113,36 @@ namespace {
 void render(const std::vector<FamilySnapshot>& families, std::string& out, Format format, bool created) {
   const bool om = format == Format::kOpenMetrics;
   std::string quantile_text;
+  // The escaped name="value" pairs of the series being rendered, built once
+  // and reused by each of its samples (a summary's quantiles, a histogram's
+  // buckets, _sum, _count, _created).
+  std::string pairs;
+  const SeriesSnapshot* pairs_of = nullptr;
   for (const FamilySnapshot& family : families) {
     const FamilyInfo& info = family.info;
     // OpenMetrics names a counter's metadata without the sample's "_total".
     const std::string metadata_name = info.type == MetricType::counter && !om ? info.name + "_total" : info.name;
     append_header(out, metadata_name, info.help, exposition_type(info), format);
+    pairs_of = nullptr;
     for_each_sample(family, [&](const ExposedSample& sample) {
+      if (sample.series != pairs_of) {
+        pairs.clear();
+        for (std::size_t i = 0; i < info.label_names.size(); ++i) {
+          if (i) pairs += ',';
+          pairs += info.label_names[i];
+          pairs += "=\"";
+          append_label_value(pairs, sample.series->label_values[i]);
+          pairs += '"';
+        }
+        pairs_of = sample.series;
+      }
       out += sample.name;
       double value = sample.value;
+      std::string_view extra_name;
       if (sample.has_le) {
         quantile_text.clear();
         append_canonical_number(quantile_text, sample.le);
-        append_labels(out, info.label_names, sample.series->label_values, "le", quantile_text);
+        extra_name = "le";
       } else if (sample.has_quantile) {
         quantile_text.clear();
         if (om) {
@@ -158,9 +152,19 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
         } else {
           append_double(quantile_text, sample.quantile);
         }
-        append_labels(out, info.label_names, sample.series->label_values, "quantile", quantile_text);
-      } else {
-        append_labels(out, info.label_names, sample.series->label_values);
+        extra_name = "quantile";
+      }
+      if (!pairs.empty() || !extra_name.empty()) {
+        out += '{';
+        out += pairs;
+        if (!extra_name.empty()) {
+          if (!pairs.empty()) out += ',';
+          out += extra_name;
+          out += "=\"";
+          out += quantile_text;
+          out += '"';
+        }
+        out += '}';
       }
       out += ' ';
       append_double(out, value);
