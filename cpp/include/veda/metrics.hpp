@@ -2,6 +2,7 @@
 #pragma once
 
 #include "veda/metrics/counter.hpp"
+#include "veda/metrics/exemplar.hpp"
 #include "veda/metrics/family.hpp"
 #include "veda/metrics/gauge.hpp"
 #include "veda/metrics/histogram.hpp"

@@ -20,6 +20,23 @@ void Counter::inc_checked(double amount) {
   value_.add(amount);
 }
 
+void Counter::inc(double amount, Exemplar exemplar) {
+  if (!valid_amount(amount)) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  value_.add(amount);
+  exemplar.value = amount;
+  if (exemplar.unix_nano == 0) exemplar.unix_nano = detail::unix_now_ns();
+  exemplars_.set(0, std::move(exemplar));
+}
+
+void Counter::inc_checked(double amount, Exemplar exemplar) {
+  check_exemplar_labels(exemplar.labels);
+  if (!valid_amount(amount)) inc_checked(amount);  // throws with the amount's message
+  inc(amount, std::move(exemplar));
+}
+
 double Counter::get() const noexcept {
   return value_.sum() - base_.load(std::memory_order_relaxed);
 }

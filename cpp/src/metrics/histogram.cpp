@@ -190,6 +190,39 @@ void Histogram::record(double value) noexcept {
   }
 }
 
+void Histogram::observe(double value, Exemplar exemplar) {
+  if (!valid_value(value)) {
+    rejected_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  record(value);
+  std::call_once(exemplars_once_, [this] {
+    exemplar_storage_ =
+        std::make_unique<detail::ExemplarSlots>(bounds_.empty() ? kNativeExemplars : bounds_.size() + 1);
+    exemplars_.store(exemplar_storage_.get(), std::memory_order_release);
+  });
+  std::size_t slot = 0;
+  if (!bounds_.empty()) {
+    slot = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+  } else {
+    slot = next_exemplar_.fetch_add(1, std::memory_order_relaxed) % kNativeExemplars;
+  }
+  exemplar.value = value;
+  if (exemplar.unix_nano == 0) exemplar.unix_nano = detail::unix_now_ns();
+  exemplar_storage_->set(slot, std::move(exemplar));
+}
+
+void Histogram::observe_checked(double value, Exemplar exemplar) {
+  check_exemplar_labels(exemplar.labels);
+  if (!valid_value(value)) throw_bad_observation(value);
+  observe(value, std::move(exemplar));
+}
+
+std::vector<std::pair<std::int32_t, Exemplar>> Histogram::exemplars() const {
+  const detail::ExemplarSlots* slots = exemplars_.load(std::memory_order_acquire);
+  return slots ? slots->copy() : std::vector<std::pair<std::int32_t, Exemplar>>{};
+}
+
 void Histogram::observe_checked(double value) {
   if (!valid_value(value)) throw_bad_observation(value);
   record(value);

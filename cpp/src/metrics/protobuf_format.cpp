@@ -33,7 +33,10 @@ constexpr std::uint32_t kSampleCount = 1, kSampleSum = 2, kBucket = 3, kSchema =
 // BucketSpan
 constexpr std::uint32_t kSpanOffset = 1, kSpanLength = 2;
 // Bucket
-constexpr std::uint32_t kCumulativeCount = 1, kUpperBound = 2;
+constexpr std::uint32_t kCumulativeCount = 1, kUpperBound = 2, kBucketExemplar = 3;
+// Counter.exemplar, Histogram.exemplars (native), Exemplar's own fields
+constexpr std::uint32_t kCounterExemplar = 2, kNativeExemplars = 16;
+constexpr std::uint32_t kExemplarLabel = 1, kExemplarValue = 2, kExemplarTimestamp = 3;
 // google.protobuf.Timestamp
 constexpr std::uint32_t kSeconds = 1, kNanos = 2;
 }  // namespace field
@@ -57,6 +60,19 @@ void put_timestamp(std::string& out, std::uint32_t field_number, std::int64_t un
 }
 
 std::size_t string_field_size(std::string_view s) { return pb::len_field_size(s.size()); }
+
+// An Exemplar message's body: its labels, value and timestamp.
+std::string exemplar_body(const Exemplar& e) {
+  std::string body;
+  for (const auto& [name, value] : e.labels) {
+    pb::put_len_header(body, field::kExemplarLabel, string_field_size(name) + string_field_size(value));
+    pb::put_string(body, field::kLabelName, name);
+    pb::put_string(body, field::kLabelValue, value);
+  }
+  pb::put_double(body, field::kExemplarValue, e.value);
+  put_timestamp(body, field::kExemplarTimestamp, e.unix_nano);
+  return body;
+}
 
 std::size_t labels_size(const FamilyInfo& info, const SeriesSnapshot& series) {
   std::size_t size = 0;
@@ -94,9 +110,14 @@ void put_native_histogram(std::string& body, const SeriesSnapshot& series, int s
   std::uint64_t cumulative = 0;
   for (std::size_t i = 0; i < h.bounds.size(); ++i) {
     if (i < h.bound_counts.size()) cumulative += h.bound_counts[i];
-    pb::put_len_header(body, field::kBucket, 1 + pb::varint_size(cumulative) + 9);
+    const Exemplar* exemplar = exemplar_at(series, static_cast<std::int32_t>(i));
+    const std::string exemplar_message = exemplar ? exemplar_body(*exemplar) : std::string();
+    pb::put_len_header(body, field::kBucket,
+                       1 + pb::varint_size(cumulative) + 9 +
+                           (exemplar ? pb::len_field_size(exemplar_message.size()) : 0));
     pb::put_uint_always(body, field::kCumulativeCount, cumulative);
     pb::put_double(body, field::kUpperBound, h.bounds[i]);
+    if (exemplar) pb::put_message(body, field::kBucketExemplar, exemplar_message);
   }
   pb::put_sint_always(body, field::kSchema, scale);
   pb::put_double(body, field::kZeroThreshold, h.zero_threshold);
@@ -137,6 +158,10 @@ void put_native_histogram(std::string& body, const SeriesSnapshot& series, int s
   body += spans;
   body += deltas;
   put_timestamp(body, field::kHistogramCreated, series.start_unix_nano);
+  // A histogram without classic buckets carries its exemplars in the native form's list.
+  if (h.bounds.empty()) {
+    for (const auto& entry : series.exemplars) pb::put_message(body, field::kNativeExemplars, exemplar_body(entry.second));
+  }
 }
 
 // Appends the Summary message's body (without its field header) to `body`.
@@ -195,6 +220,11 @@ void put_family(std::string& out, const FamilySnapshot& family, Scratch& scratch
         value_field = field::kCounter;
         const std::size_t ts = timestamp_size(s.start_unix_nano);
         if (ts > 0) value_size += pb::len_field_size(ts);
+        value.clear();
+        if (const Exemplar* exemplar = exemplar_at(s, 0)) {
+          value = exemplar_body(*exemplar);
+          value_size += pb::len_field_size(value.size());
+        }
         break;
       }
       case kSummaryType:
@@ -215,7 +245,10 @@ void put_family(std::string& out, const FamilySnapshot& family, Scratch& scratch
     pb::put_len_header(message, value_field, value_size);
     if (type == kGaugeType || type == kCounterType) {
       pb::put_double(message, field::kValue, s.value);
-      if (type == kCounterType) put_timestamp(message, field::kCounterCreated, s.start_unix_nano);
+      if (type == kCounterType) {
+        if (!value.empty()) pb::put_message(message, field::kCounterExemplar, value);  // field 2, before 3
+        put_timestamp(message, field::kCounterCreated, s.start_unix_nano);
+      }
     } else {
       message += value;
     }

@@ -104,6 +104,7 @@ SeriesSnapshot snapshot_series(const std::vector<std::string>& labels, const M& 
   SeriesSnapshot s;
   s.label_values = labels;
   s.start_unix_nano = metric.created_unix_nano();
+  if constexpr (!std::is_same_v<M, Gauge>) s.exemplars = metric.exemplars();
   if constexpr (std::is_same_v<M, Histogram>) {
     s.histogram = metric.snapshot();
     if (metric.max_age_seconds() > 0) {

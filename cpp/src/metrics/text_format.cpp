@@ -168,6 +168,22 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
       }
       out += ' ';
       append_double(out, value);
+      if (om && sample.exemplar != nullptr) {
+        out += " # {";
+        bool first = true;
+        for (const auto& [name, label_value] : sample.exemplar->labels) {
+          if (!first) out += ',';
+          first = false;
+          out += name;
+          out += "=\"";
+          append_label_value(out, label_value);
+          out += '"';
+        }
+        out += "} ";
+        append_double(out, sample.exemplar->value);
+        out += ' ';
+        append_double(out, unix_seconds(sample.exemplar->unix_nano));
+      }
       out += '\n';
     }, om && created);
   }

@@ -3,9 +3,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include "veda/metrics/detail/sharded.hpp"
+#include "veda/metrics/exemplar.hpp"
 
 namespace veda {
 
@@ -34,6 +38,15 @@ class Counter {
   // Like inc(), but throws std::invalid_argument for an amount inc() would reject.
   void inc_checked(double amount = 1.0);
 
+  // inc(amount) that also keeps `exemplar` (its value set to `amount`, its
+  // time to now when 0) as the series' exemplar. The _checked form also
+  // throws for labels check_exemplar_labels() refuses, recording nothing.
+  void inc(double amount, Exemplar exemplar);
+  void inc_checked(double amount, Exemplar exemplar);
+
+  // The exemplar kept, as (0, exemplar), or nothing.
+  std::vector<std::pair<std::int32_t, Exemplar>> exemplars() const { return exemplars_.copy(); }
+
   // The total since creation or the last reset().
   double get() const noexcept;
 
@@ -60,6 +73,7 @@ class Counter {
   std::atomic<std::int64_t> created_ns_;
   std::atomic<std::uint64_t> rejected_{0};
   std::mutex reset_mutex_;
+  detail::ExemplarSlots exemplars_{1};
 };
 
 }  // namespace veda

@@ -5,9 +5,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "veda/metrics/detail/sharded.hpp"
+#include "veda/metrics/exemplar.hpp"
 
 namespace veda {
 
@@ -99,6 +101,19 @@ class Histogram {
   // Like observe(), but throws std::invalid_argument for a value observe() would reject.
   void observe_checked(double value);
 
+  // observe(value) that also keeps `exemplar` (its value set to `value`, its
+  // time to now when 0): with classic buckets as the exemplar of the bucket
+  // the value falls in, without them as one of kNativeExemplars kept in
+  // turn. The _checked form also throws for labels check_exemplar_labels()
+  // refuses, recording nothing.
+  static constexpr std::size_t kNativeExemplars = 4;
+  void observe(double value, Exemplar exemplar);
+  void observe_checked(double value, Exemplar exemplar);
+
+  // The exemplars kept: (classic bucket index, exemplar) with classic
+  // buckets (the last index is +Inf), (slot, exemplar) without them.
+  std::vector<std::pair<std::int32_t, Exemplar>> exemplars() const;
+
   HistogramSnapshot snapshot() const;
 
   // Only for a histogram made with max_age_s > 0: the observations of about
@@ -143,6 +158,11 @@ class Histogram {
   const int scale_;
   const std::vector<double> bounds_;
   const double max_age_s_;
+  // Created with the first exemplar (call_once), then published for readers.
+  std::unique_ptr<detail::ExemplarSlots> exemplar_storage_;
+  std::atomic<detail::ExemplarSlots*> exemplars_{nullptr};
+  std::once_flag exemplars_once_;
+  std::atomic<std::uint32_t> next_exemplar_{0};
   std::unique_ptr<detail::RecentWindow> window_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> bound_counts_;  // bounds_.size() + 1, or null
   const detail::ScaleTables* tables_;

@@ -25,6 +25,9 @@ struct SeriesSnapshot {
   std::vector<std::pair<double, double>> quantiles;
   // Histograms only: `histogram` holds count and sum but no buckets (see quantiles_only()).
   bool no_buckets = false;
+  // The exemplars kept: (0, e) for a counter; (classic bucket index, e) for a
+  // histogram with classic buckets, (slot, e) for one without.
+  std::vector<std::pair<std::int32_t, Exemplar>> exemplars;
 };
 
 // A histogram series that has quantiles, count and sum but no buckets (a

@@ -30,7 +30,16 @@ struct ExposedSample {
   double value = 0.0;
   bool has_le = false;  // a classic bucket: adds the label le="<le>" (canonical form, "+Inf")
   double le = 0.0;
+  const Exemplar* exemplar = nullptr;  // a counter's or a classic bucket's exemplar, if it has one
 };
+
+// The exemplar kept in `slot` of a series, or null.
+inline const Exemplar* exemplar_at(const SeriesSnapshot& s, std::int32_t slot) {
+  for (const auto& [at, exemplar] : s.exemplars) {
+    if (at == slot) return &exemplar;
+  }
+  return nullptr;
+}
 
 // The text format's type name of a family: "counter", "gauge", "histogram"
 // (a histogram with classic buckets) or "summary" (one without).
@@ -38,10 +47,10 @@ std::string_view exposition_type(const FamilyInfo& info) noexcept;
 
 // Seconds since the epoch of a series' start, for "_created" samples.
 // (Whole seconds and the fraction apart: the nanoseconds as one double would round.)
-inline double created_seconds(const SeriesSnapshot& s) {
-  return static_cast<double>(s.start_unix_nano / 1000000000) +
-         static_cast<double>(s.start_unix_nano % 1000000000) / 1e9;
+inline double unix_seconds(std::int64_t unix_nano) {
+  return static_cast<double>(unix_nano / 1000000000) + static_cast<double>(unix_nano % 1000000000) / 1e9;
 }
+inline double created_seconds(const SeriesSnapshot& s) { return unix_seconds(s.start_unix_nano); }
 
 // Calls visit(sample) for each sample `family` exposes, in exposition order:
 // counters as "<name>_total"; gauges as "<name>"; histograms with classic
@@ -51,7 +60,8 @@ inline double created_seconds(const SeriesSnapshot& s) {
 // (SeriesSnapshot::quantiles, else kSummaryQuantiles computed from the
 // histogram), "_sum" and "_count". With `created`, each counter, histogram
 // and summary series whose start is known ends with "<name>_created" (its
-// start in seconds since the epoch), as OpenMetrics has it. The text
+// start in seconds since the epoch), as OpenMetrics has it. A counter's
+// sample and a classic bucket carry their exemplar, if any. The text
 // renderers and other writers (the prometheus_client bridge) share it.
 template <class Visit>
 void for_each_sample(const FamilySnapshot& family, Visit&& visit, bool created = false) {
@@ -64,7 +74,7 @@ void for_each_sample(const FamilySnapshot& family, Visit&& visit, bool created =
     case MetricType::counter: {
       const std::string name = info.name + "_total";
       for (const SeriesSnapshot& s : family.series) {
-        visit(ExposedSample{name, &s, false, 0.0, s.value});
+        visit(ExposedSample{name, &s, false, 0.0, s.value, false, 0.0, exemplar_at(s, 0)});
         visit_created(s);
       }
       break;
@@ -83,7 +93,8 @@ void for_each_sample(const FamilySnapshot& family, Visit&& visit, bool created =
           for (std::size_t i = 0; i <= info.buckets.size(); ++i) {
             if (i < h.bound_counts.size()) cumulative += static_cast<double>(h.bound_counts[i]);
             const double le = i < info.buckets.size() ? info.buckets[i] : HUGE_VAL;
-            visit(ExposedSample{bucket_name, &s, false, 0.0, cumulative, true, le});
+            visit(ExposedSample{bucket_name, &s, false, 0.0, cumulative, true, le,
+                                exemplar_at(s, static_cast<std::int32_t>(i))});
           }
         } else if (s.quantiles.empty()) {
           for (const double q : kSummaryQuantiles) visit(ExposedSample{info.name, &s, true, q, h.percentile(q * 100.0)});
@@ -108,7 +119,8 @@ void render_prometheus(const std::vector<FamilySnapshot>& families, std::string&
 // without "_total" and its sample with it, quantile label values in canonical
 // form, summary quantiles NaN for a series with no observations, with
 // `created_series` a "_created" sample per counter, histogram and summary
-// series, and a final "# EOF". Appends to `out`.
+// series, exemplars after counter samples and classic buckets
+// (` # {labels} value timestamp`), and a final "# EOF". Appends to `out`.
 void render_openmetrics(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series = true);
 
 // OpenMetrics' canonical text of a label number (le, quantile): Go's %g with

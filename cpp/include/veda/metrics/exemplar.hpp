@@ -1,0 +1,63 @@
+// veda::Exemplar: one observation kept beside a counter or a histogram bucket,
+// usually with the trace and span it happened in, as OpenMetrics and
+// Prometheus' protobuf exposition carry them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace veda {
+
+struct Exemplar {
+  std::vector<std::pair<std::string, std::string>> labels;  // e.g. {"trace_id", "4bf9..."}, {"span_id", "00f0..."}
+  double value = 0.0;          // the increment or the observed value
+  std::int64_t unix_nano = 0;  // when it was recorded
+};
+
+// OpenMetrics' limit on an exemplar's label set: names and values together,
+// in UTF-8 characters (code points).
+inline constexpr std::size_t kMaxExemplarLabelCharacters = 128;
+
+// Throws std::invalid_argument (saying how long the labels are and what is
+// allowed) when the names and values are longer than
+// kMaxExemplarLabelCharacters together, or a name is not a valid label name.
+void check_exemplar_labels(const std::vector<std::pair<std::string, std::string>>& labels);
+
+namespace detail {
+
+// Exemplar slots of one series: the latest exemplar per slot (a counter has
+// one, a histogram with classic buckets one per bucket, one without them a
+// few for its native form). Writes take a mutex; they happen only for
+// observations that carry an exemplar.
+class ExemplarSlots {
+ public:
+  explicit ExemplarSlots(std::size_t slots) : slots_(slots) {}
+
+  void set(std::size_t slot, Exemplar exemplar) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    slots_[slot % slots_.size()] = std::move(exemplar);
+  }
+
+  // (slot, exemplar) for every slot that holds one.
+  std::vector<std::pair<std::int32_t, Exemplar>> copy() const {
+    std::vector<std::pair<std::int32_t, Exemplar>> out;
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (std::size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].unix_nano != 0) out.emplace_back(static_cast<std::int32_t>(i), slots_[i]);
+    }
+    return out;
+  }
+
+  std::size_t size() const noexcept { return slots_.size(); }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<Exemplar> slots_;  // unix_nano == 0: empty
+};
+
+}  // namespace detail
+}  // namespace veda
