@@ -122,6 +122,29 @@ std::string utf8(PyObject* s) {
   return std::string(data, static_cast<std::size_t>(size));
 }
 
+Exemplar exemplar_from_python(PyObject* mapping, const char* owner) {
+  if (!PyDict_Check(mapping)) {
+    throw nb::type_error((std::string(owner) + "(): exemplar must be a dict of str labels such as "
+                          "{'trace_id': 'abc123'}, got " + type_name_of(mapping))
+                             .c_str());
+  }
+  Exemplar e;
+  PyObject* key = nullptr;
+  PyObject* value = nullptr;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(mapping, &pos, &key, &value)) {
+    if (!PyUnicode_Check(key) || !PyUnicode_Check(value)) {
+      throw nb::type_error((std::string(owner) + "(): exemplar labels must be str names and str values, got " +
+                            type_name_of(key) + " " + short_repr(key) + ": " + type_name_of(value) + " " +
+                            short_repr(value))
+                               .c_str());
+    }
+    e.labels.emplace_back(utf8(key), utf8(value));
+  }
+  check_exemplar_labels(e.labels);
+  return e;
+}
+
 AttributeValue attribute_value(const std::string& key, PyObject* v) {
   if (!PyList_Check(v) && !PyTuple_Check(v)) return scalar(key, v);
   nb::object seq = nb::steal(PySequence_Fast(v, "attribute list"));

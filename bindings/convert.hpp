@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "veda/metrics/exemplar.hpp"
 #include "veda/tracing/span.hpp"
 
 namespace veda::bindings {
@@ -36,6 +37,10 @@ AttributeValue attribute_value(const std::string& key, PyObject* value);
 Attributes attributes_from_python(PyObject* mapping);
 
 nanobind::object from_value(const AttributeValue& value);
+
+// An `exemplar=` argument: a Mapping[str, str] of exemplar labels, checked by
+// the core's rule. TypeError for anything else, naming `owner`.
+Exemplar exemplar_from_python(PyObject* mapping, const char* owner);
 nanobind::dict from_attributes(const Attributes& attributes);
 
 // A time in ns since the Unix epoch: an int in [0, 2**63) (anything

@@ -226,9 +226,23 @@ void init_metrics(nb::module_& m) {
 
   bind_series<Counter>(m, "Counter", "A counter series: a total that only goes up.")
       .def(
-          "inc", [](const CounterRef& r, nb::handle amount) { r.get().inc_checked(as_double(amount, "amount")); },
-          "amount"_a.none() = 1.0, nb::sig("def inc(self, amount: float = 1.0) -> None"),
-          "Adds amount (a finite number >= 0, default 1). Raises ValueError otherwise.")
+          "inc",
+          [](const CounterRef& r, nb::handle amount, nb::handle exemplar) {
+            const double v = as_double(amount, "amount");
+            Exemplar e;
+            if (!exemplar.is_none()) {
+              r.get().inc_checked(v, exemplar_from_python(exemplar.ptr(), "inc"));
+            } else if (current_span_exemplar(e)) {
+              if (!Counter::valid_amount(v)) r.get().inc_checked(v);  // throws with the amount's message
+              r.get().inc(v, std::move(e));  // the span's labels need no check
+            } else {
+              r.get().inc_checked(v);
+            }
+          },
+          "amount"_a.none() = 1.0, "exemplar"_a.none() = nb::none(),
+          nb::sig("def inc(self, amount: float = 1.0, exemplar: dict[str, str] | None = None) -> None"),
+          "Adds amount (a finite number >= 0, default 1; ValueError otherwise). Keeps an exemplar: the "
+          "given labels, else the current span's trace_id and span_id.")
       .def(
           "get", [](const CounterRef& r) { return r.get().get(); }, "The total since creation or the last reset().")
       .def(
@@ -273,9 +287,23 @@ void init_metrics(nb::module_& m) {
 
   bind_series<Histogram>(m, "Histogram", "A histogram series: a base-2 exponential sketch.")
       .def(
-          "observe", [](const HistogramRef& r, nb::handle value) { r.get().observe_checked(as_double(value, "value")); },
-          "value"_a.none(), nb::sig("def observe(self, value: float) -> None"),
-          "Records a finite value >= 0. Raises ValueError otherwise.")
+          "observe",
+          [](const HistogramRef& r, nb::handle value, nb::handle exemplar) {
+            const double v = as_double(value, "value");
+            Exemplar e;
+            if (!exemplar.is_none()) {
+              r.get().observe_checked(v, exemplar_from_python(exemplar.ptr(), "observe"));
+            } else if (current_span_exemplar(e)) {
+              if (!Histogram::valid_value(v)) r.get().observe_checked(v);  // throws with the value's message
+              r.get().observe(v, std::move(e));  // the span's labels need no check
+            } else {
+              r.get().observe_checked(v);
+            }
+          },
+          "value"_a.none(), "exemplar"_a.none() = nb::none(),
+          nb::sig("def observe(self, value: float, exemplar: dict[str, str] | None = None) -> None"),
+          "Records a finite value >= 0 (ValueError otherwise). Keeps an exemplar: the given labels, else "
+          "the current span's trace_id and span_id.")
       .def(
           "get_percentile",
           [](const HistogramRef& r, double p, bool recent) {

@@ -23,6 +23,7 @@
 #include <variant>
 
 #include "bindings.hpp"
+#include "veda/tracing/exemplar.hpp"
 #include "convert.hpp"
 #include "veda/tracing/otlp.hpp"
 #include "veda/tracing/span_store.hpp"
@@ -107,6 +108,21 @@ PySpan* span_or_null(PyObject* o) {
   if (o == nullptr || o == Py_None || !PyObject_TypeCheck(o, types.span_base)) return nullptr;
   return &as_span(o);
 }
+
+}  // namespace
+
+bool current_span_exemplar(Exemplar& out) {
+  if (types.current_span == nullptr) return false;
+  PyObject* raw = nullptr;
+  if (PyContextVar_Get(types.current_span, Py_None, &raw) < 0) throw nb::python_error();
+  nb::object current = nb::steal(raw);
+  const PySpan* span = span_or_null(current.ptr());
+  if (span == nullptr || !nb::inst_ready(current)) return false;
+  out = span_exemplar(span->span.data());
+  return true;
+}
+
+namespace {
 
 // A new instance of `span_class` (pyveda._core.Span or a subclass) around `span`.
 nb::object make_span(nb::handle span_class, veda::Span&& span, nb::object parent) {

@@ -17,6 +17,19 @@ std::size_t utf8_characters(const std::string& s) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> Exemplar::all_labels() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (has_span) {
+    std::string trace, span;
+    append_hex(trace, trace_id);
+    append_hex(span, span_id);
+    out.emplace_back("trace_id", std::move(trace));
+    out.emplace_back("span_id", std::move(span));
+  }
+  out.insert(out.end(), labels.begin(), labels.end());
+  return out;
+}
+
 void check_exemplar_labels(const std::vector<std::pair<std::string, std::string>>& labels) {
   std::size_t total = 0;
   for (const auto& [name, value] : labels) {

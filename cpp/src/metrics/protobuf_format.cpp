@@ -64,7 +64,7 @@ std::size_t string_field_size(std::string_view s) { return pb::len_field_size(s.
 // An Exemplar message's body: its labels, value and timestamp.
 std::string exemplar_body(const Exemplar& e) {
   std::string body;
-  for (const auto& [name, value] : e.labels) {
+  for (const auto& [name, value] : e.all_labels()) {
     pb::put_len_header(body, field::kExemplarLabel, string_field_size(name) + string_field_size(value));
     pb::put_string(body, field::kLabelName, name);
     pb::put_string(body, field::kLabelValue, value);

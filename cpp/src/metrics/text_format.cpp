@@ -171,6 +171,14 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
       if (om && sample.exemplar != nullptr) {
         out += " # {";
         bool first = true;
+        if (sample.exemplar->has_span) {
+          out += "trace_id=\"";
+          append_hex(out, sample.exemplar->trace_id);
+          out += "\",span_id=\"";
+          append_hex(out, sample.exemplar->span_id);
+          out += '"';
+          first = false;
+        }
         for (const auto& [name, label_value] : sample.exemplar->labels) {
           if (!first) out += ',';
           first = false;

@@ -23,7 +23,12 @@ using test::split_delimited;
 const std::vector<std::string> kNoLabels;
 
 Exemplar span_exemplar(std::int64_t unix_nano = 1700000000500000000) {
-  return Exemplar{{{"trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"}, {"span_id", "00f067aa0ba902b7"}}, 0.0, unix_nano};
+  Exemplar e;
+  e.has_span = true;
+  e.trace_id = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36};
+  e.span_id = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7};
+  e.unix_nano = unix_nano;
+  return e;
 }
 
 TEST(Exemplars, LabelRuleNamesTheLengthAndTheLimit) {

@@ -3,6 +3,7 @@
 // Prometheus' protobuf exposition carry them.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -13,10 +14,29 @@
 namespace veda {
 
 struct Exemplar {
-  std::vector<std::pair<std::string, std::string>> labels;  // e.g. {"trace_id", "4bf9..."}, {"span_id", "00f0..."}
+  std::vector<std::pair<std::string, std::string>> labels;  // given labels, e.g. {"user", "42"}
   double value = 0.0;          // the increment or the observed value
   std::int64_t unix_nano = 0;  // when it was recorded
+  // Recorded inside a span: its ids, exposed as the labels trace_id and
+  // span_id (lowercase hex) before `labels`. Kept as bytes so recording one
+  // allocates nothing.
+  bool has_span = false;
+  std::array<std::uint8_t, 16> trace_id{};
+  std::array<std::uint8_t, 8> span_id{};
+
+  // Every label as exposed: trace_id and span_id first when has_span, then `labels`.
+  std::vector<std::pair<std::string, std::string>> all_labels() const;
 };
+
+// Appends bytes as lowercase hex.
+template <std::size_t N>
+void append_hex(std::string& out, const std::array<std::uint8_t, N>& bytes) {
+  constexpr char kDigits[] = "0123456789abcdef";
+  for (const std::uint8_t b : bytes) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 0xF];
+  }
+}
 
 // OpenMetrics' limit on an exemplar's label set: names and values together,
 // in UTF-8 characters (code points).
