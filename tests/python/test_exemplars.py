@@ -115,3 +115,27 @@ def test_prometheus_stores_our_exemplars(tmp_path):
     finally:
         stop_server(process, log)
         endpoint.shutdown()
+
+
+def test_otlp_points_carry_the_exemplars(registry):
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    from pyveda.telemetry.otlp import registry_request_bytes
+
+    tracing = TracingSystem()
+    hits = Counter("ex_otlp_hits_total", "Hits.", registry=registry)
+    latency = Histogram("ex_otlp_latency_ms", "Latency.", registry=registry)
+    with tracing.span("op") as span:
+        hits.inc(4)
+        latency.observe(12.5)
+    hits.inc(1, exemplar={"job": "j1"})  # the latest exemplar replaces the span's
+    message = ExportMetricsServiceRequest.FromString(registry_request_bytes(registry))
+    metrics = {m.name: m for m in message.resource_metrics[0].scope_metrics[0].metrics}
+    (counter_exemplar,) = metrics["ex_otlp_hits"].sum.data_points[0].exemplars
+    assert counter_exemplar.as_double == 1 and not counter_exemplar.trace_id
+    assert [(a.key, a.value.string_value) for a in counter_exemplar.filtered_attributes] == [("job", "j1")]
+    (histogram_exemplar,) = metrics["ex_otlp_latency_ms"].exponential_histogram.data_points[0].exemplars
+    assert histogram_exemplar.as_double == 12.5
+    assert histogram_exemplar.trace_id.hex() == span.context.trace_id
+    assert histogram_exemplar.span_id.hex() == span.context.span_id
+    assert abs(histogram_exemplar.time_unix_nano / 1e9 - time.time()) < 600

@@ -46,6 +46,32 @@ void put_labels(std::string& out, std::uint32_t field, const FamilyInfo& info, c
   }
 }
 
+// Exemplar: time_unix_nano 2, as_double 3, span_id 4 and trace_id 5 (bytes),
+// filtered_attributes 7 (the other labels, as strings).
+std::string otlp_exemplar(const Exemplar& e) {
+  std::string out;
+  put_fixed64_always(out, 2, static_cast<std::uint64_t>(e.unix_nano));
+  put_double(out, 3, e.value);
+  if (e.has_span) {
+    put_bytes(out, 4, e.span_id.data(), e.span_id.size());
+    put_bytes(out, 5, e.trace_id.data(), e.trace_id.size());
+  }
+  std::string kv, value;
+  for (const auto& [name, text] : e.labels) {
+    kv.clear();
+    value.clear();
+    put_nonempty(kv, 1, name);
+    any_string(value, text);
+    put_message(kv, 2, value);
+    put_message(out, 7, kv);
+  }
+  return out;
+}
+
+void put_exemplars(std::string& point, std::uint32_t field, const SeriesSnapshot& s) {
+  for (const auto& entry : s.exemplars) put_message(point, field, otlp_exemplar(entry.second));
+}
+
 // The start of a cumulative point: the series' start, or `now` when it is unknown (0).
 std::int64_t start_of(std::int64_t start_unix_nano, std::int64_t now) { return start_unix_nano != 0 ? start_unix_nano : now; }
 
@@ -62,6 +88,7 @@ std::string number_point(const FamilyInfo& info, const SeriesSnapshot& s, bool w
   } else {
     put_double(p, 4, s.value);
   }
+  put_exemplars(p, 5, s);
   put_labels(p, 7, info, s, known);
   return p;
 }
@@ -88,6 +115,7 @@ std::string exponential_point(const FamilyInfo& info, const SeriesSnapshot& s, s
     put_bytes(buckets, 2, packed.data(), packed.size());
     put_message(p, 8, buckets);
   }
+  put_exemplars(p, 11, s);
   if (h.count > 0 && !std::isnan(h.min)) put_double(p, 12, h.min);
   if (h.count > 0 && !std::isnan(h.max)) put_double(p, 13, h.max);
   if (h.zero_threshold != 0.0) put_double(p, 14, h.zero_threshold);

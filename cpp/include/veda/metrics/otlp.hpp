@@ -27,7 +27,9 @@ namespace veda {
 //   carries only quantiles and no buckets (a snapshot from the collector's
 //   history) gives only that Summary (named as the family for other
 //   families).
-// Label names and values become string attributes. The runtime's own
+// A series' exemplars go out as the points' exemplars (trace and span ids as
+// bytes, other labels as filtered attributes). Label names and values
+// become string attributes. The runtime's own
 // families (veda/telemetry/catalogue.hpp) get their OTLP name and unit,
 // whole-number families their points as as_int, and an integer label (the
 // GPU index) an int attribute; other families keep their name ("x" for a
