@@ -65,6 +65,34 @@ def record_cases():
     return env, cases
 
 
+def exemplar_case(number: int, repeat: int):
+    """Histogram.observe(v) inside a span, keeping the span as the exemplar:
+    PyVeda does it by itself; prometheus_client needs the ids passed in
+    (its documented exemplar= argument, with classic buckets); the OTel SDK
+    records inside its own span (its default exemplar filter keeps sampled
+    spans' exemplars)."""
+    from opentelemetry import trace as otel_trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    vreg = veda.CollectorRegistry()
+    preg = prometheus_client.CollectorRegistry()
+    meter = MeterProvider(metric_readers=[InMemoryMetricReader()]).get_meter("bench")
+    tracer = TracerProvider().get_tracer("bench")
+    env = {
+        "vh": veda.Histogram("h", "h", registry=vreg),
+        "ph": prometheus_client.Histogram("h", "h", registry=preg),
+        "oh": meter.create_histogram("h"),
+        "ids": {"trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"},
+    }
+    tracing = veda.TracingSystem()
+    with tracing.span("request"):
+        ours = best_ns("vh.observe(12.5)", env, number, repeat)
+    peer = best_ns("ph.observe(12.5, exemplar=ids)", env, number, repeat)
+    with otel_trace.use_span(tracer.start_span("request"), end_on_exit=True):
+        otel = best_ns("oh.record(12.5)", env, number, repeat)
+    return ours, peer, otel
+
+
 def render_case(series: int, repeat: int):
     vreg = veda.CollectorRegistry()
     preg = prometheus_client.CollectorRegistry()
@@ -126,6 +154,7 @@ def main() -> None:
     for op, stmts in cases:
         t = {lib: best_ns(stmt, env, number, repeat) for lib, stmt in stmts.items()}
         rows.append((op, t["pyveda"], t["prometheus_client"], t["opentelemetry-sdk"]))
+    rows.append(("Histogram.observe(v) in a span, exemplar", *exemplar_case(number, repeat)))
     series = 1_000 if args.quick else 10_000
     (ours_text, peer), (ours_om, peer_om), (ours_pb, peer_text) = render_case(series, repeat)
     rows.append((f"render {series:,} series (per series)", ours_text, peer, None))
@@ -147,7 +176,7 @@ def main() -> None:
         if args.markdown:
             print(f"| {op} | {ours:,.0f} | {prom:,.0f} | {prom / ours:.1f}x | {otel_text} | {otel_ratio} |")
         else:
-            print(f"{op:38s} pyveda {ours:8,.0f}  prometheus_client {prom:8,.0f} ({prom / ours:5.1f}x)"
+            print(f"{op:42s} pyveda {ours:8,.0f}  prometheus_client {prom:8,.0f} ({prom / ours:5.1f}x)"
                   f"  opentelemetry-sdk {otel_text:>8s} ({otel_ratio})")
     note = (f"* prometheus_client has no protobuf exposition: beside our protobuf stands its text format."
             f" Ours, protobuf / text per series: {ours_pb / ours_text:.2f} (counters), {hist_pb / hist_text:.2f} (histograms)")
