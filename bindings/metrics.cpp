@@ -153,23 +153,111 @@ PyObject* labels_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
   return nullptr;
 }
 
+// Counter.inc(amount=1.0, exemplar=None) and Histogram.observe(value,
+// exemplar=None), the recording fast paths: METH_FASTCALL, so a call costs
+// no more than the dispatch. The exemplar is the given labels, else the
+// current span (one ContextVar read), else none.
 template <class M>
-struct LabelsMethod {
+PyObject* record_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) noexcept {
+  constexpr bool kCounter = std::is_same_v<M, Counter>;
+  constexpr const char* kMethod = kCounter ? "inc" : "observe";
+  constexpr const char* kValueName = kCounter ? "amount" : "value";
+  return guarded([&]() -> PyObject* {
+    PyObject* value = nullptr;
+    PyObject* exemplar = nullptr;
+    if (nargs > 2) {
+      throw nb::type_error((std::string(kMethod) + "() takes at most 2 arguments (" + kValueName +
+                            ", exemplar), got " + std::to_string(nargs))
+                               .c_str());
+    }
+    if (nargs >= 1) value = args[0];
+    if (nargs == 2) exemplar = args[1];
+    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; ++i) {
+      PyObject* name = PyTuple_GET_ITEM(kwnames, i);
+      PyObject*& slot = PyUnicode_CompareWithASCIIString(name, kValueName) == 0 ? value
+                        : PyUnicode_CompareWithASCIIString(name, "exemplar") == 0
+                            ? exemplar
+                            : (throw nb::type_error((std::string(kMethod) + "() got an unexpected keyword argument " +
+                                                     short_repr(name) + " (allowed: " + kValueName + ", exemplar)")
+                                                        .c_str()),
+                               value);
+      if (slot != nullptr) {
+        throw nb::type_error((std::string(kMethod) + "() got multiple values for " + utf8(name)).c_str());
+      }
+      slot = args[nargs + i];
+    }
+    double v = 1.0;
+    if (value != nullptr) {
+      v = as_double(nb::handle(value), kValueName);
+    } else if (!kCounter) {
+      throw nb::type_error("observe() missing its value: observe(value, exemplar=None)");
+    }
+    M& metric = nb::inst_ptr<SeriesRef<M>>(self)->get();
+    auto record_checked = [&](auto&&... extra) {
+      if constexpr (kCounter) {
+        metric.inc_checked(v, std::forward<decltype(extra)>(extra)...);
+      } else {
+        metric.observe_checked(v, std::forward<decltype(extra)>(extra)...);
+      }
+    };
+    Exemplar e;
+    if (exemplar != nullptr && exemplar != Py_None) {
+      record_checked(exemplar_from_python(exemplar, kMethod));
+    } else if (current_span_exemplar(e)) {
+      // The span's labels need no check; a bad value still raises with its message.
+      if constexpr (kCounter) {
+        if (!Counter::valid_amount(v)) metric.inc_checked(v);
+        metric.inc(v, std::move(e));
+      } else {
+        if (!Histogram::valid_value(v)) metric.observe_checked(v);
+        metric.observe(v, std::move(e));
+      }
+    } else {
+      record_checked();
+    }
+    Py_RETURN_NONE;
+  });
+}
+
+#define VEDA_LABELS_METHOD(M)                                                                              \
+  {"labels", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&labels_impl<M>)),                 \
+   METH_FASTCALL | METH_KEYWORDS,                                                                          \
+   "labels(*values, **named_values)\n--\n\n"                                                              \
+   "The series for these label values, by position (label-name order) or by name.\n"                       \
+   "Values are converted with str(). A series is created on first use and remembered."}
+
+// The fast-path methods of a series type: labels(), and inc()/observe() for counters and histograms.
+template <class M>
+struct SeriesMethods {
   static inline PyMethodDef defs[] = {
-      {"labels", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&labels_impl<M>)),
-       METH_FASTCALL | METH_KEYWORDS,
-       "labels(*values, **named_values)\n--\n\n"
-       "The series for these label values, by position (label-name order) or by name.\n"
-       "Values are converted with str(). A series is created on first use and remembered."},
+      VEDA_LABELS_METHOD(M),
+      {std::is_same_v<M, Counter> ? "inc" : "observe",
+       reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&record_impl<M>)), METH_FASTCALL | METH_KEYWORDS,
+       std::is_same_v<M, Counter>
+           ? "inc(amount=1.0, exemplar=None)\n--\n\n"
+             "Adds amount (a finite number >= 0; ValueError otherwise). Keeps an exemplar: the given labels, "
+             "else the current span's trace_id and span_id."
+           : "observe(value, exemplar=None)\n--\n\n"
+             "Records a finite value >= 0 (ValueError otherwise). Keeps an exemplar: the given labels, else the "
+             "current span's trace_id and span_id."},
       {nullptr, nullptr, 0, nullptr}};
   static inline PyType_Slot slots[] = {{Py_tp_methods, defs}, {0, nullptr}};
 };
+
+template <>
+struct SeriesMethods<Gauge> {
+  static inline PyMethodDef defs[] = {VEDA_LABELS_METHOD(Gauge), {nullptr, nullptr, 0, nullptr}};
+  static inline PyType_Slot slots[] = {{Py_tp_methods, defs}, {0, nullptr}};
+};
+
+#undef VEDA_LABELS_METHOD
 
 template <class M>
 nb::class_<SeriesRef<M>> bind_series(nb::module_& m, const char* name, const char* doc) {
   using R = SeriesRef<M>;
   using F = Family<M>;
-  return nb::class_<R>(m, name, doc, nb::type_slots(LabelsMethod<M>::slots))
+  return nb::class_<R>(m, name, doc, nb::type_slots(SeriesMethods<M>::slots))
       .def(
           "__init__",
           [](R* self, std::shared_ptr<F> family) {
@@ -226,24 +314,6 @@ void init_metrics(nb::module_& m) {
 
   bind_series<Counter>(m, "Counter", "A counter series: a total that only goes up.")
       .def(
-          "inc",
-          [](const CounterRef& r, nb::handle amount, nb::handle exemplar) {
-            const double v = as_double(amount, "amount");
-            Exemplar e;
-            if (!exemplar.is_none()) {
-              r.get().inc_checked(v, exemplar_from_python(exemplar.ptr(), "inc"));
-            } else if (current_span_exemplar(e)) {
-              if (!Counter::valid_amount(v)) r.get().inc_checked(v);  // throws with the amount's message
-              r.get().inc(v, std::move(e));  // the span's labels need no check
-            } else {
-              r.get().inc_checked(v);
-            }
-          },
-          "amount"_a.none() = 1.0, "exemplar"_a.none() = nb::none(),
-          nb::sig("def inc(self, amount: float = 1.0, exemplar: dict[str, str] | None = None) -> None"),
-          "Adds amount (a finite number >= 0, default 1; ValueError otherwise). Keeps an exemplar: the "
-          "given labels, else the current span's trace_id and span_id.")
-      .def(
           "get", [](const CounterRef& r) { return r.get().get(); }, "The total since creation or the last reset().")
       .def(
           "reset", [](const CounterRef& r) { r.get().reset(); }, "Starts again from zero.")
@@ -286,24 +356,6 @@ void init_metrics(nb::module_& m) {
       .def("bucket_lower", &HistogramSnapshot::bucket_lower, "index"_a, "base**index, the bucket's exclusive lower bound.");
 
   bind_series<Histogram>(m, "Histogram", "A histogram series: a base-2 exponential sketch.")
-      .def(
-          "observe",
-          [](const HistogramRef& r, nb::handle value, nb::handle exemplar) {
-            const double v = as_double(value, "value");
-            Exemplar e;
-            if (!exemplar.is_none()) {
-              r.get().observe_checked(v, exemplar_from_python(exemplar.ptr(), "observe"));
-            } else if (current_span_exemplar(e)) {
-              if (!Histogram::valid_value(v)) r.get().observe_checked(v);  // throws with the value's message
-              r.get().observe(v, std::move(e));  // the span's labels need no check
-            } else {
-              r.get().observe_checked(v);
-            }
-          },
-          "value"_a.none(), "exemplar"_a.none() = nb::none(),
-          nb::sig("def observe(self, value: float, exemplar: dict[str, str] | None = None) -> None"),
-          "Records a finite value >= 0 (ValueError otherwise). Keeps an exemplar: the given labels, else "
-          "the current span's trace_id and span_id.")
       .def(
           "get_percentile",
           [](const HistogramRef& r, double p, bool recent) {

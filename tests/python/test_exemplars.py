@@ -139,3 +139,26 @@ def test_otlp_points_carry_the_exemplars(registry):
     assert histogram_exemplar.trace_id.hex() == span.context.trace_id
     assert histogram_exemplar.span_id.hex() == span.context.span_id
     assert abs(histogram_exemplar.time_unix_nano / 1e9 - time.time()) < 600
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda c, h: c.inc(1, None, 3), TypeError, r"inc\(\) takes at most 2 arguments \(amount, exemplar\), got 3"),
+        (lambda c, h: c.inc(foo=1), TypeError, r"inc\(\) got an unexpected keyword argument 'foo' \(allowed: amount, "
+                                               r"exemplar\)"),
+        (lambda c, h: c.inc(1, amount=2), TypeError, r"inc\(\) got multiple values for amount"),
+        (lambda c, h: h.observe(), TypeError, r"observe\(\) missing its value: observe\(value, exemplar=None\)"),
+        (lambda c, h: h.observe(exemplar={"a": "b"}), TypeError, r"observe\(\) missing its value"),
+        (lambda c, h: h.observe("1"), TypeError, r"value must be a number \(int or float\), got str"),
+        (lambda c, h: c.inc(float("nan")), ValueError, r"counter increment must be a finite number >= 0, got NaN"),
+    ],
+)
+def test_recording_arguments_are_checked(registry, call, error, message):
+    counter = Counter("ex_args_total", "Args.", registry=registry)
+    histogram = Histogram("ex_args_ms", "Args.", registry=registry)
+    with pytest.raises(error, match=message):
+        call(counter, histogram)
+    counter.inc(amount=2, exemplar=None)
+    histogram.observe(value=3.0, exemplar={"k": "v"})
+    assert counter.get() == 2 and histogram.get_count() == 1
