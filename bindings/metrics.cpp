@@ -402,6 +402,26 @@ void init_metrics(nb::module_& m) {
   bind_family<Gauge>(m, "GaugeFamily", "A gauge and its labelled series.");
   bind_family<Histogram>(m, "HistogramFamily", "A histogram and its labelled series.");
 
+  // CPython specialises a call to a C method only when the receiver's type is
+  // exactly the method's own; the facade's Counter/Histogram subclass it, so
+  // it gets copies of the fast paths made for itself.
+  m.def(
+      "_own_fast_methods",
+      [](nb::type_object cls) {
+        auto install = [&](PyTypeObject* base, PyMethodDef* def) {
+          if (!PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls.ptr()), base)) return;
+          nb::object descriptor = nb::steal(PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), def));
+          if (!descriptor.is_valid()) throw nb::python_error();
+          nb::setattr(cls, def->ml_name, descriptor);
+        };
+        install(reinterpret_cast<PyTypeObject*>(nb::type<CounterRef>().ptr()), &SeriesMethods<Counter>::defs[0]);
+        install(reinterpret_cast<PyTypeObject*>(nb::type<CounterRef>().ptr()), &SeriesMethods<Counter>::defs[1]);
+        install(reinterpret_cast<PyTypeObject*>(nb::type<HistogramRef>().ptr()), &SeriesMethods<Histogram>::defs[0]);
+        install(reinterpret_cast<PyTypeObject*>(nb::type<HistogramRef>().ptr()), &SeriesMethods<Histogram>::defs[1]);
+        install(reinterpret_cast<PyTypeObject*>(nb::type<GaugeRef>().ptr()), &SeriesMethods<Gauge>::defs[0]);
+      },
+      "cls"_a, "Gives a Python subclass of Counter, Gauge or Histogram its own labels()/inc()/observe().");
+
   nb::class_<Registry>(m, "Registry", "A set of metric families rendered together.")
       .def(nb::init<>())
       .def("counter", &Registry::counter, "name"_a, "help"_a, "label_names"_a = Labels{})

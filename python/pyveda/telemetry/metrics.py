@@ -327,3 +327,10 @@ class Histogram(_Metric, _core.Histogram):
         super().__init__(
             name, documentation, labelnames, registry=registry, scale=scale, buckets=bounds, max_age_s=max_age
         )
+
+
+# Calls to the native fast paths are specialised by CPython only when the
+# method belongs to the receiver's exact type: give the subclasses their own.
+for _cls in (Counter, Gauge, Histogram):
+    _core._own_fast_methods(_cls)
+del _cls
