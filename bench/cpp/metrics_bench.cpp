@@ -126,14 +126,18 @@ BENCHMARK(BM_Family_Labels)->Threads(1)->Threads(2);
 
 // ---------------------------------------------------------------- exposition
 
+// The whole registry in one format: 0 = text 0.0.4, 1 = OpenMetrics, 2 = protobuf.
 void BM_Registry_Render(benchmark::State& state) {
   const auto series = static_cast<int>(state.range(0));
+  const auto format = state.range(1);
   veda::Registry registry;
   auto family = registry.counter("bench_render", "Render benchmark.", {"shard", "kind"});
   for (int i = 0; i < series; ++i) family->labels({std::to_string(i), "worker"})->inc(i * 0.5);
   std::size_t bytes = 0;
   for (auto _ : state) {
-    std::string text = registry.render_prometheus();
+    std::string text = format == 0   ? registry.render_prometheus()
+                       : format == 1 ? registry.render_openmetrics()
+                                     : registry.encode_protobuf();
     bytes = text.size();
     benchmark::DoNotOptimize(text.data());
   }
@@ -142,6 +146,9 @@ void BM_Registry_Render(benchmark::State& state) {
   state.counters["per_series"] = benchmark::Counter(
       static_cast<double>(series), benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
 }
-BENCHMARK(BM_Registry_Render)->Arg(1000)->Arg(10000)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Registry_Render)
+    ->ArgNames({"series", "format"})
+    ->ArgsProduct({{1000, 10000}, {0, 1, 2}})
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -69,6 +69,26 @@ void append_double(std::string& out, double value) {
   }
 }
 
+void append_unix_seconds(std::string& out, std::int64_t unix_nano) {
+  if (unix_nano < 0) {
+    append_double(out, static_cast<double>(unix_nano) / 1e9);
+    return;
+  }
+  char buf[32];
+  auto result = std::to_chars(buf, buf + sizeof buf, unix_nano / 1000000000);
+  out.append(buf, result.ptr);
+  auto fraction = static_cast<std::uint32_t>(unix_nano % 1000000000);
+  if (fraction == 0) return;
+  char digits[10] = {'.', '0', '0', '0', '0', '0', '0', '0', '0', '0'};
+  int end = 10;
+  for (int i = 9; i >= 1; --i) {
+    digits[i] = static_cast<char>('0' + fraction % 10);
+    fraction /= 10;
+  }
+  while (end > 1 && digits[end - 1] == '0') --end;
+  out.append(digits, static_cast<std::size_t>(end));
+}
+
 void append_label_value(std::string& out, std::string_view value) {
   for (const char c : value) {
     switch (c) {
@@ -167,7 +187,11 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
         out += '}';
       }
       out += ' ';
-      append_double(out, value);
+      if (sample.unix_nano != 0) {
+        append_unix_seconds(out, sample.unix_nano);
+      } else {
+        append_double(out, value);
+      }
       if (om && sample.exemplar != nullptr) {
         out += " # {";
         bool first = true;
@@ -190,7 +214,7 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
         out += "} ";
         append_double(out, sample.exemplar->value);
         out += ' ';
-        append_double(out, unix_seconds(sample.exemplar->unix_nano));
+        append_unix_seconds(out, sample.exemplar->unix_nano);
       }
       out += '\n';
     }, om && created);

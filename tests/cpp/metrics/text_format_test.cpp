@@ -189,6 +189,20 @@ size_created{q="a"} 1700000000.25
   EXPECT_EQ(unknown.find("_created"), std::string::npos);
 }
 
+TEST(TextFormat, UnixSecondsAreExact) {
+  auto text = [](std::int64_t ns) {
+    std::string out;
+    veda::append_unix_seconds(out, ns);
+    return out;
+  };
+  EXPECT_EQ(text(1700000000000000000), "1700000000");
+  EXPECT_EQ(text(1700000000250000000), "1700000000.25");
+  EXPECT_EQ(text(1700000000000000001), "1700000000.000000001");
+  EXPECT_EQ(text(1700000000999999999), "1700000000.999999999");
+  EXPECT_EQ(text(5), "0.000000005");
+  EXPECT_EQ(text(0), "0");
+}
+
 TEST(TextFormat, ClassicBucketsFromARegistry) {
   Registry r;
   veda::Histogram& h = *r.histogram("request_seconds", "Requests.", {}, veda::Histogram::kDefaultScale, {0.1, 0.5, 1, 5})

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
@@ -60,11 +61,14 @@ class ExemplarSlots {
   void set(std::size_t slot, Exemplar exemplar) {
     std::lock_guard<std::mutex> lock(mutex_);
     slots_[slot % slots_.size()] = std::move(exemplar);
+    any_.store(true, std::memory_order_release);
   }
 
-  // (slot, exemplar) for every slot that holds one.
+  // (slot, exemplar) for every slot that holds one. Without any exemplar
+  // yet (most series) it takes no lock, so a scrape pays nothing for them.
   std::vector<std::pair<std::int32_t, Exemplar>> copy() const {
     std::vector<std::pair<std::int32_t, Exemplar>> out;
+    if (!any_.load(std::memory_order_acquire)) return out;
     std::lock_guard<std::mutex> lock(mutex_);
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       if (slots_[i].unix_nano != 0) out.emplace_back(static_cast<std::int32_t>(i), slots_[i]);
@@ -77,6 +81,7 @@ class ExemplarSlots {
  private:
   mutable std::mutex mutex_;
   std::vector<Exemplar> slots_;  // unix_nano == 0: empty
+  std::atomic<bool> any_{false};  // some slot holds an exemplar
 };
 
 }  // namespace detail

@@ -31,6 +31,8 @@ struct ExposedSample {
   bool has_le = false;  // a classic bucket: adds the label le="<le>" (canonical form, "+Inf")
   double le = 0.0;
   const Exemplar* exemplar = nullptr;  // a counter's or a classic bucket's exemplar, if it has one
+  // A "_created" sample: its time exactly (value is the same time as a double).
+  std::int64_t unix_nano = 0;
 };
 
 // The exemplar kept in `slot` of a series, or null.
@@ -68,7 +70,9 @@ void for_each_sample(const FamilySnapshot& family, Visit&& visit, bool created =
   const FamilyInfo& info = family.info;
   const std::string created_name = info.name + "_created";
   auto visit_created = [&](const SeriesSnapshot& s) {
-    if (created && s.start_unix_nano > 0) visit(ExposedSample{created_name, &s, false, 0.0, created_seconds(s)});
+    if (created && s.start_unix_nano > 0) {
+      visit(ExposedSample{created_name, &s, false, 0.0, created_seconds(s), false, 0.0, nullptr, s.start_unix_nano});
+    }
   };
   switch (info.type) {
     case MetricType::counter: {
@@ -130,6 +134,9 @@ void append_canonical_number(std::string& out, double value);
 
 // Appends the shortest text that parses back to the same double; "NaN", "+Inf", "-Inf".
 void append_double(std::string& out, double value);
+// Appends a time in seconds since the epoch, exactly: "1700000000.25" (no
+// fraction when whole). Faster than append_double for timestamps.
+void append_unix_seconds(std::string& out, std::int64_t unix_nano);
 // Escapes a label value: backslash, double quote and newline.
 void append_label_value(std::string& out, std::string_view value);
 // Escapes HELP text: backslash and newline.
