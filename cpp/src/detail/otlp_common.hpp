@@ -70,15 +70,17 @@ inline std::string any_value(const AttributeValue& value) {
   return out;
 }
 
+// One KeyValue as field `field`: `key` and an AnyValue message body.
+inline void put_key_value(std::string& out, std::uint32_t field, std::string_view key, const std::string& any) {
+  std::string kv;
+  put_nonempty(kv, 1, key);
+  put_message(kv, 2, any);
+  put_message(out, field, kv);
+}
+
 // Repeated KeyValue `field`.
 inline void put_attributes(std::string& out, std::uint32_t field, const Attributes& attributes) {
-  std::string kv;
-  for (const auto& a : attributes) {
-    kv.clear();
-    put_nonempty(kv, 1, a.key);
-    put_message(kv, 2, any_value(a.value));
-    put_message(out, field, kv);
-  }
+  for (const auto& a : attributes) put_key_value(out, field, a.key, any_value(a.value));
 }
 
 // A Resource message with `attributes`.

@@ -164,7 +164,7 @@ std::int32_t Histogram::window_origin(std::int32_t index) noexcept {
   return origin;  // another thread placed the window first
 }
 
-void Histogram::record(double value) noexcept {
+std::size_t Histogram::record(double value) noexcept {
   if (value < DBL_MIN) {
     zero_count_.fetch_add(1, std::memory_order_relaxed);
   } else {
@@ -172,10 +172,11 @@ void Histogram::record(double value) noexcept {
     const std::int32_t pos = window_position(index, window_origin(index));
     buckets_[pos].fetch_add(1, std::memory_order_relaxed);
   }
+  std::size_t classic = bounds_.size();
   if (bound_counts_) {
     // The classic bucket (previous bound, bound]: the first bound >= value.
-    const auto it = std::lower_bound(bounds_.begin(), bounds_.end(), value);
-    bound_counts_[static_cast<std::size_t>(it - bounds_.begin())].fetch_add(1, std::memory_order_relaxed);
+    classic = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
+    bound_counts_[classic].fetch_add(1, std::memory_order_relaxed);
   }
   const unsigned slot = detail::thread_slot();
   Shard& shard = shards_[slot];
@@ -188,6 +189,7 @@ void Histogram::record(double value) noexcept {
   seen = max_.load(std::memory_order_relaxed);
   while (value > seen && !max_.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
   }
+  return classic;
 }
 
 void Histogram::observe(double value, Exemplar exemplar) {
@@ -195,18 +197,14 @@ void Histogram::observe(double value, Exemplar exemplar) {
     rejected_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  record(value);
+  const std::size_t classic = record(value);
   std::call_once(exemplars_once_, [this] {
     exemplar_storage_ =
         std::make_unique<detail::ExemplarSlots>(bounds_.empty() ? kNativeExemplars : bounds_.size() + 1);
     exemplars_.store(exemplar_storage_.get(), std::memory_order_release);
   });
-  std::size_t slot = 0;
-  if (!bounds_.empty()) {
-    slot = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
-  } else {
-    slot = next_exemplar_.fetch_add(1, std::memory_order_relaxed) % kNativeExemplars;
-  }
+  const std::size_t slot =
+      bounds_.empty() ? next_exemplar_.fetch_add(1, std::memory_order_relaxed) % kNativeExemplars : classic;
   exemplar.value = value;
   if (exemplar.unix_nano == 0) exemplar.unix_nano = detail::unix_now_ns();
   exemplar_storage_->set(slot, std::move(exemplar));
@@ -255,8 +253,7 @@ double Histogram::mean() const noexcept {
   return n == 0 ? std::numeric_limits<double>::quiet_NaN() : sum() / static_cast<double>(n);
 }
 
-HistogramSnapshot Histogram::recent() const {
-  HistogramSnapshot now = snapshot();
+HistogramSnapshot Histogram::recent(const HistogramSnapshot& now) const {
   return window_ ? window_->recent(now, detail::steady_now_ns()) : now;
 }
 

@@ -27,11 +27,9 @@ constexpr std::uint32_t kSummaryField = 11;
 // the catalogue's integer label (`int_label`) when its value is one.
 void put_labels(std::string& out, std::uint32_t field, const FamilyInfo& info, const SeriesSnapshot& s,
                 const RuntimeMetric* known) {
-  std::string kv, value;
+  std::string value;
   for (std::size_t i = 0; i < info.label_names.size() && i < s.label_values.size(); ++i) {
-    kv.clear();
     value.clear();
-    put_nonempty(kv, 1, info.label_names[i]);
     const std::string& text = s.label_values[i];
     std::int64_t number = 0;
     const char* end = text.data() + text.size();
@@ -41,8 +39,7 @@ void put_labels(std::string& out, std::uint32_t field, const FamilyInfo& info, c
     } else {
       any_string(value, text);
     }
-    put_message(kv, 2, value);
-    put_message(out, field, kv);
+    put_key_value(out, field, info.label_names[i], value);
   }
 }
 
@@ -56,14 +53,11 @@ std::string otlp_exemplar(const Exemplar& e) {
     put_bytes(out, 4, e.span_id.data(), e.span_id.size());
     put_bytes(out, 5, e.trace_id.data(), e.trace_id.size());
   }
-  std::string kv, value;
+  std::string value;
   for (const auto& [name, text] : e.labels) {
-    kv.clear();
     value.clear();
-    put_nonempty(kv, 1, name);
     any_string(value, text);
-    put_message(kv, 2, value);
-    put_message(out, 7, kv);
+    put_key_value(out, 7, name, value);
   }
   return out;
 }

@@ -61,14 +61,17 @@ void put_timestamp(std::string& out, std::uint32_t field_number, std::int64_t un
 
 std::size_t string_field_size(std::string_view s) { return pb::len_field_size(s.size()); }
 
+// A LabelPair as field `field_number` (Metric.label, Exemplar.label).
+void put_label_pair(std::string& out, std::uint32_t field_number, std::string_view name, std::string_view value) {
+  pb::put_len_header(out, field_number, string_field_size(name) + string_field_size(value));
+  pb::put_string(out, field::kLabelName, name);
+  pb::put_string(out, field::kLabelValue, value);
+}
+
 // An Exemplar message's body: its labels, value and timestamp.
 std::string exemplar_body(const Exemplar& e) {
   std::string body;
-  for (const auto& [name, value] : e.all_labels()) {
-    pb::put_len_header(body, field::kExemplarLabel, string_field_size(name) + string_field_size(value));
-    pb::put_string(body, field::kLabelName, name);
-    pb::put_string(body, field::kLabelValue, value);
-  }
+  for (const auto& [name, value] : e.all_labels()) put_label_pair(body, field::kExemplarLabel, name, value);
   pb::put_double(body, field::kExemplarValue, e.value);
   put_timestamp(body, field::kExemplarTimestamp, e.unix_nano);
   return body;
@@ -84,11 +87,7 @@ std::size_t labels_size(const FamilyInfo& info, const SeriesSnapshot& series) {
 
 void put_labels(std::string& out, const FamilyInfo& info, const SeriesSnapshot& series) {
   for (std::size_t i = 0; i < info.label_names.size() && i < series.label_values.size(); ++i) {
-    const std::string& name = info.label_names[i];
-    const std::string& value = series.label_values[i];
-    pb::put_len_header(out, field::kLabel, string_field_size(name) + string_field_size(value));
-    pb::put_string(out, field::kLabelName, name);
-    pb::put_string(out, field::kLabelValue, value);
+    put_label_pair(out, field::kLabel, info.label_names[i], series.label_values[i]);
   }
 }
 

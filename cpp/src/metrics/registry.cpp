@@ -1,7 +1,5 @@
 #include "veda/metrics/registry.hpp"
 
-#include "veda/metrics/protobuf_format.hpp"
-
 #include <algorithm>
 #include <cstdio>
 #include <stdexcept>
@@ -109,7 +107,7 @@ SeriesSnapshot snapshot_series(const std::vector<std::string>& labels, const M& 
     s.histogram = metric.snapshot();
     if (metric.max_age_seconds() > 0) {
       // A windowed histogram's summary quantiles describe its recent window.
-      const HistogramSnapshot recent = metric.recent();
+      const HistogramSnapshot recent = metric.recent(s.histogram);
       for (const double q : kSummaryQuantiles) s.quantiles.emplace_back(q, recent.percentile(q * 100.0));
     }
   } else {
@@ -125,7 +123,6 @@ void collect_family(const FamilyBase& base, FamilySnapshot& out) {
   family.for_each([&](const std::vector<std::string>& labels, const M& metric) {
     out.series.push_back(snapshot_series(labels, metric));
   });
-
 }
 
 }  // namespace

@@ -79,7 +79,6 @@ struct TelemetrySystem::Impl {
   std::shared_ptr<Counter> executed_;
   std::shared_ptr<Counter> failed_;
   std::shared_ptr<Histogram> latency_;
-
   std::shared_ptr<Histogram> queue_wait_;
   std::shared_ptr<Histogram> run_time_;
   std::shared_ptr<Gauge> pending_;
@@ -217,7 +216,7 @@ MetricsSnapshot TelemetrySystem::Impl::snapshot() {
   s.latency_sum_ms = latency.sum;
   s.start_unix_nano = executed_->created_unix_nano();
   // Percentiles and mean of the recent window; count, sum and buckets of the lifetime.
-  const HistogramSnapshot recent = latency_->recent();
+  const HistogramSnapshot recent = latency_->recent(latency);
   if (recent.count > 0) {
     s.avg_latency_ms = or_zero(recent.mean());
     s.p50_latency_ms = or_zero(recent.percentile(50));

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/proto_reader.hpp"
+#include "support/test_support.hpp"
 #include "veda/metrics/protobuf_format.hpp"
 #include "veda/metrics/registry.hpp"
 
@@ -20,7 +21,7 @@ using test::parse_proto;
 using test::ProtoMessage;
 using test::split_delimited;
 
-const std::vector<std::string> kNoLabels;
+using test::kNoLabels;
 
 Exemplar span_exemplar(std::int64_t unix_nano = 1700000000500000000) {
   Exemplar e;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "support/proto_reader.hpp"
+#include "support/test_support.hpp"
 #include "veda/metrics/registry.hpp"
 
 namespace veda {
@@ -19,7 +20,7 @@ using test::parse_proto;
 using test::ProtoMessage;
 using test::split_delimited;
 
-const std::vector<std::string> kNoLabels;
+using test::kNoLabels;
 
 std::vector<ProtoMessage> families_of(const Registry& registry) {
   std::vector<ProtoMessage> out;

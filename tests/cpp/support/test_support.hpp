@@ -30,6 +30,8 @@ namespace test {
 // Quiet NaN and +infinity, for special-value tests. Constants: thread-safe.
 inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 inline constexpr double kInf = std::numeric_limits<double>::infinity();
+// The label values of an unlabelled family's series.
+inline const std::vector<std::string> kNoLabels;
 
 // Aborts the test binary, naming the test, unless destroyed within `limit`;
 // create and destroy it on one thread (its own thread only waits).

@@ -121,8 +121,9 @@ class Histogram {
   // that long ago. Copies are kept at each call (thinned to about 16 per
   // window), so with calls rarer than the window it covers the time since
   // the previous call; early on, the whole lifetime. Without a window, the
-  // snapshot.
-  HistogramSnapshot recent() const;
+  // snapshot. The second form takes a snapshot() the caller already has.
+  HistogramSnapshot recent() const { return recent(snapshot()); }
+  HistogramSnapshot recent(const HistogramSnapshot& now) const;
   double max_age_seconds() const noexcept { return max_age_s_; }
 
   // Convenience readers; each takes its own consistent-enough view.
@@ -147,7 +148,9 @@ class Histogram {
   }
 
  private:
-  void record(double value) noexcept;
+  // Records a valid value; returns its classic bucket index (bounds().size()
+  // for +Inf, and for a histogram without classic buckets).
+  std::size_t record(double value) noexcept;
   std::int32_t window_origin(std::int32_t index) noexcept;
 
   struct alignas(detail::kCacheLine) Shard {
