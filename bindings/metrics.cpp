@@ -175,17 +175,20 @@ PyObject* record_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
     const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     for (Py_ssize_t i = 0; i < nkw; ++i) {
       PyObject* name = PyTuple_GET_ITEM(kwnames, i);
-      PyObject*& slot = PyUnicode_CompareWithASCIIString(name, kValueName) == 0 ? value
-                        : PyUnicode_CompareWithASCIIString(name, "exemplar") == 0
-                            ? exemplar
-                            : (throw nb::type_error((std::string(kMethod) + "() got an unexpected keyword argument " +
-                                                     short_repr(name) + " (allowed: " + kValueName + ", exemplar)")
-                                                        .c_str()),
-                               value);
-      if (slot != nullptr) {
+      PyObject** slot = nullptr;
+      if (PyUnicode_CompareWithASCIIString(name, kValueName) == 0) {
+        slot = &value;
+      } else if (PyUnicode_CompareWithASCIIString(name, "exemplar") == 0) {
+        slot = &exemplar;
+      } else {
+        throw nb::type_error((std::string(kMethod) + "() got an unexpected keyword argument " + short_repr(name) +
+                              " (allowed: " + kValueName + ", exemplar)")
+                                 .c_str());
+      }
+      if (*slot != nullptr) {
         throw nb::type_error((std::string(kMethod) + "() got multiple values for " + utf8(name)).c_str());
       }
-      slot = args[nargs + i];
+      *slot = args[nargs + i];
     }
     double v = 1.0;
     if (value != nullptr) {
@@ -194,27 +197,23 @@ PyObject* record_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
       throw nb::type_error("observe() missing its value: observe(value, exemplar=None)");
     }
     M& metric = nb::inst_ptr<SeriesRef<M>>(self)->get();
-    auto record_checked = [&](auto&&... extra) {
-      if constexpr (kCounter) {
-        metric.inc_checked(v, std::forward<decltype(extra)>(extra)...);
-      } else {
-        metric.observe_checked(v, std::forward<decltype(extra)>(extra)...);
-      }
-    };
+    // Given labels are checked as they are converted; a span's need no check.
     Exemplar e;
-    if (exemplar != nullptr && exemplar != Py_None) {
-      record_checked(exemplar_from_python(exemplar, kMethod));
-    } else if (current_span_exemplar(e)) {
-      // The span's labels need no check; a bad value still raises with its message.
-      if constexpr (kCounter) {
-        if (!Counter::valid_amount(v)) metric.inc_checked(v);
-        metric.inc(v, std::move(e));
+    const bool given = exemplar != nullptr && exemplar != Py_None;
+    if (given) e = exemplar_from_python(exemplar, kMethod);
+    const bool with_exemplar = given || current_span_exemplar(e);
+    if constexpr (kCounter) {
+      if (!with_exemplar || !Counter::valid_amount(v)) {
+        metric.inc_checked(v);  // raises with the amount's message when it is bad
       } else {
-        if (!Histogram::valid_value(v)) metric.observe_checked(v);
-        metric.observe(v, std::move(e));
+        metric.inc(v, std::move(e));
       }
     } else {
-      record_checked();
+      if (!with_exemplar || !Histogram::valid_value(v)) {
+        metric.observe_checked(v);  // raises with the value's message when it is bad
+      } else {
+        metric.observe(v, std::move(e));
+      }
     }
     Py_RETURN_NONE;
   });

@@ -73,26 +73,27 @@ class _Connection:
             pass  # already closed
 
 
-def _accepts(header: Optional[str], wanted: str) -> bool:
-    """Whether an Accept/Accept-Encoding header lists ``wanted`` (or ``*``) with q > 0."""
-    if not header:
-        return False
-    for item in header.split(","):
+def _header_items(header: Optional[str]) -> List[Tuple[str, Dict[str, str], float]]:
+    """An Accept or Accept-Encoding header as (token, parameters, q): the token
+    lower-cased, q 1 when absent and 0 when not a number."""
+    items = []
+    for item in (header or "").split(","):
         parts = [p.strip() for p in item.split(";")]
-        token = parts[0].lower()
-        if token not in (wanted, "*"):
-            continue
-        quality = 1.0
+        params: Dict[str, str] = {}
         for param in parts[1:]:
-            key, _, val = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    quality = float(val)
-                except ValueError:
-                    quality = 0.0
-        if quality > 0 and token == wanted:
-            return True
-    return False
+            key, _, value = param.partition("=")
+            params[key.strip().lower()] = value.strip().strip('"')
+        try:
+            quality = float(params.get("q", "1"))
+        except ValueError:
+            quality = 0.0
+        items.append((parts[0].lower(), params, quality))
+    return items
+
+
+def _accepts(header: Optional[str], wanted: str) -> bool:
+    """Whether an Accept/Accept-Encoding header lists ``wanted`` with q > 0."""
+    return any(token == wanted and quality > 0 for token, _, quality in _header_items(header))
 
 
 _PROTOBUF_TYPE = "application/vnd.google.protobuf"
@@ -108,17 +109,7 @@ def choose_exposition(accept: Optional[str]) -> str:
     ``text/plain``, ``*/*``, an unknown type or no header at all give text.
     """
     best, best_q = "text", 0.0
-    for item in (accept or "").split(","):
-        parts = [p.strip() for p in item.split(";")]
-        media = parts[0].lower()
-        params: Dict[str, str] = {}
-        for param in parts[1:]:
-            key, _, value = param.partition("=")
-            params[key.strip().lower()] = value.strip().strip('"')
-        try:
-            quality = float(params.get("q", "1"))
-        except ValueError:
-            quality = 0.0
+    for media, params, quality in _header_items(accept):
         if media == _PROTOBUF_TYPE:
             if params.get("proto") != "io.prometheus.client.MetricFamily" or params.get("encoding") != "delimited":
                 continue
