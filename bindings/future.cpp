@@ -6,6 +6,7 @@
 #include <nanobind/stl/optional.h>
 
 #include <optional>
+#include <utility>
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -116,7 +117,7 @@ void PyFuture::clear() {
 }
 
 void init_future(nb::module_& m) {
-  nb::class_<PyFuture>(m, "FutureCore",
+  auto cls = nb::class_<PyFuture>(m, "FutureCore",
                        "The native state of a pyveda.runtime.Future (which derives from it and from "
                        "concurrent.futures.Future); package-internal.",
                        nb::type_slots(future_slots))
@@ -159,6 +160,13 @@ void init_future(nb::module_& m) {
           "Cancels a native future (True if cancelled); None once attached (the base class cancels).")
       .def_prop_ro("_attached", &PyFuture::attached, "True once the base class's fields hold the state.")
       .def_prop_ro("_runtime", [](const PyFuture& f) { return f.runtime(); });
+  // The outcome codes _peek() and _attach() return, for pyveda.runtime.
+  const std::pair<const char*, Outcome> outcomes[] = {
+      {"PENDING", Outcome::pending},     {"RUNNING", Outcome::running},
+      {"RETURNED", Outcome::returned},   {"RAISED", Outcome::raised},
+      {"CANCELLED", Outcome::cancelled}, {"CANCELLED_NOTIFIED", Outcome::cancelled_notified},
+      {"ATTACHED", Outcome::attached}};
+  for (const auto& [name, code] : outcomes) cls.attr(name) = static_cast<int>(code);
 }
 
 }  // namespace veda::bindings

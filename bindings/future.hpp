@@ -27,7 +27,7 @@
 
 namespace veda::bindings {
 
-// What a future holds, as the Python class reads it (pyveda/runtime.py keeps the same numbers).
+// What a future holds, as the Python class reads it (exposed as FutureCore.PENDING ...).
 enum class Outcome : int { pending = 0, running = 1, returned = 2, raised = 3, cancelled = 4, cancelled_notified = 5, attached = 6 };
 
 class PyFuture {

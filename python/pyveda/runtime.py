@@ -53,7 +53,13 @@ T = TypeVar("T")
 _MAIN_THREAD_ID = threading.main_thread().ident
 
 # The outcome codes of _core.FutureCore._peek()/_attach() (bindings/future.hpp).
-_PENDING, _RUNNING, _RETURNED, _RAISED, _CANCELLED, _CANCELLED_NOTIFIED, _ATTACHED = range(7)
+_PENDING = _core.FutureCore.PENDING
+_RUNNING = _core.FutureCore.RUNNING
+_RETURNED = _core.FutureCore.RETURNED
+_RAISED = _core.FutureCore.RAISED
+_CANCELLED = _core.FutureCore.CANCELLED
+_CANCELLED_NOTIFIED = _core.FutureCore.CANCELLED_NOTIFIED
+_ATTACHED = _core.FutureCore.ATTACHED
 # The fields concurrent.futures.Future() creates, learned from one instance
 # rather than named, and the lock under which a Future creates them.
 _BASE_FIELDS = frozenset(vars(_BaseFuture()))
