@@ -89,6 +89,17 @@ nb::object key_part(PyObject* value) {
   return nb::str(nb::handle(value));
 }
 
+// A series object of the same Python type as `parent` (a facade subclass
+// such as pyveda.telemetry.Counter, say), so a child has the parent's Python
+// methods too (time(), count_exceptions() ...). Its __init__ is not run.
+template <class M>
+nb::object make_child(PyObject* parent, SeriesRef<M>&& ref) {
+  nb::object child = nb::inst_alloc(nb::handle(reinterpret_cast<PyObject*>(Py_TYPE(parent))));
+  new (nb::inst_ptr<SeriesRef<M>>(child)) SeriesRef<M>(std::move(ref));
+  nb::inst_mark_ready(child);
+  return child;
+}
+
 // labels(*values) / labels(**values), as a METH_FASTCALL method so the cached
 // path costs one dict lookup: nanobind's *args/**kwargs dispatch would build a
 // tuple and a dict per call. Values are converted with str(), as in
@@ -97,6 +108,12 @@ template <class M>
 PyObject* labels_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) noexcept {
   try {
     auto& ref = *nb::inst_ptr<SeriesRef<M>>(self);
+    if (ref.series != nullptr && !ref.family->info().label_names.empty()) {
+      throw nb::value_error((std::string(to_string(ref.family->info().type)) + " '" + ref.family->info().name +
+                             "': this is already one labelled series (what labels(...) returned), so labels() "
+                             "cannot be called on it again; call labels(...) on the metric itself")
+                                .c_str());
+    }
     const Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;
     if (nkw != 0 && nargs != 0) {
       throw nb::value_error(("'" + ref.family->info().name +
@@ -144,7 +161,7 @@ PyObject* labels_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
       for (Py_ssize_t i = 0; i < nargs; ++i) values.push_back(part(i));
       series = ref.family->labels(values);
     }
-    nb::object child = nb::cast(SeriesRef<M>{ref.family, std::move(series), {}});
+    nb::object child = make_child(self, SeriesRef<M>{ref.family, std::move(series), {}});
     ref.children[key] = child;
     return child.release().ptr();
   } catch (...) {

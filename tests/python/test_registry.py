@@ -72,3 +72,16 @@ def test_default_registry_and_generate_prometheus():
         assert "pyveda_test_default_gauge" in REGISTRY.names()
     finally:
         REGISTRY.unregister(g)
+
+
+def test_a_labelled_child_has_the_metric_class_and_cannot_be_relabelled():
+    from pyveda.telemetry import CollectorRegistry, Counter
+
+    registry = CollectorRegistry()
+    requests = Counter("requests", "Requests.", ["route"], registry=registry)
+    child = requests.labels("/a")
+    assert type(child) is Counter  # so the facade's Python methods work on children too
+    child.inc()
+    assert requests.labels("/a").get() == 1.0
+    with pytest.raises(ValueError, match=r"counter 'requests': this is already one labelled series .* cannot be called on it again"):
+        child.labels("/b")

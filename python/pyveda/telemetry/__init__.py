@@ -17,18 +17,18 @@ from typing import TYPE_CHECKING, Any, Dict
 # public name -> the submodule that defines it
 _EXPORTS: Dict[str, str] = {
     # metrics and runtime telemetry
-    "CONTENT_TYPE_LATEST": "metrics",
-    "CONTENT_TYPE_PROTOBUF": "metrics",
-    "REGISTRY": "metrics",
-    "CollectorRegistry": "metrics",
+    "CONTENT_TYPE_LATEST": "registry",
+    "CONTENT_TYPE_PROTOBUF": "registry",
+    "REGISTRY": "registry",
+    "CollectorRegistry": "registry",
     "Counter": "metrics",
     "Gauge": "metrics",
     "Histogram": "metrics",
-    "generate_openmetrics": "metrics",
-    "generate_prometheus": "metrics",
-    "generate_protobuf": "metrics",
-    "disable_created_metrics": "metrics",
-    "enable_created_metrics": "metrics",
+    "generate_openmetrics": "registry",
+    "generate_prometheus": "registry",
+    "generate_protobuf": "registry",
+    "disable_created_metrics": "registry",
+    "enable_created_metrics": "registry",
     "ExportResult": "exporters",
     "OTLPExporter": "exporters",
     "create_exporter": "exporters",
@@ -80,18 +80,16 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
     from pyveda.telemetry.exporters import ExportResult, OTLPExporter, create_exporter
     from pyveda.telemetry.gpu import GpuDevice, GpuMonitor, GpuSample
     from pyveda.telemetry.http import MetricsServer, start_http_server
-    from pyveda.telemetry.metrics import (
+    from pyveda.telemetry.metrics import Counter, Gauge, Histogram
+    from pyveda.telemetry.registry import (
         CONTENT_TYPE_LATEST,
         CONTENT_TYPE_PROTOBUF,
         REGISTRY,
         CollectorRegistry,
-        Counter,
-        Gauge,
-        Histogram,
-        generate_openmetrics,
-        generate_prometheus,
         disable_created_metrics,
         enable_created_metrics,
+        generate_openmetrics,
+        generate_prometheus,
         generate_protobuf,
     )
     from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS, to_openmetrics

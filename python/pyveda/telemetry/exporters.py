@@ -270,7 +270,7 @@ def _no_data(request: Mapping[str, Any]) -> bool:
 
 
 def _is_registry(item: Any) -> bool:
-    from pyveda.telemetry.metrics import CollectorRegistry
+    from pyveda.telemetry.registry import CollectorRegistry
 
     return isinstance(item, CollectorRegistry)
 

@@ -42,7 +42,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from pyveda._checks import seconds
-from pyveda.telemetry.metrics import CONTENT_TYPE_LATEST, CONTENT_TYPE_PROTOBUF, REGISTRY, CollectorRegistry
+from pyveda.telemetry.registry import CONTENT_TYPE_LATEST, CONTENT_TYPE_PROTOBUF, REGISTRY, CollectorRegistry
 from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional
 
-from pyveda.telemetry.metrics import REGISTRY, CollectorRegistry
+from pyveda.telemetry.registry import REGISTRY, CollectorRegistry
 
 __all__ = ["PyVedaCollector", "register_prometheus_collector"]
 

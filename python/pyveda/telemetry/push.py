@@ -19,7 +19,7 @@ import base64
 from typing import Dict, Mapping, Optional
 from urllib.parse import quote
 
-from pyveda.telemetry.metrics import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry
+from pyveda.telemetry.registry import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry
 
 __all__ = ["delete_from_gateway", "push_to_gateway", "pushadd_to_gateway"]
 
