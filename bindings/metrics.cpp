@@ -321,6 +321,162 @@ void bind_family(nb::module_& m, const char* name, const char* doc) {
       .def_prop_ro("max_series", &F::max_series);
 }
 
+// The text of a str attribute or item, with `what` naming it in the error.
+std::string text_of(PyObject* value, const std::string& what) {
+  if (!PyUnicode_Check(value)) {
+    throw nb::type_error((what + " must be a str, got " + type_name_of(value) + " (" + short_repr(value) + ")").c_str());
+  }
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(value, &size);
+  if (data == nullptr) {
+    PyErr_Clear();
+    throw nb::value_error((what + " " + short_repr(value) + " is not valid Unicode text (a lone surrogate)").c_str());
+  }
+  return std::string(data, static_cast<std::size_t>(size));
+}
+
+nb::object attribute(nb::handle object, const char* name, const std::string& owner) {
+  PyObject* value = PyObject_GetAttrString(object.ptr(), name);
+  if (value == nullptr) {
+    PyErr_Clear();
+    throw nb::type_error((owner + " has no attribute '" + name +
+                          "': a collector's collect() must yield metric families (name, documentation, type, unit, "
+                          "samples), such as pyveda.telemetry.GaugeMetricFamily")
+                             .c_str());
+  }
+  return nb::steal(value);
+}
+
+double number_of(PyObject* value, const std::string& what) {
+  const double v = PyFloat_AsDouble(value);
+  if (v == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    throw nb::type_error((what + " must be a number, got " + type_name_of(value) + " (" + short_repr(value) + ")").c_str());
+  }
+  return v;
+}
+
+std::optional<double> timestamp_of(PyObject* value, const std::string& what) {
+  if (value == Py_None) return std::nullopt;
+  return number_of(value, what);
+}
+
+LabelList labels_of(PyObject* labels, const std::string& what) {
+  if (!PyDict_Check(labels)) {
+    throw nb::type_error((what + " must be a dict of str to str, got " + type_name_of(labels)).c_str());
+  }
+  LabelList out;
+  out.reserve(static_cast<std::size_t>(PyDict_GET_SIZE(labels)));
+  Py_ssize_t pos = 0;
+  PyObject *key = nullptr, *value = nullptr;
+  while (PyDict_Next(labels, &pos, &key, &value)) {
+    out.emplace_back(text_of(key, what + ": a label name"), text_of(value, what + ": a label value"));
+  }
+  return out;
+}
+
+// Item i of a sample or exemplar (a tuple, a namedtuple or any sequence).
+PyObject* item(PyObject* fast, Py_ssize_t i) { return PySequence_Fast_GET_ITEM(fast, i); }
+
+bool exemplar_allowed(SampleType type, std::string_view family, std::string_view sample) {
+  auto is = [&](std::string_view suffix) {
+    return sample.size() == family.size() + suffix.size() && sample.substr(family.size()) == suffix;
+  };
+  switch (type) {
+    case SampleType::counter: return is("_total");
+    case SampleType::histogram:
+    case SampleType::gaugehistogram: return is("_bucket");
+    default: return false;
+  }
+}
+
+// What a custom collector yielded (prometheus_client-style Metric objects:
+// name, documentation, type, unit, samples of (name, labels, value,
+// timestamp, exemplar)), as the core's sample families.
+std::vector<SampleFamily> sample_families_from_python(nb::handle metrics) {
+  std::vector<SampleFamily> out;
+  nb::object fast_metrics = nb::steal(PySequence_Fast(metrics.ptr(), "collected metrics must be a sequence"));
+  if (!fast_metrics.is_valid()) throw nb::python_error();
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(fast_metrics.ptr());
+  out.reserve(static_cast<std::size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    nb::handle metric = item(fast_metrics.ptr(), i);
+    SampleFamily family;
+    std::string owner = "a collected metric family (" + type_name_of(metric.ptr()) + ")";
+    family.name = text_of(attribute(metric, "name", owner).ptr(), owner + ": name");
+    owner = "metric family '" + family.name + "'";
+    family.help = text_of(attribute(metric, "documentation", owner).ptr(), owner + ": documentation");
+    const std::string type = text_of(attribute(metric, "type", owner).ptr(), owner + ": type");
+    const auto sample_type = sample_type_from(type);
+    if (!sample_type) {
+      throw nb::value_error((owner + " has type '" + type +
+                             "'; allowed: counter, gauge, summary, histogram, gaugehistogram, info, stateset, unknown")
+                                .c_str());
+    }
+    family.type = *sample_type;
+    nb::object unit = attribute(metric, "unit", owner);
+    if (!unit.is_none()) family.unit = text_of(unit.ptr(), owner + ": unit");
+    nb::object samples = attribute(metric, "samples", owner);
+    nb::object fast = nb::steal(PySequence_Fast(samples.ptr(), "samples must be a sequence"));
+    if (!fast.is_valid()) {
+      PyErr_Clear();
+      throw nb::type_error((owner + ": samples must be a list of samples, got " + type_name_of(samples.ptr())).c_str());
+    }
+    const Py_ssize_t count = PySequence_Fast_GET_SIZE(fast.ptr());
+    family.samples.reserve(static_cast<std::size_t>(count));
+    for (Py_ssize_t k = 0; k < count; ++k) {
+      PyObject* raw = item(fast.ptr(), k);
+      const std::string what = owner + ", sample " + std::to_string(k);
+      nb::object sample_fast = nb::steal(PySequence_Fast(raw, ""));
+      if (!sample_fast.is_valid() || PySequence_Fast_GET_SIZE(sample_fast.ptr()) < 3) {
+        PyErr_Clear();
+        throw nb::type_error((what + " must be a Sample (name, labels, value[, timestamp, exemplar]), got " +
+                              type_name_of(raw))
+                                 .c_str());
+      }
+      PyObject* fields = sample_fast.ptr();
+      const Py_ssize_t size = PySequence_Fast_GET_SIZE(fields);
+      Sample sample;
+      sample.name = text_of(item(fields, 0), what + ": name");
+      sample.labels = labels_of(item(fields, 1), what + " ('" + sample.name + "'): labels");
+      sample.value = number_of(item(fields, 2), what + " ('" + sample.name + "'): value");
+      if (size > 3) sample.timestamp = timestamp_of(item(fields, 3), what + " ('" + sample.name + "'): timestamp");
+      if (size > 4 && item(fields, 4) != Py_None) {
+        if (!exemplar_allowed(family.type, family.name, sample.name)) {
+          throw nb::value_error((owner + " has an exemplar on sample '" + sample.name +
+                                 "'; exemplars are allowed only on a counter's _total and a histogram's _bucket "
+                                 "samples")
+                                    .c_str());
+        }
+        nb::object e = nb::steal(PySequence_Fast(item(fields, 4), ""));
+        if (!e.is_valid() || PySequence_Fast_GET_SIZE(e.ptr()) < 2) {
+          PyErr_Clear();
+          throw nb::type_error((what + " ('" + sample.name + "'): exemplar must be an Exemplar (labels, value[, timestamp])")
+                                   .c_str());
+        }
+        SampleExemplar exemplar;
+        exemplar.labels = labels_of(item(e.ptr(), 0), what + " ('" + sample.name + "'): exemplar labels");
+        exemplar.value = number_of(item(e.ptr(), 1), what + " ('" + sample.name + "'): exemplar value");
+        if (PySequence_Fast_GET_SIZE(e.ptr()) > 2) {
+          exemplar.timestamp = timestamp_of(item(e.ptr(), 2), what + " ('" + sample.name + "'): exemplar timestamp");
+        }
+        sample.exemplar = std::move(exemplar);
+      }
+      family.samples.push_back(std::move(sample));
+    }
+    out.push_back(std::move(family));
+  }
+  return out;
+}
+
+// The sample names of restricted_registry(names), or none for everything.
+std::optional<Registry::NameSet> name_set(nb::handle names) {
+  if (names.is_none()) return std::nullopt;
+  Registry::NameSet out;
+  for (nb::handle name : names) out.insert(text_of(name.ptr(), "a metric name to restrict to"));
+  return out;
+}
+
 }  // namespace
 
 void init_metrics(nb::module_& m) {
@@ -450,23 +606,60 @@ void init_metrics(nb::module_& m) {
       .def("clear", &Registry::clear)
       .def("names", &Registry::names)
       .def("__len__", &Registry::size)
-      .def("render_prometheus", &Registry::render_prometheus, nb::call_guard<nb::gil_scoped_release>(),
-           "The whole registry in Prometheus text format 0.0.4.")
-      .def("render_openmetrics", &Registry::render_openmetrics, nb::call_guard<nb::gil_scoped_release>(),
-           "created_series"_a = true,
-           "The whole registry as OpenMetrics 1.0 text (ends in '# EOF'), with a _created sample per "
-           "counter, histogram and summary series unless created_series is False.")
+      .def(
+          "summary",
+          [](Registry& r, std::string name, std::string help, Labels label_names, std::vector<double> quantiles,
+             double max_age_s) {
+            return r.summary(std::move(name), std::move(help), std::move(label_names), std::move(quantiles),
+                             max_age_s);
+          },
+          "name"_a, "help"_a, "label_names"_a = Labels{}, "quantiles"_a = std::vector<double>{}, "max_age_s"_a = 0.0,
+          "A summary family (a histogram every format shows as a summary with exactly these quantiles; none: "
+          "_count and _sum only).")
+      .def("add", [](Registry& r, std::shared_ptr<CounterFamily> f) { r.add(f); }, "family"_a)
+      .def("add", [](Registry& r, std::shared_ptr<GaugeFamily> f) { r.add(f); }, "family"_a)
+      .def("add", [](Registry& r, std::shared_ptr<HistogramFamily> f) { r.add(f); }, "family"_a,
+           "Exposes a family made elsewhere here too (adding it twice does nothing; a clash raises ValueError).")
+      .def(
+          "render_prometheus",
+          [](const Registry& r, nb::handle collected, nb::handle names) {
+            const std::vector<SampleFamily> families = sample_families_from_python(collected);
+            const std::optional<Registry::NameSet> only = name_set(names);
+            nb::gil_scoped_release release;
+            return r.render_prometheus(families, only ? &*only : nullptr);
+          },
+          "collected"_a = nb::tuple(), "names"_a = nb::none(),
+          nb::sig("def render_prometheus(self, collected: Sequence[object] = (), names: Iterable[str] | None = None) -> str"),
+          "The registry (with `names`, only the families exposing one of those sample names), then the "
+          "`collected` metric families (name, documentation, type, unit, samples), in Prometheus text format 0.0.4.")
+      .def(
+          "render_openmetrics",
+          [](const Registry& r, bool created_series, nb::handle collected, nb::handle names) {
+            const std::vector<SampleFamily> families = sample_families_from_python(collected);
+            const std::optional<Registry::NameSet> only = name_set(names);
+            nb::gil_scoped_release release;
+            return r.render_openmetrics(created_series, families, only ? &*only : nullptr);
+          },
+          "created_series"_a = true, "collected"_a = nb::tuple(), "names"_a = nb::none(),
+          nb::sig("def render_openmetrics(self, created_series: bool = True, collected: Sequence[object] = (), "
+                  "names: Iterable[str] | None = None) -> str"),
+          "The same as OpenMetrics 1.0 text (ends in '# EOF'), with a _created sample per counter, histogram and "
+          "summary series of the registry's own unless created_series is False.")
       .def(
           "encode_protobuf",
-          [](const Registry& r) {
+          [](const Registry& r, nb::handle collected, nb::handle names) {
+            const std::vector<SampleFamily> families = sample_families_from_python(collected);
+            const std::optional<Registry::NameSet> only = name_set(names);
             std::string body;
             {
               nb::gil_scoped_release release;
-              body = r.encode_protobuf();
+              body = r.encode_protobuf(families, only ? &*only : nullptr);
             }
             return nb::bytes(body.data(), body.size());
           },
-          "The whole registry as length-delimited io.prometheus.client.MetricFamily messages "
+          "collected"_a = nb::tuple(), "names"_a = nb::none(),
+          nb::sig("def encode_protobuf(self, collected: Sequence[object] = (), names: Iterable[str] | None = None) -> bytes"),
+          "The same as length-delimited io.prometheus.client.MetricFamily messages "
           "(native histograms; see veda/metrics/protobuf_format.hpp).")
       .def(
           "encode_otlp",

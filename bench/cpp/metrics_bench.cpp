@@ -106,7 +106,7 @@ BENCHMARK(BM_Histogram_Observe)->Threads(1)->Threads(2);
 std::shared_ptr<veda::CounterFamily> labelled_family() {
   static std::shared_ptr<veda::CounterFamily> family = [] {
     auto f = std::make_shared<veda::CounterFamily>(
-        veda::FamilyInfo{"bench_requests", "Requests.", {"method", "code"}, veda::MetricType::counter, 0, {}, 0.0});
+        veda::FamilyInfo{"bench_requests", "Requests.", {"method", "code"}, veda::MetricType::counter, 0, {}, 0.0, false, {}});
     for (int i = 0; i < 100; ++i) f->labels({"GET", std::to_string(i)});
     return f;
   }();

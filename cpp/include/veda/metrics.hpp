@@ -9,4 +9,5 @@
 #include "veda/metrics/names.hpp"
 #include "veda/metrics/protobuf_format.hpp"
 #include "veda/metrics/registry.hpp"
+#include "veda/metrics/sample_family.hpp"
 #include "veda/metrics/text_format.hpp"

@@ -164,7 +164,7 @@ void put_native_histogram(std::string& body, const SeriesSnapshot& series, int s
 }
 
 // Appends the Summary message's body (without its field header) to `body`.
-void put_summary(std::string& body, const SeriesSnapshot& series) {
+void put_summary(std::string& body, const FamilyInfo& info, const SeriesSnapshot& series) {
   const HistogramSnapshot& h = series.histogram;
   pb::put_uint_always(body, field::kSummaryCount, h.count);
   pb::put_double(body, field::kSummarySum, h.sum);
@@ -173,10 +173,12 @@ void put_summary(std::string& body, const SeriesSnapshot& series) {
     pb::put_double(body, field::kQuantile, q);
     pb::put_double(body, field::kQuantileValue, value);
   };
-  if (series.quantiles.empty()) {
-    for (const double q : kSummaryQuantiles) put_quantile(q, h.percentile(q * 100.0));
-  } else {
+  if (!series.quantiles.empty()) {
     for (const auto& [q, value] : series.quantiles) put_quantile(q, value);
+  } else if (info.summary) {
+    for (const double q : info.quantiles) put_quantile(q, h.percentile(q * 100.0));
+  } else {
+    for (const double q : kSummaryQuantiles) put_quantile(q, h.percentile(q * 100.0));
   }
   put_timestamp(body, field::kSummaryCreated, series.start_unix_nano);
 }
@@ -199,7 +201,7 @@ void put_family(std::string& out, const FamilySnapshot& family, Scratch& scratch
       pb::put_string(message, field::kFamilyName, info.name);
       break;
     case MetricType::histogram: {
-      bool summary = false;
+      bool summary = info.summary;
       for (const SeriesSnapshot& s : family.series) summary = summary || quantiles_only(s);
       type = summary ? kSummaryType : kHistogramType;
       pb::put_string(message, field::kFamilyName, info.name);
@@ -229,7 +231,7 @@ void put_family(std::string& out, const FamilySnapshot& family, Scratch& scratch
       case kSummaryType:
         value_field = field::kSummary;
         value.clear();
-        put_summary(value, s);
+        put_summary(value, info, s);
         value_size = value.size();
         break;
       case kHistogramType:

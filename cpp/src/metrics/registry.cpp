@@ -33,7 +33,8 @@ std::vector<std::string> exposed_names(const FamilyInfo& info) {
 }
 
 FamilyInfo make_info(std::string name, std::string help, std::vector<std::string> label_names,
-                     MetricType type, int scale, std::vector<double> buckets = {}, double max_age_s = 0.0) {
+                     MetricType type, int scale, std::vector<double> buckets = {}, double max_age_s = 0.0,
+                     bool summary = false) {
   check_metric_name(name);
   if (type == MetricType::counter && ends_with(name, kTotalSuffix)) {
     name.resize(name.size() - kTotalSuffix.size());
@@ -41,7 +42,11 @@ FamilyInfo make_info(std::string name, std::string help, std::vector<std::string
   }
   for (std::size_t i = 0; i < label_names.size(); ++i) {
     check_label_name(label_names[i]);
-    if (type == MetricType::histogram && (label_names[i] == "quantile" || label_names[i] == "le")) {
+    if (summary && label_names[i] == "quantile") {
+      throw std::invalid_argument("label name 'quantile' is reserved for summaries ('" + name +
+                                  "' is exposed with a quantile label)");
+    }
+    if (type == MetricType::histogram && !summary && (label_names[i] == "quantile" || label_names[i] == "le")) {
       throw std::invalid_argument("label name '" + label_names[i] + "' is reserved for histograms ('" +
                                   name + "' is exposed with quantile and bucket labels)");
     }
@@ -60,17 +65,52 @@ FamilyInfo make_info(std::string name, std::string help, std::vector<std::string
   if (!(max_age_s >= 0.0) || !(max_age_s <= 1e9)) {
     throw std::invalid_argument("max_age_seconds must be a number of seconds in (0, 1e9] (0 or None: no window)");
   }
-  return FamilyInfo{std::move(name), std::move(help), std::move(label_names), type, scale, std::move(buckets),
-                    max_age_s};
+  FamilyInfo info;
+  info.name = std::move(name);
+  info.help = std::move(help);
+  info.label_names = std::move(label_names);
+  info.type = type;
+  info.scale = scale;
+  info.buckets = std::move(buckets);
+  info.max_age_s = max_age_s;
+  info.summary = summary;
+  return info;
+}
+
+std::vector<double> check_quantiles(std::vector<double> quantiles) {
+  std::sort(quantiles.begin(), quantiles.end());
+  for (std::size_t i = 0; i < quantiles.size(); ++i) {
+    if (!(quantiles[i] >= 0.0 && quantiles[i] <= 1.0)) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%g", quantiles[i]);
+      throw std::invalid_argument(std::string("summary quantiles must be numbers in [0, 1] (0.5 for the median), got ") +
+                                  text);
+    }
+    if (i > 0 && quantiles[i] == quantiles[i - 1]) {
+      char text[64];
+      std::snprintf(text, sizeof text, "%g", quantiles[i]);
+      throw std::invalid_argument(std::string("summary quantiles must differ from each other; ") + text +
+                                  " is given twice");
+    }
+  }
+  return quantiles;
 }
 
 std::string describe(const FamilyInfo& info) {
-  std::string out = std::string(to_string(info.type)) + " with label names (";
+  std::string out = std::string(info.summary ? "summary" : to_string(info.type)) + " with label names (";
   for (std::size_t i = 0; i < info.label_names.size(); ++i) {
     out += (i ? ", '" : "'") + info.label_names[i] + "'";
   }
   out += ")";
-  if (info.type == MetricType::histogram) {
+  if (info.summary) {
+    out += ", quantiles (";
+    char text[32];
+    for (std::size_t i = 0; i < info.quantiles.size(); ++i) {
+      std::snprintf(text, sizeof text, "%s%g", i ? ", " : "", info.quantiles[i]);
+      out += text;
+    }
+    out += ")";
+  } else if (info.type == MetricType::histogram) {
     out += ", scale " + std::to_string(info.scale);
     if (info.buckets.empty()) {
       out += ", no classic buckets";
@@ -97,8 +137,14 @@ std::shared_ptr<Family<M>> as_family(const std::shared_ptr<FamilyBase>& base) {
   return std::static_pointer_cast<Family<M>>(base);
 }
 
+// The quantiles a histogram family's text and protobuf forms show as a summary.
+const std::vector<double>& summary_quantiles(const FamilyInfo& info) {
+  static const std::vector<double> kDefault(std::begin(kSummaryQuantiles), std::end(kSummaryQuantiles));
+  return info.summary ? info.quantiles : kDefault;
+}
+
 template <class M>
-SeriesSnapshot snapshot_series(const std::vector<std::string>& labels, const M& metric) {
+SeriesSnapshot snapshot_series(const FamilyInfo& info, const std::vector<std::string>& labels, const M& metric) {
   SeriesSnapshot s;
   s.label_values = labels;
   s.start_unix_nano = metric.created_unix_nano();
@@ -108,7 +154,7 @@ SeriesSnapshot snapshot_series(const std::vector<std::string>& labels, const M& 
     if (metric.max_age_seconds() > 0) {
       // A windowed histogram's summary quantiles describe its recent window.
       const HistogramSnapshot recent = metric.recent(s.histogram);
-      for (const double q : kSummaryQuantiles) s.quantiles.emplace_back(q, recent.percentile(q * 100.0));
+      for (const double q : summary_quantiles(info)) s.quantiles.emplace_back(q, recent.percentile(q * 100.0));
     }
   } else {
     s.value = metric.get();
@@ -121,7 +167,7 @@ void collect_family(const FamilyBase& base, FamilySnapshot& out) {
   const auto& family = static_cast<const Family<M>&>(base);
   out.series.reserve(family.size());
   family.for_each([&](const std::vector<std::string>& labels, const M& metric) {
-    out.series.push_back(snapshot_series(labels, metric));
+    out.series.push_back(snapshot_series(family.info(), labels, metric));
   });
 }
 
@@ -132,6 +178,7 @@ std::shared_ptr<FamilyBase> Registry::find_or_check(const FamilyInfo& info) {
     const FamilyInfo& have = family->info();
     if (have.name != info.name) continue;
     const bool same = have.type == info.type && have.label_names == info.label_names &&
+                      have.summary == info.summary && have.quantiles == info.quantiles &&
                       (info.type != MetricType::histogram ||
                        (have.scale == info.scale && have.buckets == info.buckets && have.max_age_s == info.max_age_s));
     if (!same) {
@@ -191,6 +238,31 @@ std::shared_ptr<HistogramFamily> Registry::histogram(std::string name, std::stri
   return family;
 }
 
+std::shared_ptr<HistogramFamily> Registry::summary(std::string name, std::string help,
+                                                   std::vector<std::string> label_names,
+                                                   std::vector<double> quantiles, double max_age_s) {
+  FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::histogram,
+                              Histogram::kDefaultScale, {}, max_age_s, true);
+  info.quantiles = check_quantiles(std::move(quantiles));
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (auto existing = find_or_check(info)) return as_family<Histogram>(existing);
+  auto family = std::make_shared<HistogramFamily>(std::move(info));
+  insert(family);
+  return family;
+}
+
+void Registry::add(const std::shared_ptr<FamilyBase>& family) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& have : families_) {
+    if (have == family) return;
+  }
+  if (auto existing = find_or_check(family->info())) {
+    throw std::invalid_argument("metric '" + family->info().name +
+                                "' is already registered in this registry (another metric of the same definition)");
+  }
+  insert(family);
+}
+
 bool Registry::unregister(std::string_view name) {
   std::lock_guard<std::mutex> lock(mutex_);
   // A counter is stored without "_total"; accept the name with it too.
@@ -225,11 +297,22 @@ std::size_t Registry::size() const {
   return families_.size();
 }
 
-std::vector<FamilySnapshot> Registry::collect() const {
+std::vector<FamilySnapshot> Registry::collect(const NameSet* only) const {
   std::vector<std::shared_ptr<FamilyBase>> families;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    families = families_;
+    if (only == nullptr) {
+      families = families_;
+    } else {
+      for (const auto& family : families_) {
+        for (const std::string& sample : exposed_names(family->info())) {
+          if (only->count(sample) != 0) {
+            families.push_back(family);
+            break;
+          }
+        }
+      }
+    }
   }
   std::vector<FamilySnapshot> out(families.size());
   for (std::size_t i = 0; i < families.size(); ++i) {
@@ -249,21 +332,26 @@ std::vector<FamilySnapshot> Registry::collect() const {
   return out;
 }
 
-std::string Registry::render_prometheus() const {
+std::string Registry::render_prometheus(const std::vector<SampleFamily>& collected, const NameSet* only) const {
   std::string out;
-  veda::render_prometheus(collect(), out);
+  veda::render_prometheus(collect(only), out);
+  veda::render_prometheus(collected, out);
   return out;
 }
 
-std::string Registry::render_openmetrics(bool created_series) const {
+std::string Registry::render_openmetrics(bool created_series, const std::vector<SampleFamily>& collected,
+                                         const NameSet* only) const {
   std::string out;
-  veda::render_openmetrics(collect(), out, created_series);
+  render_openmetrics_body(collect(only), out, created_series);
+  veda::render_openmetrics(collected, out);
+  out += "# EOF\n";
   return out;
 }
 
-std::string Registry::encode_protobuf() const {
+std::string Registry::encode_protobuf(const std::vector<SampleFamily>& collected, const NameSet* only) const {
   std::string out;
-  veda::encode_prometheus_protobuf(collect(), out);
+  veda::encode_prometheus_protobuf(collect(only), out);
+  veda::encode_prometheus_protobuf(collected, out);
   return out;
 }
 

@@ -130,7 +130,8 @@ std::string_view exposition_type(const FamilyInfo& info) noexcept {
 
 namespace {
 
-void render(const std::vector<FamilySnapshot>& families, std::string& out, Format format, bool created) {
+void render(const std::vector<FamilySnapshot>& families, std::string& out, Format format, bool created,
+            bool eof = true) {
   const bool om = format == Format::kOpenMetrics;
   std::string quantile_text;
   // The escaped name="value" pairs of the series being rendered, built once
@@ -219,7 +220,7 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
       out += '\n';
     }, om && created);
   }
-  if (om) out += "# EOF\n";
+  if (om && eof) out += "# EOF\n";
 }
 
 }  // namespace
@@ -230,6 +231,10 @@ void render_prometheus(const std::vector<FamilySnapshot>& families, std::string&
 
 void render_openmetrics(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series) {
   render(families, out, Format::kOpenMetrics, created_series);
+}
+
+void render_openmetrics_body(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series) {
+  render(families, out, Format::kOpenMetrics, created_series, false);
 }
 
 void append_canonical_number(std::string& out, double value) {

@@ -39,6 +39,11 @@ struct FamilyInfo {
   // Histograms only: seconds of the recent window behind the summary
   // quantiles (Histogram::recent()); 0 for the whole lifetime.
   double max_age_s = 0.0;
+  // A summary (Registry::summary()): a histogram that every format exposes
+  // as a summary with exactly `quantiles` (increasing, in [0, 1]; none for
+  // only count and sum), never as a histogram.
+  bool summary = false;
+  std::vector<double> quantiles;
 };
 
 class FamilyBase {

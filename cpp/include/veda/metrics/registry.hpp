@@ -7,10 +7,12 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "veda/metrics/family.hpp"
+#include "veda/metrics/sample_family.hpp"
 
 namespace veda {
 
@@ -70,6 +72,19 @@ class Registry {
                                              std::vector<std::string> label_names = {},
                                              int scale = Histogram::kDefaultScale, std::vector<double> buckets = {},
                                              double max_age_s = 0.0);
+  // A summary: a histogram (default scale, no classic buckets) exposed in
+  // every format as a summary with exactly `quantiles` (each in [0, 1],
+  // sorted here; none: only "_count" and "_sum", as prometheus_client's
+  // Summary). The label name "quantile" is reserved.
+  std::shared_ptr<HistogramFamily> summary(std::string name, std::string help,
+                                           std::vector<std::string> label_names = {},
+                                           std::vector<double> quantiles = {}, double max_age_s = 0.0);
+
+  // Adds a family made elsewhere (another registry's, a metric created
+  // unregistered), so this registry exposes it too. Adding it twice does
+  // nothing; a clash with another family's name or samples throws
+  // std::invalid_argument.
+  void add(const std::shared_ptr<FamilyBase>& family);
 
   // Removes a family by name (a counter's with or without "_total"); returns
   // false if there was none.
@@ -80,17 +95,25 @@ class Registry {
   std::vector<std::string> names() const;
   std::size_t size() const;
 
-  // Copies every family, in registration order.
-  std::vector<FamilySnapshot> collect() const;
+  // Sample names, to restrict a collection to some families.
+  using NameSet = std::unordered_set<std::string>;
 
-  // The Prometheus text exposition format 0.0.4 of collect().
-  std::string render_prometheus() const;
-  // The whole registry as OpenMetrics 1.0 text (see render_openmetrics()),
-  // with or without the "_created" samples.
-  std::string render_openmetrics(bool created_series = true) const;
-  // The whole registry in the Prometheus protobuf exposition (see
-  // veda/metrics/protobuf_format.hpp): native histograms.
-  std::string encode_protobuf() const;
+  // Copies every family, in registration order; with `only`, just the
+  // families exposing at least one of those sample names (a counter "x" is
+  // named by "x", "x_total" or "x_created"; a histogram by "x", "x_sum",
+  // "x_count", "x_bucket", "x_created").
+  std::vector<FamilySnapshot> collect(const NameSet* only = nullptr) const;
+
+  // The expositions of one scrape: collect(only), then `collected` (families
+  // a caller gathered sample by sample, from custom collectors, say).
+  // Prometheus text format 0.0.4:
+  std::string render_prometheus(const std::vector<SampleFamily>& collected = {}, const NameSet* only = nullptr) const;
+  // OpenMetrics 1.0 text (see render_openmetrics()), with or without the
+  // "_created" samples of the registry's own families, ending in "# EOF":
+  std::string render_openmetrics(bool created_series = true, const std::vector<SampleFamily>& collected = {},
+                                 const NameSet* only = nullptr) const;
+  // The Prometheus protobuf exposition (see veda/metrics/protobuf_format.hpp): native histograms.
+  std::string encode_protobuf(const std::vector<SampleFamily>& collected = {}, const NameSet* only = nullptr) const;
 
  private:
   std::shared_ptr<FamilyBase> find_or_check(const FamilyInfo& info);

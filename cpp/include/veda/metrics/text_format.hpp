@@ -60,7 +60,7 @@ inline double created_seconds(const SeriesSnapshot& s) { return unix_seconds(s.s
 // samples, one per bound and one for le="+Inf", then "_sum" and "_count";
 // histograms without them as a summary, per series its quantiles
 // (SeriesSnapshot::quantiles, else kSummaryQuantiles computed from the
-// histogram), "_sum" and "_count". With `created`, each counter, histogram
+// histogram; a summary's FamilyInfo::quantiles), "_sum" and "_count". With `created`, each counter, histogram
 // and summary series whose start is known ends with "<name>_created" (its
 // start in seconds since the epoch), as OpenMetrics has it. A counter's
 // sample and a classic bucket carry their exemplar, if any. The text
@@ -100,10 +100,12 @@ void for_each_sample(const FamilySnapshot& family, Visit&& visit, bool created =
             visit(ExposedSample{bucket_name, &s, false, 0.0, cumulative, true, le,
                                 exemplar_at(s, static_cast<std::int32_t>(i))});
           }
-        } else if (s.quantiles.empty()) {
-          for (const double q : kSummaryQuantiles) visit(ExposedSample{info.name, &s, true, q, h.percentile(q * 100.0)});
-        } else {
+        } else if (!s.quantiles.empty()) {
           for (const auto& [q, value] : s.quantiles) visit(ExposedSample{info.name, &s, true, q, value});
+        } else if (info.summary) {
+          for (const double q : info.quantiles) visit(ExposedSample{info.name, &s, true, q, h.percentile(q * 100.0)});
+        } else {
+          for (const double q : kSummaryQuantiles) visit(ExposedSample{info.name, &s, true, q, h.percentile(q * 100.0)});
         }
         visit(ExposedSample{sum_name, &s, false, 0.0, h.sum});
         visit(ExposedSample{count_name, &s, false, 0.0, static_cast<double>(h.count)});
@@ -126,6 +128,8 @@ void render_prometheus(const std::vector<FamilySnapshot>& families, std::string&
 // series, exemplars after counter samples and classic buckets
 // (` # {labels} value timestamp`), and a final "# EOF". Appends to `out`.
 void render_openmetrics(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series = true);
+// render_openmetrics() without the final "# EOF", for an exposition that goes on.
+void render_openmetrics_body(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series = true);
 
 // OpenMetrics' canonical text of a label number (le, quantile): Go's %g with
 // the shortest digits, ".0" added when it has neither '.' nor an exponent
