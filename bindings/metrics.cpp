@@ -716,6 +716,9 @@ void init_metrics(nb::module_& m) {
           "The registry's families as (name, help, type, samples), each sample (name, labels, value): "
           "the lines of the 0.0.4 text, unformatted.");
 
+  m.def("is_valid_metric_name", &is_valid_metric_name, "name"_a, "Whether name matches [a-zA-Z_:][a-zA-Z0-9_:]*.");
+  m.def("is_valid_label_name", &is_valid_label_name, "name"_a,
+        "Whether name matches [a-zA-Z_][a-zA-Z0-9_]* and does not start with '__'.");
   m.def("default_registry", &default_registry, nb::rv_policy::reference,
         "The process-wide registry metrics register in by default.");
   m.def("check_histogram_bounds", &Histogram::check_bounds, "bounds"_a,

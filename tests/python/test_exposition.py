@@ -4,11 +4,14 @@ import pytest
 
 from conftest import UNIT_LINT
 
-from pyveda.telemetry import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
+from pyveda.telemetry import CONTENT_TYPE_LATEST, CONTENT_TYPE_PLAIN_0_0_4, Counter, Gauge, Histogram
 
 
-def test_content_type():
-    assert CONTENT_TYPE_LATEST == "text/plain; version=0.0.4; charset=utf-8"
+def test_content_types_have_prometheus_clients_values():
+    prometheus_client = pytest.importorskip("prometheus_client")
+    assert CONTENT_TYPE_PLAIN_0_0_4 == "text/plain; version=0.0.4; charset=utf-8"
+    assert CONTENT_TYPE_PLAIN_0_0_4 == prometheus_client.CONTENT_TYPE_PLAIN_0_0_4
+    assert CONTENT_TYPE_LATEST == prometheus_client.CONTENT_TYPE_LATEST == "text/plain; version=1.0.0; charset=utf-8"
 
 
 def test_golden_text(registry):

@@ -52,7 +52,7 @@ def test_unregister(registry):
     assert c.get() == 2
     with pytest.raises(ValueError, match=r"metric 'c' is not registered in this registry"):
         registry.unregister(c)
-    with pytest.raises(TypeError, match=r"unregister\(\) takes a Counter, Gauge or Histogram, got str"):
+    with pytest.raises(TypeError, match=r"unregister\(\) takes a metric or a collector, got str"):
         registry.unregister("c")
 
 

@@ -31,7 +31,7 @@ import pytest
 import pyveda as veda
 from pyveda import _core
 from pyveda.telemetry import (
-    CONTENT_TYPE_LATEST,
+    CONTENT_TYPE_PLAIN_0_0_4,
     CONTENT_TYPE_OPENMETRICS,
     Alert,
     AlertRule,
@@ -136,7 +136,7 @@ def test_metrics_text_format_is_live_and_passes_promtool(server, runtime, check_
     jobs.inc(3)
     status, headers, body = fetch(server.url)
     assert status == 200
-    assert headers["Content-Type"] == CONTENT_TYPE_LATEST == "text/plain; version=0.0.4; charset=utf-8"
+    assert headers["Content-Type"] == CONTENT_TYPE_PLAIN_0_0_4 == "text/plain; version=0.0.4; charset=utf-8"
     assert "Content-Encoding" not in headers
     text = body.decode()
     assert sample_lines(text, "pyveda_tasks_executed_total") == ["pyveda_tasks_executed_total 52"]
@@ -194,7 +194,7 @@ def test_openmetrics_negotiation_parses_with_client_python(server, runtime):
 
     # text/plain (or no Accept header) keeps 0.0.4; q=0 refuses OpenMetrics.
     for accept in ("text/plain;version=0.0.4", "application/openmetrics-text;q=0,text/plain;q=0.5"):
-        assert fetch(server.url, {"Accept": accept})[1]["Content-Type"] == CONTENT_TYPE_LATEST
+        assert fetch(server.url, {"Accept": accept})[1]["Content-Type"] == CONTENT_TYPE_PLAIN_0_0_4
 
 
 def test_to_openmetrics_golden():
@@ -311,7 +311,7 @@ def test_healthz_404_405_head(server):
         assert status == 405 and headers["Allow"] == "GET, HEAD", method
     status, headers, body = fetch(server.url, method="HEAD")
     assert status == 200 and body == b"" and int(headers["Content-Length"]) > 0
-    assert headers["Content-Type"] == CONTENT_TYPE_LATEST
+    assert headers["Content-Type"] == CONTENT_TYPE_PLAIN_0_0_4
 
 
 def test_basic_auth(runtime):
@@ -361,7 +361,7 @@ def test_tls_with_a_self_signed_certificate(tmp_path, runtime):
         context = ssl.create_default_context(cafile=str(cert))
         auth = {"Authorization": "Basic " + base64.b64encode(b"u:p").decode()}
         status, headers, body = fetch(srv.url, auth, context=context)
-        assert status == 200 and headers["Content-Type"] == CONTENT_TYPE_LATEST
+        assert status == 200 and headers["Content-Type"] == CONTENT_TYPE_PLAIN_0_0_4
         assert b"pyveda_tasks_executed_total" in body
         # Plain HTTP on the TLS port is dropped without disturbing the server.
         with pytest.raises((urllib.error.URLError, http.client.HTTPException, ConnectionError)):

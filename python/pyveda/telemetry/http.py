@@ -42,7 +42,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from pyveda._checks import seconds
-from pyveda.telemetry.registry import CONTENT_TYPE_LATEST, CONTENT_TYPE_PROTOBUF, REGISTRY, CollectorRegistry
+from pyveda.telemetry.registry import CONTENT_TYPE_PLAIN_0_0_4, CONTENT_TYPE_PROTOBUF, REGISTRY, CollectorRegistry
 from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -210,7 +210,7 @@ def _server_classes() -> Tuple[type, type]:
                 elif exposition == "openmetrics":
                     self._send(200, app.registry.generate_openmetrics().encode("utf-8"), CONTENT_TYPE_OPENMETRICS)
                 else:
-                    self._send(200, app.registry.generate_prometheus().encode("utf-8"), CONTENT_TYPE_LATEST)
+                    self._send(200, app.registry.generate_prometheus().encode("utf-8"), CONTENT_TYPE_PLAIN_0_0_4)
             elif path == "/metrics.json":
                 runtime = app.current_runtime()
                 if runtime is None or runtime.telemetry is None:

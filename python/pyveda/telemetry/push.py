@@ -19,7 +19,7 @@ import base64
 from typing import Dict, Mapping, Optional
 from urllib.parse import quote
 
-from pyveda.telemetry.registry import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry
+from pyveda.telemetry.registry import CONTENT_TYPE_PLAIN_0_0_4, REGISTRY, CollectorRegistry
 
 __all__ = ["delete_from_gateway", "push_to_gateway", "pushadd_to_gateway"]
 
@@ -52,7 +52,7 @@ def _send(method: str, gateway: str, job: str, grouping_key: Optional[Mapping[st
 
     request = urllib.request.Request(_url(gateway, job, grouping_key), data=body, method=method)
     if body is not None:
-        request.add_header("Content-Type", CONTENT_TYPE_LATEST)
+        request.add_header("Content-Type", CONTENT_TYPE_PLAIN_0_0_4)
     with urllib.request.urlopen(request, timeout=timeout) as response:  # raises HTTPError for >= 400
         return response.status
 
