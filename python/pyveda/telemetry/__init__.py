@@ -37,6 +37,8 @@ _EXPORTS: Dict[str, str] = {
     "Timestamp": "metrics_core",
     "UnknownMetricFamily": "metrics_core",
     "UntypedMetricFamily": "metrics_core",
+    "Enum": "states",
+    "Info": "states",
     "GC_COLLECTOR": "collectors",
     "GCCollector": "collectors",
     "PLATFORM_COLLECTOR": "collectors",
@@ -149,5 +151,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
     from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS, to_openmetrics
     from pyveda.telemetry.promclient import register_prometheus_collector
     from pyveda.telemetry.push import delete_from_gateway, push_to_gateway, pushadd_to_gateway
+    from pyveda.telemetry.states import Enum, Info
     from pyveda.telemetry.system import MetricsSnapshot, TelemetrySystem
     from pyveda.telemetry.tracing import Span, SpanContext, SpanKind, StatusCode, TracingSystem

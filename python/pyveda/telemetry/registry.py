@@ -70,6 +70,9 @@ _SUFFIXES: Dict[str, Tuple[str, ...]] = {
 }
 
 
+_NATIVE_FAMILIES = (_core.CounterFamily, _core.GaugeFamily, _core.HistogramFamily)
+
+
 def _sample_names(metric: Any) -> List[str]:
     return [metric.name + suffix for suffix in _SUFFIXES.get(metric.type, ("",))]
 
@@ -132,7 +135,7 @@ class CollectorRegistry:
         them; TypeError for an object without ``collect()``.
         """
         family = getattr(collector, "_family", None)
-        if family is not None and hasattr(type(collector), "_kind"):
+        if isinstance(family, _NATIVE_FAMILIES):
             try:
                 self._core.add(family)
             except ValueError as error:
@@ -161,7 +164,7 @@ class CollectorRegistry:
                 self._families = tuple(self._collectors)
                 return
         family = getattr(collector, "_family", None)
-        if family is None:
+        if not isinstance(family, _NATIVE_FAMILIES):
             if callable(getattr(collector, "collect", None)):
                 raise ValueError(f"collector {collector!r} is not registered in this registry")
             raise TypeError(f"unregister() takes a metric or a collector, got {type(collector).__name__}")
