@@ -321,24 +321,47 @@ void bind_family(nb::module_& m, const char* name, const char* doc) {
       .def_prop_ro("max_series", &F::max_series);
 }
 
-// The text of a str attribute or item, with `what` naming it in the error.
-std::string text_of(PyObject* value, const std::string& what) {
-  if (!PyUnicode_Check(value)) {
-    throw nb::type_error((what + " must be a str, got " + type_name_of(value) + " (" + short_repr(value) + ")").c_str());
+// Where a collected value came from, spelled out only for an error message.
+struct Where {
+  const std::string* family = nullptr;  // the family's name, once known
+  Py_ssize_t sample = -1;               // the sample's index, or -1
+  const std::string* sample_name = nullptr;
+  const char* what = "";
+
+  std::string str() const {
+    std::string out = family ? "metric family '" + *family + "'" : std::string("a collected metric family");
+    if (sample >= 0) out += ", sample " + std::to_string(sample);
+    if (sample_name) out += " ('" + *sample_name + "')";
+    if (*what) out += std::string(sample >= 0 || family ? ": " : " ") + what;
+    return out;
   }
+  Where with(const char* w) const {
+    Where copy = *this;
+    copy.what = w;
+    return copy;
+  }
+};
+
+// The text of a str attribute or item.
+std::string text_of(PyObject* value, const Where& where) {
   Py_ssize_t size = 0;
-  const char* data = PyUnicode_AsUTF8AndSize(value, &size);
+  const char* data = PyUnicode_Check(value) ? PyUnicode_AsUTF8AndSize(value, &size) : nullptr;
   if (data == nullptr) {
+    if (!PyUnicode_Check(value)) {
+      throw nb::type_error(
+          (where.str() + " must be a str, got " + type_name_of(value) + " (" + short_repr(value) + ")").c_str());
+    }
     PyErr_Clear();
-    throw nb::value_error((what + " " + short_repr(value) + " is not valid Unicode text (a lone surrogate)").c_str());
+    throw nb::value_error((where.str() + " " + short_repr(value) + " is not valid Unicode text (a lone surrogate)").c_str());
   }
   return std::string(data, static_cast<std::size_t>(size));
 }
 
-nb::object attribute(nb::handle object, const char* name, const std::string& owner) {
+nb::object attribute(nb::handle object, const char* name, const Where& where) {
   PyObject* value = PyObject_GetAttrString(object.ptr(), name);
   if (value == nullptr) {
     PyErr_Clear();
+    std::string owner = where.family ? where.str() : "a collected metric family (" + type_name_of(object.ptr()) + ")";
     throw nb::type_error((owner + " has no attribute '" + name +
                           "': a collector's collect() must yield metric families (name, documentation, type, unit, "
                           "samples), such as pyveda.telemetry.GaugeMetricFamily")
@@ -347,30 +370,33 @@ nb::object attribute(nb::handle object, const char* name, const std::string& own
   return nb::steal(value);
 }
 
-double number_of(PyObject* value, const std::string& what) {
+double number_of(PyObject* value, const Where& where) {
+  if (PyFloat_CheckExact(value)) return PyFloat_AS_DOUBLE(value);
   const double v = PyFloat_AsDouble(value);
   if (v == -1.0 && PyErr_Occurred()) {
     PyErr_Clear();
-    throw nb::type_error((what + " must be a number, got " + type_name_of(value) + " (" + short_repr(value) + ")").c_str());
+    throw nb::type_error(
+        (where.str() + " must be a number, got " + type_name_of(value) + " (" + short_repr(value) + ")").c_str());
   }
   return v;
 }
 
-std::optional<double> timestamp_of(PyObject* value, const std::string& what) {
+std::optional<double> timestamp_of(PyObject* value, const Where& where) {
   if (value == Py_None) return std::nullopt;
-  return number_of(value, what);
+  return number_of(value, where);
 }
 
-LabelList labels_of(PyObject* labels, const std::string& what) {
+LabelList labels_of(PyObject* labels, const Where& where) {
   if (!PyDict_Check(labels)) {
-    throw nb::type_error((what + " must be a dict of str to str, got " + type_name_of(labels)).c_str());
+    throw nb::type_error((where.str() + " must be a dict of str to str, got " + type_name_of(labels)).c_str());
   }
   LabelList out;
   out.reserve(static_cast<std::size_t>(PyDict_GET_SIZE(labels)));
   Py_ssize_t pos = 0;
   PyObject *key = nullptr, *value = nullptr;
   while (PyDict_Next(labels, &pos, &key, &value)) {
-    out.emplace_back(text_of(key, what + ": a label name"), text_of(value, what + ": a label value"));
+    std::string name = text_of(key, where.with("labels: a label name"));
+    out.emplace_back(std::move(name), text_of(value, where.with("labels: a label value")));
   }
   return out;
 }
@@ -390,6 +416,37 @@ bool exemplar_allowed(SampleType type, std::string_view family, std::string_view
   }
 }
 
+// A sample's fields as a borrowed array: a tuple's own (namedtuples are
+// tuples), else a list made from the sequence, kept in `holder`.
+PyObject** fields_of(PyObject* raw, nb::object& holder, Py_ssize_t& size) {
+  if (PyTuple_Check(raw)) {
+    size = PyTuple_GET_SIZE(raw);
+    return &PyTuple_GET_ITEM(raw, 0);
+  }
+  holder = nb::steal(PySequence_Fast(raw, ""));
+  if (!holder.is_valid()) {
+    PyErr_Clear();
+    size = 0;
+    return nullptr;
+  }
+  size = PySequence_Fast_GET_SIZE(holder.ptr());
+  return PySequence_Fast_ITEMS(holder.ptr());
+}
+
+SampleExemplar exemplar_of(PyObject* raw, const Where& where) {
+  nb::object holder;
+  Py_ssize_t size = 0;
+  PyObject** fields = fields_of(raw, holder, size);
+  if (fields == nullptr || size < 2) {
+    throw nb::type_error((where.with("exemplar must be an Exemplar (labels, value[, timestamp])").str()).c_str());
+  }
+  SampleExemplar exemplar;
+  exemplar.labels = labels_of(fields[0], where.with("exemplar labels"));
+  exemplar.value = number_of(fields[1], where.with("exemplar value"));
+  if (size > 2) exemplar.timestamp = timestamp_of(fields[2], where.with("exemplar timestamp"));
+  return exemplar;
+}
+
 // What a custom collector yielded (prometheus_client-style Metric objects:
 // name, documentation, type, unit, samples of (name, labels, value,
 // timestamp, exemplar)), as the core's sample families.
@@ -402,67 +459,55 @@ std::vector<SampleFamily> sample_families_from_python(nb::handle metrics) {
   for (Py_ssize_t i = 0; i < n; ++i) {
     nb::handle metric = item(fast_metrics.ptr(), i);
     SampleFamily family;
-    std::string owner = "a collected metric family (" + type_name_of(metric.ptr()) + ")";
-    family.name = text_of(attribute(metric, "name", owner).ptr(), owner + ": name");
-    owner = "metric family '" + family.name + "'";
-    family.help = text_of(attribute(metric, "documentation", owner).ptr(), owner + ": documentation");
-    const std::string type = text_of(attribute(metric, "type", owner).ptr(), owner + ": type");
+    Where where;
+    family.name = text_of(attribute(metric, "name", where).ptr(), where.with("name"));
+    where.family = &family.name;
+    family.help = text_of(attribute(metric, "documentation", where).ptr(), where.with("documentation"));
+    const std::string type = text_of(attribute(metric, "type", where).ptr(), where.with("type"));
     const auto sample_type = sample_type_from(type);
     if (!sample_type) {
-      throw nb::value_error((owner + " has type '" + type +
+      throw nb::value_error((where.str() + " has type '" + type +
                              "'; allowed: counter, gauge, summary, histogram, gaugehistogram, info, stateset, unknown")
                                 .c_str());
     }
     family.type = *sample_type;
-    nb::object unit = attribute(metric, "unit", owner);
-    if (!unit.is_none()) family.unit = text_of(unit.ptr(), owner + ": unit");
-    nb::object samples = attribute(metric, "samples", owner);
-    nb::object fast = nb::steal(PySequence_Fast(samples.ptr(), "samples must be a sequence"));
+    nb::object unit = attribute(metric, "unit", where);
+    if (!unit.is_none()) family.unit = text_of(unit.ptr(), where.with("unit"));
+    nb::object samples = attribute(metric, "samples", where);
+    nb::object fast = nb::steal(PySequence_Fast(samples.ptr(), ""));
     if (!fast.is_valid()) {
       PyErr_Clear();
-      throw nb::type_error((owner + ": samples must be a list of samples, got " + type_name_of(samples.ptr())).c_str());
+      throw nb::type_error((where.str() + ": samples must be a list of samples, got " + type_name_of(samples.ptr())).c_str());
     }
     const Py_ssize_t count = PySequence_Fast_GET_SIZE(fast.ptr());
-    family.samples.reserve(static_cast<std::size_t>(count));
+    family.samples.resize(static_cast<std::size_t>(count));
     for (Py_ssize_t k = 0; k < count; ++k) {
       PyObject* raw = item(fast.ptr(), k);
-      const std::string what = owner + ", sample " + std::to_string(k);
-      nb::object sample_fast = nb::steal(PySequence_Fast(raw, ""));
-      if (!sample_fast.is_valid() || PySequence_Fast_GET_SIZE(sample_fast.ptr()) < 3) {
-        PyErr_Clear();
-        throw nb::type_error((what + " must be a Sample (name, labels, value[, timestamp, exemplar]), got " +
+      Sample& sample = family.samples[static_cast<std::size_t>(k)];
+      Where at = where;
+      at.sample = k;
+      nb::object holder;
+      Py_ssize_t size = 0;
+      PyObject** fields = fields_of(raw, holder, size);
+      if (fields == nullptr || size < 3) {
+        throw nb::type_error((at.str() + " must be a Sample (name, labels, value[, timestamp, exemplar]), got " +
                               type_name_of(raw))
                                  .c_str());
       }
-      PyObject* fields = sample_fast.ptr();
-      const Py_ssize_t size = PySequence_Fast_GET_SIZE(fields);
-      Sample sample;
-      sample.name = text_of(item(fields, 0), what + ": name");
-      sample.labels = labels_of(item(fields, 1), what + " ('" + sample.name + "'): labels");
-      sample.value = number_of(item(fields, 2), what + " ('" + sample.name + "'): value");
-      if (size > 3) sample.timestamp = timestamp_of(item(fields, 3), what + " ('" + sample.name + "'): timestamp");
-      if (size > 4 && item(fields, 4) != Py_None) {
+      sample.name = text_of(fields[0], at.with("name"));
+      at.sample_name = &sample.name;
+      sample.labels = labels_of(fields[1], at);
+      sample.value = number_of(fields[2], at.with("value"));
+      if (size > 3 && fields[3] != Py_None) sample.timestamp = timestamp_of(fields[3], at.with("timestamp"));
+      if (size > 4 && fields[4] != Py_None) {
         if (!exemplar_allowed(family.type, family.name, sample.name)) {
-          throw nb::value_error((owner + " has an exemplar on sample '" + sample.name +
+          throw nb::value_error((where.str() + " has an exemplar on sample '" + sample.name +
                                  "'; exemplars are allowed only on a counter's _total and a histogram's _bucket "
                                  "samples")
                                     .c_str());
         }
-        nb::object e = nb::steal(PySequence_Fast(item(fields, 4), ""));
-        if (!e.is_valid() || PySequence_Fast_GET_SIZE(e.ptr()) < 2) {
-          PyErr_Clear();
-          throw nb::type_error((what + " ('" + sample.name + "'): exemplar must be an Exemplar (labels, value[, timestamp])")
-                                   .c_str());
-        }
-        SampleExemplar exemplar;
-        exemplar.labels = labels_of(item(e.ptr(), 0), what + " ('" + sample.name + "'): exemplar labels");
-        exemplar.value = number_of(item(e.ptr(), 1), what + " ('" + sample.name + "'): exemplar value");
-        if (PySequence_Fast_GET_SIZE(e.ptr()) > 2) {
-          exemplar.timestamp = timestamp_of(item(e.ptr(), 2), what + " ('" + sample.name + "'): exemplar timestamp");
-        }
-        sample.exemplar = std::move(exemplar);
+        sample.exemplar = exemplar_of(fields[4], at);
       }
-      family.samples.push_back(std::move(sample));
     }
     out.push_back(std::move(family));
   }
@@ -473,7 +518,9 @@ std::vector<SampleFamily> sample_families_from_python(nb::handle metrics) {
 std::optional<Registry::NameSet> name_set(nb::handle names) {
   if (names.is_none()) return std::nullopt;
   Registry::NameSet out;
-  for (nb::handle name : names) out.insert(text_of(name.ptr(), "a metric name to restrict to"));
+  Where where;
+  where.what = "a metric name to restrict to";
+  for (nb::handle name : names) out.insert(text_of(name.ptr(), where));
   return out;
 }
 

@@ -839,32 +839,35 @@ def test_latency_percentiles_follow_the_recent_window(make_runtime):
 
     window = 1.0
     runtime = make_runtime(threads=2, telemetry=True, latency_window=window)
-    batch = 20_000
+    # Latency runs from spawn to end, so a fast task's is mostly its wait in
+    # the queue: small batches keep that far below the slow tasks' 300 ms
+    # even on a loaded machine.
+    batch = 2_000
     for _ in range(1_000_000 // batch):
         futures = [runtime.spawn(int) for _ in range(batch)]
         for future in futures:
             future.result(timeout=60)
     fast = runtime.telemetry.snapshot()
-    assert fast.tasks_executed >= 1_000_000 and fast.p99_latency_ms < 100
-    assert alerts.evaluate(fast, [alerts.p99_latency(100)]) == []
+    assert fast.tasks_executed >= 1_000_000 and fast.p99_latency_ms < 250
+    assert alerts.evaluate(fast, [alerts.p99_latency(250)]) == []
 
     def slow():
-        time.sleep(0.15)
+        time.sleep(0.3)
 
     for future in [runtime.spawn(slow) for _ in range(20)]:
         future.result(timeout=60)
     deadline = time.monotonic() + 3 * window  # the slow tasks ended less than a window ago
     snapshot = runtime.telemetry.snapshot()
-    while snapshot.p99_latency_ms < 100 and time.monotonic() < deadline:
+    while snapshot.p99_latency_ms < 250 and time.monotonic() < deadline:
         time.sleep(0.05)
         snapshot = runtime.telemetry.snapshot()
-    assert snapshot.p99_latency_ms > 140, snapshot.p99_latency_ms
-    (alert,) = alerts.evaluate(snapshot, [alerts.p99_latency(100)])
-    assert alert.value > 140
+    assert snapshot.p99_latency_ms > 290, snapshot.p99_latency_ms
+    (alert,) = alerts.evaluate(snapshot, [alerts.p99_latency(250)])
+    assert alert.value > 290
     # The lifetime view: 20 slow tasks among a million barely move its p99.
     assert snapshot.latency_count == snapshot.tasks_executed >= 1_000_020
     histogram = snapshot.latency_histogram
-    assert histogram.percentile(99) < 100
+    assert histogram.percentile(99) < 250
 
     # A window later with no tasks, the recent percentiles are empty again.
     time.sleep(window * 1.2)

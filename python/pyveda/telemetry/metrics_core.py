@@ -176,12 +176,16 @@ class _Family(Metric):
         self._labelnames: Tuple[str, ...] = tuple(labels or ())
 
     def _labels(self, values: Sequence[str]) -> Dict[str, str]:
-        if len(values) != len(self._labelnames):
-            raise ValueError(
-                f"{type(self).__name__} {self.name!r}: add_metric() got {len(values)} label value(s) "
-                f"for the label names {self._labelnames!r}"
-            )
-        return dict(zip(self._labelnames, values))
+        names = self._labelnames
+        if len(values) != len(names):
+            raise self._count_error(values)
+        return dict(zip(names, values))
+
+    def _count_error(self, values: Sequence[str]) -> ValueError:
+        return ValueError(
+            f"{type(self).__name__} {self.name!r}: add_metric() got {len(values)} label value(s) "
+            f"for the label names {self._labelnames!r}"
+        )
 
 
 class UnknownMetricFamily(_Family):
@@ -209,13 +213,17 @@ class CounterMetricFamily(_Family):
         if isinstance(name, str) and name.endswith("_total"):
             name = name[: -len("_total")]
         super().__init__(name, documentation, "counter", unit, labels, value is not None)
+        self._total = self.name + "_total"
         if value is not None:
             self.add_metric([], value, created, exemplar=exemplar)
 
     def add_metric(self, labels: Sequence[str], value: float, created: Optional[float] = None,
                    timestamp: Any = None, exemplar: Optional[Exemplar] = None) -> None:
-        pairs = self._labels(labels)
-        self.samples.append(_sample(self.name + "_total", pairs, value, timestamp, exemplar))
+        names = self._labelnames
+        if len(labels) != len(names):
+            raise self._count_error(labels)
+        pairs = dict(zip(names, labels))
+        self.samples.append(_new_sample(Sample, (self._total, pairs, value, timestamp, exemplar, None)))
         if created is not None:
             self.samples.append(_sample(self.name + "_created", pairs, created, timestamp))
 
@@ -230,7 +238,10 @@ class GaugeMetricFamily(_Family):
             self.add_metric([], value)
 
     def add_metric(self, labels: Sequence[str], value: float, timestamp: Any = None) -> None:
-        self.samples.append(_sample(self.name, self._labels(labels), value, timestamp))
+        names = self._labelnames  # inlined: collectors call this once per series per scrape
+        if len(labels) != len(names):
+            raise self._count_error(labels)
+        self.samples.append(_new_sample(Sample, (self.name, dict(zip(names, labels)), value, timestamp, None, None)))
 
 
 class SummaryMetricFamily(_Family):
