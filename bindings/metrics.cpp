@@ -514,14 +514,30 @@ std::vector<SampleFamily> sample_families_from_python(nb::handle metrics) {
   return out;
 }
 
-// The sample names of restricted_registry(names), or none for everything.
-std::optional<Registry::NameSet> name_set(nb::handle names) {
-  if (names.is_none()) return std::nullopt;
-  Registry::NameSet out;
-  Where where;
-  where.what = "a metric name to restrict to";
-  for (nb::handle name : names) out.insert(text_of(name.ptr(), where));
-  return out;
+NameEscaping escaping_from(std::string_view name) {
+  const auto escaping = name_escaping_from(name);
+  if (!escaping) {
+    throw nb::value_error(("unknown name escaping '" + std::string(name) +
+                           "'; allowed: underscores, dots, values, allow-utf-8")
+                              .c_str());
+  }
+  return *escaping;
+}
+
+// One scrape's request: the collected families, the sample names of
+// restricted_registry(names) (None for everything) and the escaping.
+Registry::Scrape scrape_from_python(nb::handle collected, nb::handle names, std::string_view escaping) {
+  Registry::Scrape scrape;
+  scrape.escaping = escaping_from(escaping);
+  scrape.collected = sample_families_from_python(collected);
+  if (!names.is_none()) {
+    Registry::NameSet only;
+    Where where;
+    where.what = "a metric name to restrict to";
+    for (nb::handle name : names) only.insert(text_of(name.ptr(), where));
+    scrape.only = std::move(only);
+  }
+  return scrape;
 }
 
 }  // namespace
@@ -669,43 +685,47 @@ void init_metrics(nb::module_& m) {
            "Exposes a family made elsewhere here too (adding it twice does nothing; a clash raises ValueError).")
       .def(
           "render_prometheus",
-          [](const Registry& r, nb::handle collected, nb::handle names) {
-            const std::vector<SampleFamily> families = sample_families_from_python(collected);
-            const std::optional<Registry::NameSet> only = name_set(names);
+          [](const Registry& r, nb::handle collected, nb::handle names, std::string_view escaping) {
+            Registry::Scrape scrape = scrape_from_python(collected, names, escaping);
             nb::gil_scoped_release release;
-            return r.render_prometheus(families, only ? &*only : nullptr);
+            return r.render_prometheus(scrape);
           },
-          "collected"_a = nb::tuple(), "names"_a = nb::none(),
-          nb::sig("def render_prometheus(self, collected: Sequence[object] = (), names: Iterable[str] | None = None) -> str"),
+          "collected"_a = nb::tuple(), "names"_a = nb::none(), "escaping"_a = "underscores",
+          nb::sig("def render_prometheus(self, collected: Sequence[object] = (), names: Iterable[str] | None = None, "
+                  "escaping: str = 'underscores') -> str"),
           "The registry (with `names`, only the families exposing one of those sample names), then the "
-          "`collected` metric families (name, documentation, type, unit, samples), in Prometheus text format 0.0.4.")
+          "`collected` metric families (name, documentation, type, unit, samples), in Prometheus text format "
+          "0.0.4; names outside the legacy character set escaped as `escaping` says (underscores, dots, values, "
+          "allow-utf-8).")
       .def(
           "render_openmetrics",
-          [](const Registry& r, bool created_series, nb::handle collected, nb::handle names) {
-            const std::vector<SampleFamily> families = sample_families_from_python(collected);
-            const std::optional<Registry::NameSet> only = name_set(names);
+          [](const Registry& r, bool created_series, nb::handle collected, nb::handle names,
+             std::string_view escaping) {
+            Registry::Scrape scrape = scrape_from_python(collected, names, escaping);
+            scrape.created_series = created_series;
             nb::gil_scoped_release release;
-            return r.render_openmetrics(created_series, families, only ? &*only : nullptr);
+            return r.render_openmetrics(scrape);
           },
           "created_series"_a = true, "collected"_a = nb::tuple(), "names"_a = nb::none(),
+          "escaping"_a = "underscores",
           nb::sig("def render_openmetrics(self, created_series: bool = True, collected: Sequence[object] = (), "
-                  "names: Iterable[str] | None = None) -> str"),
+                  "names: Iterable[str] | None = None, escaping: str = 'underscores') -> str"),
           "The same as OpenMetrics 1.0 text (ends in '# EOF'), with a _created sample per counter, histogram and "
           "summary series of the registry's own unless created_series is False.")
       .def(
           "encode_protobuf",
-          [](const Registry& r, nb::handle collected, nb::handle names) {
-            const std::vector<SampleFamily> families = sample_families_from_python(collected);
-            const std::optional<Registry::NameSet> only = name_set(names);
+          [](const Registry& r, nb::handle collected, nb::handle names, std::string_view escaping) {
+            Registry::Scrape scrape = scrape_from_python(collected, names, escaping);
             std::string body;
             {
               nb::gil_scoped_release release;
-              body = r.encode_protobuf(families, only ? &*only : nullptr);
+              body = r.encode_protobuf(scrape);
             }
             return nb::bytes(body.data(), body.size());
           },
-          "collected"_a = nb::tuple(), "names"_a = nb::none(),
-          nb::sig("def encode_protobuf(self, collected: Sequence[object] = (), names: Iterable[str] | None = None) -> bytes"),
+          "collected"_a = nb::tuple(), "names"_a = nb::none(), "escaping"_a = "underscores",
+          nb::sig("def encode_protobuf(self, collected: Sequence[object] = (), names: Iterable[str] | None = None, "
+                  "escaping: str = 'underscores') -> bytes"),
           "The same as length-delimited io.prometheus.client.MetricFamily messages "
           "(native histograms; see veda/metrics/protobuf_format.hpp).")
       .def(
@@ -764,6 +784,24 @@ void init_metrics(nb::module_& m) {
           "the lines of the 0.0.4 text, unformatted.");
 
   m.def("is_valid_metric_name", &is_valid_metric_name, "name"_a, "Whether name matches [a-zA-Z_:][a-zA-Z0-9_:]*.");
+  m.def(
+      "set_legacy_name_validation",
+      [](bool legacy) { set_name_validation(legacy ? NameValidation::legacy : NameValidation::utf8); }, "legacy"_a,
+      "True: metric and label names must use the legacy character set; False: any UTF-8 text without control "
+      "characters.");
+  m.def(
+      "legacy_name_validation", [] { return name_validation() == NameValidation::legacy; },
+      "Whether names must use the legacy character set.");
+  m.def(
+      "check_metric_name", [](std::string_view name) { check_metric_name(name); }, "name"_a,
+      "ValueError naming the rule unless name is valid under the current validation.");
+  m.def(
+      "check_label_name", [](std::string_view name) { check_label_name(name); }, "name"_a,
+      "ValueError naming the rule unless name is valid under the current validation.");
+  m.def(
+      "escape_metric_name",
+      [](std::string_view name, std::string_view escaping) { return escaped_metric_name(name, escaping_from(escaping)); },
+      "name"_a, "escaping"_a, "The name as an exposition with that escaping writes it (unquoted).");
   m.def("is_valid_label_name", &is_valid_label_name, "name"_a,
         "Whether name matches [a-zA-Z_][a-zA-Z0-9_]* and does not start with '__'.");
   m.def("default_registry", &default_registry, nb::rv_policy::reference,

@@ -12,6 +12,17 @@ def registry():
     return CollectorRegistry()
 
 
+@pytest.fixture
+def legacy_names():
+    """Legacy name validation ([a-zA-Z_:][a-zA-Z0-9_:]*) for one test, as PROMETHEUS_LEGACY_NAME_VALIDATION=true."""
+    from pyveda.telemetry import disable_legacy_validation, enable_legacy_validation, get_legacy_validation
+
+    before = get_legacy_validation()
+    enable_legacy_validation()
+    yield
+    (enable_legacy_validation if before else disable_legacy_validation)()
+
+
 @pytest.fixture(scope="session")
 def promtool():
     """Path to Prometheus' promtool (Debian package `prometheus`)."""

@@ -127,6 +127,15 @@ def test_numbers_too_big_for_a_float(method):
 
 
 def test_metric_name_with_a_nul_is_quoted_whole():
+    # UTF-8 names (the default) may hold anything but control characters.
+    with pytest.raises(ValueError, match=r"^invalid metric name 'a\\x00b': a metric name must be valid UTF-8 text "
+                                         r"without control characters$"):
+        Counter("a\x00b", "x", registry=CollectorRegistry())
+    with pytest.raises(ValueError, match=r"^invalid label name 'x\\x1b\[0m': a label name must be valid UTF-8 text"):
+        Counter("ok", "x", ["x\x1b[0m"], registry=CollectorRegistry())
+
+
+def test_metric_name_with_a_nul_is_quoted_whole_under_legacy_validation(legacy_names):
     with pytest.raises(ValueError, match=r"^invalid metric name 'a\\x00b': a metric name must match"):
         Counter("a\x00b", "x", registry=CollectorRegistry())
     with pytest.raises(ValueError, match=r"^invalid label name 'x\\x1b\[0m': a label name must match"):

@@ -262,10 +262,10 @@ def test_bad_collector_output_is_a_clear_error(family, message):
             render()
 
 
-def test_family_constructor_errors():
+def test_family_constructor_errors(legacy_names):
     with pytest.raises(ValueError, match=r"invalid metric type 'bogus' for 'x'; allowed: counter, gauge"):
         Metric("x", "", "bogus")
-    with pytest.raises(ValueError, match=r"GaugeMetricFamily: invalid metric name '1x': names match"):
+    with pytest.raises(ValueError, match=r"GaugeMetricFamily: invalid metric name .1x.: a metric name must match"):
         GaugeMetricFamily("1x", "")
     with pytest.raises(ValueError, match=r"GaugeMetricFamily 'g': give either value .* or labels"):
         GaugeMetricFamily("g", "", value=1, labels=["a"])

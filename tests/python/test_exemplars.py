@@ -77,7 +77,7 @@ def test_given_exemplars_and_their_rules(registry):
                                         "got str 'n': int 5"):
         sizes.observe(1, exemplar={"n": 5})
     with pytest.raises(ValueError, match="label name"):
-        jobs.inc(1, exemplar={"bad name": "x"})
+        jobs.inc(1, exemplar={"__reserved": "x"})
     with pytest.raises(ValueError, match="counter increment must be a finite number >= 0"):
         jobs.inc(-1, exemplar={"a": "b"})
 

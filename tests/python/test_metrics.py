@@ -267,7 +267,7 @@ class TestNamesAndTypes:
             ("caf\u00e9", r"invalid metric name"),
         ],
     )
-    def test_invalid_metric_name(self, registry, name, message):
+    def test_invalid_metric_name(self, registry, legacy_names, name, message):
         with pytest.raises(ValueError, match=message):
             Counter(name, "h", registry=registry)
 
@@ -280,7 +280,7 @@ class TestNamesAndTypes:
             ("9", r"invalid label name '9'"),
         ],
     )
-    def test_invalid_label_name(self, registry, label, message):
+    def test_invalid_label_name(self, registry, legacy_names, label, message):
         with pytest.raises(ValueError, match=message):
             Gauge("g", "h", (label,), registry=registry)
 

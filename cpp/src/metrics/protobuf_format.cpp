@@ -77,17 +77,17 @@ std::string exemplar_body(const Exemplar& e) {
   return body;
 }
 
-std::size_t labels_size(const FamilyInfo& info, const SeriesSnapshot& series) {
+std::size_t labels_size(const std::vector<std::string>& label_names, const SeriesSnapshot& series) {
   std::size_t size = 0;
-  for (std::size_t i = 0; i < info.label_names.size() && i < series.label_values.size(); ++i) {
-    size += pb::len_field_size(string_field_size(info.label_names[i]) + string_field_size(series.label_values[i]));
+  for (std::size_t i = 0; i < label_names.size() && i < series.label_values.size(); ++i) {
+    size += pb::len_field_size(string_field_size(label_names[i]) + string_field_size(series.label_values[i]));
   }
   return size;
 }
 
-void put_labels(std::string& out, const FamilyInfo& info, const SeriesSnapshot& series) {
-  for (std::size_t i = 0; i < info.label_names.size() && i < series.label_values.size(); ++i) {
-    put_label_pair(out, field::kLabel, info.label_names[i], series.label_values[i]);
+void put_labels(std::string& out, const std::vector<std::string>& label_names, const SeriesSnapshot& series) {
+  for (std::size_t i = 0; i < label_names.size() && i < series.label_values.size(); ++i) {
+    put_label_pair(out, field::kLabel, label_names[i], series.label_values[i]);
   }
 }
 
@@ -183,35 +183,43 @@ void put_summary(std::string& body, const FamilyInfo& info, const SeriesSnapshot
   put_timestamp(body, field::kSummaryCreated, series.start_unix_nano);
 }
 
-void put_family(std::string& out, const FamilySnapshot& family, Scratch& scratch) {
+void put_family(std::string& out, const FamilySnapshot& family, Scratch& scratch, NameEscaping escaping) {
   const FamilyInfo& info = family.info;
   std::string& message = scratch.message;
   std::string& value = scratch.value;
   message.clear();
+  // Names outside the legacy set (every name, with dots) go out escaped; allow-utf-8 keeps them.
+  bool plain = escaping == NameEscaping::allow_utf8 ||
+               (escaping != NameEscaping::dots && is_valid_metric_name(info.name));
+  for (const std::string& l : info.label_names) {
+    plain = plain && (escaping == NameEscaping::allow_utf8 || (escaping != NameEscaping::dots && is_valid_label_name(l)));
+  }
+  std::vector<std::string> escaped_labels;
+  if (!plain) {
+    for (const std::string& l : info.label_names) escaped_labels.push_back(escaped_label_name(l, escaping));
+  }
+  const std::vector<std::string>& label_names = plain ? info.label_names : escaped_labels;
+  const std::string family_name = info.type == MetricType::counter ? info.name + "_total" : info.name;
   PromType type = kGaugeType;
   switch (info.type) {
     case MetricType::counter:
       type = kCounterType;
-      pb::put_len_header(message, field::kFamilyName, info.name.size() + 6);
-      message += info.name;
-      message += "_total";
       break;
     case MetricType::gauge:
       type = kGaugeType;
-      pb::put_string(message, field::kFamilyName, info.name);
       break;
     case MetricType::histogram: {
       bool summary = info.summary;
       for (const SeriesSnapshot& s : family.series) summary = summary || quantiles_only(s);
       type = summary ? kSummaryType : kHistogramType;
-      pb::put_string(message, field::kFamilyName, info.name);
       break;
     }
   }
+  pb::put_string(message, field::kFamilyName, plain ? family_name : escaped_metric_name(family_name, escaping));
   pb::put_nonempty(message, field::kFamilyHelp, info.help);
   pb::put_uint_always(message, field::kFamilyType, type);
   for (const SeriesSnapshot& s : family.series) {
-    const std::size_t labels = labels_size(info, s);
+    const std::size_t labels = labels_size(label_names, s);
     std::uint32_t value_field = field::kGauge;
     std::size_t value_size = 9;  // one double
     switch (type) {
@@ -242,7 +250,7 @@ void put_family(std::string& out, const FamilySnapshot& family, Scratch& scratch
         break;
     }
     pb::put_len_header(message, field::kFamilyMetric, labels + pb::len_field_size(value_size));
-    put_labels(message, info, s);
+    put_labels(message, label_names, s);
     pb::put_len_header(message, value_field, value_size);
     if (type == kGaugeType || type == kCounterType) {
       pb::put_double(message, field::kValue, s.value);
@@ -260,11 +268,11 @@ void put_family(std::string& out, const FamilySnapshot& family, Scratch& scratch
 
 }  // namespace
 
-void encode_prometheus_protobuf(const std::vector<FamilySnapshot>& families, std::string& out) {
+void encode_prometheus_protobuf(const std::vector<FamilySnapshot>& families, std::string& out, NameEscaping escaping) {
   Scratch scratch;
   for (const FamilySnapshot& family : families) {
     if (family.series.empty()) continue;
-    put_family(out, family, scratch);
+    put_family(out, family, scratch, escaping);
   }
 }
 

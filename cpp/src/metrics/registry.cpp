@@ -332,26 +332,34 @@ std::vector<FamilySnapshot> Registry::collect(const NameSet* only) const {
   return out;
 }
 
-std::string Registry::render_prometheus(const std::vector<SampleFamily>& collected, const NameSet* only) const {
+std::string Registry::render_prometheus(const Scrape& scrape) const {
   std::string out;
-  veda::render_prometheus(collect(only), out);
-  veda::render_prometheus(collected, out);
+  const NameSet* only = scrape.only ? &*scrape.only : nullptr;
+  veda::render_prometheus(collect(only), out, scrape.escaping);
+  veda::render_prometheus(scrape.collected, out, scrape.escaping);
   return out;
 }
 
-std::string Registry::render_openmetrics(bool created_series, const std::vector<SampleFamily>& collected,
-                                         const NameSet* only) const {
+std::string Registry::render_openmetrics(const Scrape& scrape) const {
   std::string out;
-  render_openmetrics_body(collect(only), out, created_series);
-  veda::render_openmetrics(collected, out);
+  const NameSet* only = scrape.only ? &*scrape.only : nullptr;
+  render_openmetrics_body(collect(only), out, scrape.created_series, scrape.escaping);
+  veda::render_openmetrics(scrape.collected, out, scrape.escaping);
   out += "# EOF\n";
   return out;
 }
 
-std::string Registry::encode_protobuf(const std::vector<SampleFamily>& collected, const NameSet* only) const {
+std::string Registry::render_openmetrics(bool created_series) const {
+  Scrape scrape;
+  scrape.created_series = created_series;
+  return render_openmetrics(scrape);
+}
+
+std::string Registry::encode_protobuf(const Scrape& scrape) const {
   std::string out;
-  veda::encode_prometheus_protobuf(collect(only), out);
-  veda::encode_prometheus_protobuf(collected, out);
+  const NameSet* only = scrape.only ? &*scrape.only : nullptr;
+  veda::encode_prometheus_protobuf(collect(only), out, scrape.escaping);
+  veda::encode_prometheus_protobuf(scrape.collected, out, scrape.escaping);
   return out;
 }
 

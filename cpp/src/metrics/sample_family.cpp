@@ -20,19 +20,63 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-// name="value",... with the label values escaped (backslash, quote, newline).
-void append_label_list(std::string& out, const LabelList& labels) {
-  if (labels.empty()) return;
-  out += '{';
-  bool first = true;
+// Whether `escaping` writes the metric name differently (or quoted).
+bool plain_metric_name(std::string_view name, NameEscaping escaping) {
+  return escaping != NameEscaping::dots && is_valid_metric_name(name);
+}
+
+// A label name as `escaping` writes it: quoted in allow-utf-8 when outside the legacy set.
+void append_label_name(std::string& out, std::string_view name, NameEscaping escaping) {
+  if (escaping != NameEscaping::dots && is_valid_label_name(name)) {
+    out += name;
+  } else if (escaping == NameEscaping::allow_utf8) {
+    out += '"';
+    append_label_value(out, name);
+    out += '"';
+  } else {
+    append_escaped_label_name(out, name, escaping);
+  }
+}
+
+// A metadata line's metric name: escaped, or quoted in allow-utf-8.
+void append_metadata_name(std::string& out, std::string_view name, NameEscaping escaping) {
+  if (plain_metric_name(name, escaping)) {
+    out += name;
+  } else if (escaping == NameEscaping::allow_utf8) {
+    out += '"';
+    append_label_value(out, name);
+    out += '"';
+  } else {
+    append_escaped_metric_name(out, name, escaping);
+  }
+}
+
+void append_pairs(std::string& out, const LabelList& labels, NameEscaping escaping, bool first = true) {
   for (const auto& [name, value] : labels) {
     if (!first) out += ',';
     first = false;
-    out += name;
+    append_label_name(out, name, escaping);
     out += "=\"";
     append_label_value(out, value);
     out += '"';
   }
+}
+
+// name{labels}, or {"name",labels} for a name allow-utf-8 must quote.
+void append_name_and_labels(std::string& out, std::string_view name, const LabelList& labels,
+                            NameEscaping escaping) {
+  if (escaping == NameEscaping::allow_utf8 && !is_valid_metric_name(name)) {
+    out += "{\"";
+    append_label_value(out, name);
+    out += '"';
+    append_pairs(out, labels, escaping, false);
+    out += '}';
+    return;
+  }
+  append_metadata_name(out, name, escaping);
+  if (labels.empty()) return;
+  out += '{';
+  append_pairs(out, labels, escaping);
   out += '}';
 }
 
@@ -47,21 +91,21 @@ void append_om_help(std::string& out, std::string_view help) {
   }
 }
 
-void append_header_004(std::string& out, std::string_view name, std::string_view help, std::string_view type) {
+void append_header_004(std::string& out, std::string_view name, std::string_view help, std::string_view type,
+                       NameEscaping escaping) {
   out += "# HELP ";
-  out += name;
+  append_metadata_name(out, name, escaping);
   out += ' ';
   append_help(out, help);
   out += "\n# TYPE ";
-  out += name;
+  append_metadata_name(out, name, escaping);
   out += ' ';
   out += type;
   out += '\n';
 }
 
-void append_sample_004(std::string& out, const Sample& s) {
-  out += s.name;
-  append_label_list(out, s.labels);
+void append_sample_004(std::string& out, const Sample& s, NameEscaping escaping) {
+  append_name_and_labels(out, s.name, s.labels, escaping);
   out += ' ';
   append_double(out, s.value);
   if (s.timestamp) {
@@ -82,7 +126,7 @@ std::optional<SampleType> sample_type_from(std::string_view name) noexcept {
   return std::nullopt;
 }
 
-void render_prometheus(const std::vector<SampleFamily>& families, std::string& out) {
+void render_prometheus(const std::vector<SampleFamily>& families, std::string& out, NameEscaping escaping) {
   std::string metadata_name;
   for (const SampleFamily& family : families) {
     std::string_view type = to_string(family.type);
@@ -107,7 +151,7 @@ void render_prometheus(const std::vector<SampleFamily>& families, std::string& o
       default:
         break;
     }
-    append_header_004(out, metadata_name, family.help, type);
+    append_header_004(out, metadata_name, family.help, type, escaping);
     // The OpenMetrics-only samples, each suffix's moved into a gauge family after this one.
     static constexpr std::string_view kMoved[] = {"_created", "_gcount", "_gsum"};  // sorted, as prometheus_client
     std::vector<const Sample*> moved[std::size(kMoved)];
@@ -121,40 +165,39 @@ void render_prometheus(const std::vector<SampleFamily>& families, std::string& o
           break;
         }
       }
-      if (!is_moved) append_sample_004(out, s);
+      if (!is_moved) append_sample_004(out, s, escaping);
     }
     for (std::size_t k = 0; k < std::size(kMoved); ++k) {
       if (moved[k].empty()) continue;
-      append_header_004(out, family.name + std::string(kMoved[k]), family.help, "gauge");
-      for (const Sample* s : moved[k]) append_sample_004(out, *s);
+      append_header_004(out, family.name + std::string(kMoved[k]), family.help, "gauge", escaping);
+      for (const Sample* s : moved[k]) append_sample_004(out, *s, escaping);
     }
   }
 }
 
-void render_openmetrics(const std::vector<SampleFamily>& families, std::string& out) {
+void render_openmetrics(const std::vector<SampleFamily>& families, std::string& out, NameEscaping escaping) {
   for (const SampleFamily& family : families) {
     out += "# TYPE ";
-    out += family.name;
+    append_metadata_name(out, family.name, escaping);
     out += ' ';
     out += to_string(family.type);
     out += '\n';
     if (!family.help.empty()) {
       out += "# HELP ";
-      out += family.name;
+      append_metadata_name(out, family.name, escaping);
       out += ' ';
       append_om_help(out, family.help);
       out += '\n';
     }
     if (!family.unit.empty()) {
       out += "# UNIT ";
-      out += family.name;
+      append_metadata_name(out, family.name, escaping);
       out += ' ';
       out += family.unit;
       out += '\n';
     }
     for (const Sample& s : family.samples) {
-      out += s.name;
-      append_label_list(out, s.labels);
+      append_name_and_labels(out, s.name, s.labels, escaping);
       out += ' ';
       append_double(out, s.value);
       if (s.timestamp) {
@@ -163,15 +206,7 @@ void render_openmetrics(const std::vector<SampleFamily>& families, std::string& 
       }
       if (s.exemplar) {
         out += " # {";
-        bool first = true;
-        for (const auto& [name, value] : s.exemplar->labels) {
-          if (!first) out += ',';
-          first = false;
-          out += name;
-          out += "=\"";
-          append_label_value(out, value);
-          out += '"';
-        }
+        append_pairs(out, s.exemplar->labels, escaping);
         out += "} ";
         append_double(out, s.exemplar->value);
         if (s.exemplar->timestamp) {
@@ -239,7 +274,7 @@ void put_timestamp(std::string& out, std::uint32_t field_number, double seconds)
 
 std::string exemplar_message(const SampleExemplar& e) {
   std::string body;
-  for (const auto& [name, value] : e.labels) put_label_pair(body, field::kExemplarLabel, name, value);
+  for (const auto& [name, value] : e.labels) put_label_pair(body, field::kExemplarLabel, name, value);  // as given
   pb::put_double(body, field::kExemplarValue, e.value);
   if (e.timestamp) put_timestamp(body, field::kExemplarTimestamp, *e.timestamp);
   return body;
@@ -280,9 +315,16 @@ double parse_bound(std::string_view text) {
   return std::strtod(std::string(text).c_str(), nullptr);
 }
 
-void put_metric(std::string& out, const Group& group, std::uint32_t value_field, const std::string& value) {
+// A name as the protobuf exposition carries it: escaped unless allow-utf-8.
+std::string wire_name(std::string_view name, NameEscaping escaping, bool metric) {
+  if (escaping == NameEscaping::allow_utf8) return std::string(name);
+  return metric ? escaped_metric_name(name, escaping) : escaped_label_name(name, escaping);
+}
+
+void put_metric(std::string& out, const Group& group, std::uint32_t value_field, const std::string& value,
+                NameEscaping escaping) {
   std::string metric;
-  for (const auto& [name, v] : group.own) put_label_pair(metric, field::kLabel, name, v);
+  for (const auto& [name, v] : group.own) put_label_pair(metric, field::kLabel, wire_name(name, escaping, false), v);
   pb::put_message(metric, value_field, value);
   const Sample* first = group.samples.front();
   if (first->timestamp) {
@@ -292,7 +334,7 @@ void put_metric(std::string& out, const Group& group, std::uint32_t value_field,
   pb::put_message(out, field::kFamilyMetric, metric);
 }
 
-void put_sample_family(std::string& out, const SampleFamily& family) {
+void put_sample_family(std::string& out, const SampleFamily& family, NameEscaping escaping) {
   std::string message;
   PromType type = kUntypedType;
   std::string name = family.name;
@@ -322,7 +364,7 @@ void put_sample_family(std::string& out, const SampleFamily& family) {
       type = kUntypedType;
       break;
   }
-  pb::put_string(message, field::kFamilyName, name);
+  pb::put_string(message, field::kFamilyName, wire_name(name, escaping, true));
   pb::put_nonempty(message, field::kFamilyHelp, family.help);
   pb::put_uint_always(message, field::kFamilyType, type);
 
@@ -356,7 +398,7 @@ void put_sample_family(std::string& out, const SampleFamily& family) {
       case kGaugeType:
       case kUntypedType:
         pb::put_double(value, field::kValue, group.samples.front()->value);
-        put_metric(message, group, type == kGaugeType ? field::kGauge : field::kUntyped, value);
+        put_metric(message, group, type == kGaugeType ? field::kGauge : field::kUntyped, value, escaping);
         break;
       case kCounterType: {
         const Sample* total = nullptr;
@@ -372,7 +414,7 @@ void put_sample_family(std::string& out, const SampleFamily& family) {
         pb::put_double(value, field::kValue, total->value);
         if (total->exemplar) pb::put_message(value, field::kCounterExemplar, exemplar_message(*total->exemplar));
         if (created_at) put_timestamp(value, field::kCounterCreated, created_at->value);
-        put_metric(message, group, field::kCounter, value);
+        put_metric(message, group, field::kCounter, value, escaping);
         break;
       }
       case kSummaryType: {
@@ -397,7 +439,7 @@ void put_sample_family(std::string& out, const SampleFamily& family) {
         pb::put_double(value, field::kSummarySum, sum);
         value += quantiles;
         if (created_at) put_timestamp(value, field::kSummaryCreated, created_at->value);
-        put_metric(message, group, field::kSummary, value);
+        put_metric(message, group, field::kSummary, value, escaping);
         break;
       }
       case kHistogramType:
@@ -442,7 +484,7 @@ void put_sample_family(std::string& out, const SampleFamily& family) {
         pb::put_double(value, field::kSampleSum, sum);
         value += buckets;
         if (created_at) put_timestamp(value, field::kHistogramCreated, created_at->value);
-        put_metric(message, group, field::kHistogram, value);
+        put_metric(message, group, field::kHistogram, value, escaping);
         break;
       }
     }
@@ -453,10 +495,10 @@ void put_sample_family(std::string& out, const SampleFamily& family) {
 
 }  // namespace
 
-void encode_prometheus_protobuf(const std::vector<SampleFamily>& families, std::string& out) {
+void encode_prometheus_protobuf(const std::vector<SampleFamily>& families, std::string& out, NameEscaping escaping) {
   for (const SampleFamily& family : families) {
     if (family.samples.empty()) continue;
-    put_sample_family(out, family);
+    put_sample_family(out, family, escaping);
   }
 }
 

@@ -1,5 +1,7 @@
 #include "veda/metrics/text_format.hpp"
 
+#include "veda/metrics/names.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -130,9 +132,70 @@ std::string_view exposition_type(const FamilyInfo& info) noexcept {
 
 namespace {
 
+// A family's names as one exposition writes them (escaped; quoted in
+// allow-utf-8 when outside the legacy set). Built once per family.
+struct FamilyNames {
+  bool plain = true;  // every name as it is: the usual case, no copies
+  bool quote = false;  // allow-utf-8 and a name outside the legacy set: {"name",...}
+  std::vector<std::string> labels;  // escaped, and quoted when need be
+  std::vector<std::pair<std::string_view, std::string>> samples;  // raw sample name -> escaped
+
+  void reset(const FamilyInfo& info, NameEscaping escaping) {
+    bool legacy_labels = true;
+    for (const std::string& l : info.label_names) legacy_labels = legacy_labels && is_valid_label_name(l);
+    const bool legacy = is_valid_metric_name(info.name);
+    plain = escaping != NameEscaping::dots && legacy && legacy_labels;
+    quote = escaping == NameEscaping::allow_utf8 && !legacy;
+    samples.clear();
+    labels.clear();
+    if (plain) return;
+    for (const std::string& l : info.label_names) labels.push_back(label(l, escaping));
+  }
+
+  static std::string label(std::string_view name, NameEscaping escaping) {
+    if (escaping == NameEscaping::allow_utf8 && !is_valid_label_name(name)) {
+      std::string out = "\"";
+      append_label_value(out, name);
+      out += '"';
+      return out;
+    }
+    return escaped_label_name(name, escaping);
+  }
+
+  // A metadata line's name: escaped, and quoted when need be.
+  std::string metadata(std::string_view raw, NameEscaping escaping) const {
+    std::string written;
+    if (escaping == NameEscaping::allow_utf8) {
+      if (!quote) return std::string(raw);
+      written = "\"";
+      append_label_value(written, raw);
+      written += '"';
+      return written;
+    }
+    append_escaped_metric_name(written, raw, escaping);
+    return written;
+  }
+
+  // The sample name as written, without quotes.
+  const std::string& sample(std::string_view raw, NameEscaping escaping) {
+    for (const auto& [name, escaped] : samples) {
+      if (name.data() == raw.data() && name.size() == raw.size()) return escaped;
+    }
+    std::string escaped;
+    if (escaping == NameEscaping::allow_utf8) {
+      append_label_value(escaped, raw);  // inside quotes: backslash, quote and newline escaped
+    } else {
+      append_escaped_metric_name(escaped, raw, escaping);
+    }
+    samples.emplace_back(raw, std::move(escaped));
+    return samples.back().second;
+  }
+};
+
 void render(const std::vector<FamilySnapshot>& families, std::string& out, Format format, bool created,
-            bool eof = true) {
+            bool eof = true, NameEscaping escaping = NameEscaping::underscores) {
   const bool om = format == Format::kOpenMetrics;
+  FamilyNames names;
   std::string quantile_text;
   // The escaped name="value" pairs of the series being rendered, built once
   // and reused by each of its samples (a summary's quantiles, a histogram's
@@ -143,21 +206,35 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
     const FamilyInfo& info = family.info;
     // OpenMetrics names a counter's metadata without the sample's "_total".
     const std::string metadata_name = info.type == MetricType::counter && !om ? info.name + "_total" : info.name;
-    append_header(out, metadata_name, info.help, exposition_type(info), format);
+    names.reset(info, escaping);
+    if (names.plain) {
+      append_header(out, metadata_name, info.help, exposition_type(info), format);
+    } else {
+      append_header(out, names.metadata(metadata_name, escaping), info.help, exposition_type(info), format);
+    }
     pairs_of = nullptr;
     for_each_sample(family, [&](const ExposedSample& sample) {
       if (sample.series != pairs_of) {
         pairs.clear();
         for (std::size_t i = 0; i < info.label_names.size(); ++i) {
           if (i) pairs += ',';
-          pairs += info.label_names[i];
+          pairs += names.plain ? info.label_names[i] : names.labels[i];
           pairs += "=\"";
           append_label_value(pairs, sample.series->label_values[i]);
           pairs += '"';
         }
         pairs_of = sample.series;
       }
-      out += sample.name;
+      const bool quoted_name = names.quote;
+      if (names.plain) {
+        out += sample.name;
+      } else if (quoted_name) {
+        out += "{\"";
+        out += names.sample(sample.name, escaping);
+        out += '"';
+      } else {
+        out += names.sample(sample.name, escaping);
+      }
       double value = sample.value;
       std::string_view extra_name;
       if (sample.has_le) {
@@ -175,7 +252,18 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
         }
         extra_name = "quantile";
       }
-      if (!pairs.empty() || !extra_name.empty()) {
+      if (quoted_name) {
+        if (!pairs.empty() || !extra_name.empty()) out += ',';
+        out += pairs;
+        if (!extra_name.empty()) {
+          if (!pairs.empty()) out += ',';
+          out += extra_name;
+          out += "=\"";
+          out += quantile_text;
+          out += '"';
+        }
+        out += '}';
+      } else if (!pairs.empty() || !extra_name.empty()) {
         out += '{';
         out += pairs;
         if (!extra_name.empty()) {
@@ -207,7 +295,7 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
         for (const auto& [name, label_value] : sample.exemplar->labels) {
           if (!first) out += ',';
           first = false;
-          out += name;
+          out += names.plain ? name : FamilyNames::label(name, escaping);
           out += "=\"";
           append_label_value(out, label_value);
           out += '"';
@@ -225,16 +313,18 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
 
 }  // namespace
 
-void render_prometheus(const std::vector<FamilySnapshot>& families, std::string& out) {
-  render(families, out, Format::kPrometheus, false);
+void render_prometheus(const std::vector<FamilySnapshot>& families, std::string& out, NameEscaping escaping) {
+  render(families, out, Format::kPrometheus, false, true, escaping);
 }
 
-void render_openmetrics(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series) {
-  render(families, out, Format::kOpenMetrics, created_series);
+void render_openmetrics(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series,
+                        NameEscaping escaping) {
+  render(families, out, Format::kOpenMetrics, created_series, true, escaping);
 }
 
-void render_openmetrics_body(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series) {
-  render(families, out, Format::kOpenMetrics, created_series, false);
+void render_openmetrics_body(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series,
+                             NameEscaping escaping) {
+  render(families, out, Format::kOpenMetrics, created_series, false, escaping);
 }
 
 void append_canonical_number(std::string& out, double value) {

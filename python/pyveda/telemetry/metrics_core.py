@@ -122,10 +122,10 @@ class Metric:
                 raise TypeError(f"{type(self).__name__}: {what} must be a str, got {type(value).__name__} ({value!r})")
         if unit and not name.endswith("_" + unit):
             name = f"{name}_{unit}"
-        if not _core.is_valid_metric_name(name):
-            raise ValueError(
-                f"{type(self).__name__}: invalid metric name {name!r}: names match [a-zA-Z_:][a-zA-Z0-9_:]*"
-            )
+        try:
+            _core.check_metric_name(name)
+        except ValueError as error:
+            raise ValueError(f"{type(self).__name__}: {error}") from None
         if typ == "untyped":
             typ = "unknown"
         if typ not in METRIC_TYPES:

@@ -22,7 +22,11 @@ __all__ = [
     "Collector",
     "CollectorRegistry",
     "RestrictedRegistry",
+    "ESCAPING_SCHEMES",
+    "disable_legacy_validation",
+    "enable_legacy_validation",
     "generate_latest",
+    "get_legacy_validation",
     "write_to_textfile",
     "disable_created_metrics",
     "enable_created_metrics",
@@ -35,6 +39,34 @@ __all__ = [
 # series. Off when PROMETHEUS_DISABLE_CREATED_SERIES is true at import (as
 # prometheus_client reads it) or after disable_created_metrics().
 _created_series = os.environ.get("PROMETHEUS_DISABLE_CREATED_SERIES", "False").strip().lower() not in ("true", "1", "t")
+
+
+# Which metric and label names are valid: any UTF-8 text (without control
+# characters), as prometheus_client 0.26, unless PROMETHEUS_LEGACY_NAME_VALIDATION
+# is true at import or enable_legacy_validation() is called; then only the
+# legacy character set.
+_core.set_legacy_name_validation(
+    os.environ.get("PROMETHEUS_LEGACY_NAME_VALIDATION", "False").strip().lower() in ("true", "1", "t")
+)
+
+
+def enable_legacy_validation() -> None:
+    """New metric and label names must use the legacy character set ([a-zA-Z_:][a-zA-Z0-9_:]*)."""
+    _core.set_legacy_name_validation(True)
+
+
+def disable_legacy_validation() -> None:
+    """New metric and label names may be any UTF-8 text without control characters (the default)."""
+    _core.set_legacy_name_validation(False)
+
+
+def get_legacy_validation() -> bool:
+    """Whether new names must use the legacy character set."""
+    return _core.legacy_name_validation()
+
+
+#: The name escaping schemes an exposition may be asked for (``escaping=`` in Accept).
+ESCAPING_SCHEMES: Tuple[str, ...] = ("underscores", "dots", "values", "allow-utf-8")
 
 
 def disable_created_metrics() -> None:
@@ -248,11 +280,18 @@ class CollectorRegistry:
 
     # -- rendering ----------------------------------------------------------
 
-    def generate_prometheus(self) -> str:
-        """Every metric and collector of this registry in Prometheus text format 0.0.4."""
-        return self._core.render_prometheus(self._collected())
+    def generate_prometheus(self, escaping: str = "underscores") -> str:
+        """Every metric and collector of this registry in Prometheus text format 0.0.4.
 
-    def generate_openmetrics(self) -> str:
+        Names outside the legacy character set are written as ``escaping``
+        says: ``underscores`` (the default: each other character becomes
+        ``_``), ``dots`` (``.`` as ``_dot_``, ``_`` as ``__``), ``values``
+        (``U__`` and code points) or ``allow-utf-8`` (quoted, text format
+        1.0.0).
+        """
+        return self._core.render_prometheus(self._collected(), None, escaping)
+
+    def generate_openmetrics(self, escaping: str = "underscores") -> str:
         """Every metric and collector of this registry as OpenMetrics 1.0 text, ending in ``# EOF``.
 
         Rendered by the core from the same collection as the 0.0.4 text: TYPE
@@ -263,10 +302,11 @@ class CollectorRegistry:
         series unless :func:`disable_created_metrics` was called or
         ``PROMETHEUS_DISABLE_CREATED_SERIES=true`` was set. Collectors'
         families follow with their samples as given (timestamps, exemplars).
+        Names are escaped as in :meth:`generate_prometheus`.
         """
-        return self._core.render_openmetrics(_created_series, self._collected())
+        return self._core.render_openmetrics(_created_series, self._collected(), None, escaping)
 
-    def generate_protobuf(self) -> bytes:
+    def generate_protobuf(self, escaping: str = "underscores") -> bytes:
         """Every metric and collector of this registry in Prometheus' protobuf exposition.
 
         Length-delimited ``io.prometheus.client.MetricFamily`` messages, the
@@ -278,8 +318,10 @@ class CollectorRegistry:
         summary. Counters carry their created timestamp. A Summary goes out
         as a summary; collectors' families as their types map (an info as a
         gauge ``<name>_info``, a state set as gauges, unknown as untyped).
+        Names are escaped as in :meth:`generate_prometheus`, except that
+        ``allow-utf-8`` keeps them as they are (protobuf needs no quotes).
         """
-        return self._core.encode_protobuf(self._collected())
+        return self._core.encode_protobuf(self._collected(), None, escaping)
 
     def clear(self) -> None:
         """Removes every metric and collector."""
@@ -320,17 +362,17 @@ class RestrictedRegistry:
             if restricted is not None:
                 yield restricted
 
-    def generate_prometheus(self) -> str:
+    def generate_prometheus(self, escaping: str = "underscores") -> str:
         r = self._registry
-        return r._core.render_prometheus(r._collected(self._names), self._names)
+        return r._core.render_prometheus(r._collected(self._names), self._names, escaping)
 
-    def generate_openmetrics(self) -> str:
+    def generate_openmetrics(self, escaping: str = "underscores") -> str:
         r = self._registry
-        return r._core.render_openmetrics(_created_series, r._collected(self._names), self._names)
+        return r._core.render_openmetrics(_created_series, r._collected(self._names), self._names, escaping)
 
-    def generate_protobuf(self) -> bytes:
+    def generate_protobuf(self, escaping: str = "underscores") -> bytes:
         r = self._registry
-        return r._core.encode_protobuf(r._collected(self._names), self._names)
+        return r._core.encode_protobuf(r._collected(self._names), self._names, escaping)
 
 
 def _restrict(metric: Any, names: frozenset) -> Any:
@@ -390,12 +432,15 @@ def _registry_arg(registry: Any, owner: str) -> Any:
     return registry
 
 
-def generate_latest(registry: Any = None) -> bytes:
-    """The registry (default :data:`REGISTRY`) in text format 0.0.4, as UTF-8 bytes (prometheus_client's function)."""
-    return _registry_arg(registry, "generate_latest").generate_prometheus().encode("utf-8")
+def generate_latest(registry: Any = None, escaping: str = "underscores") -> bytes:
+    """The registry (default :data:`REGISTRY`) in text format 0.0.4, as UTF-8 bytes (prometheus_client's function).
+
+    ``escaping`` as in :meth:`CollectorRegistry.generate_prometheus`.
+    """
+    return _registry_arg(registry, "generate_latest").generate_prometheus(escaping).encode("utf-8")
 
 
-def write_to_textfile(path: str, registry: Any = None) -> None:
+def write_to_textfile(path: str, registry: Any = None, escaping: str = "allow-utf-8") -> None:
     """Writes the registry in text format 0.0.4 to ``path`` atomically, for node_exporter's textfile collector.
 
     The text goes to a temporary file in the same directory, which then
@@ -404,7 +449,7 @@ def write_to_textfile(path: str, registry: Any = None) -> None:
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"write_to_textfile: path must be a str or os.PathLike, got {type(path).__name__}")
-    body = generate_latest(registry)
+    body = generate_latest(registry, escaping)
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     temporary = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{threading.get_ident()}.tmp")

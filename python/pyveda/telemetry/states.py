@@ -44,18 +44,19 @@ class _LabelSetMetric:
         if unit:
             raise ValueError(f"{owner} {name!r}: an {self._what} metric cannot have a unit, got unit={unit!r}")
         self._name = _full_name(owner, name, namespace, subsystem, "")
-        if not _core.is_valid_metric_name(self._name):
-            raise ValueError(f"{owner}: invalid metric name {self._name!r}: names match [a-zA-Z_:][a-zA-Z0-9_:]*")
+        try:
+            _core.check_metric_name(self._name)
+        except ValueError as error:
+            raise ValueError(f"{owner}: {error}") from None
         if not isinstance(documentation, str):
             raise TypeError(f"{owner} {self._name!r}: documentation must be a str, got {type(documentation).__name__}")
         self._documentation = documentation
         self._labelnames: Tuple[str, ...] = _label_names(owner, labelnames)
         for label in self._labelnames:
-            if not _core.is_valid_label_name(label):
-                raise ValueError(
-                    f"{owner} {self._name!r}: invalid label name {label!r}: label names match [a-zA-Z_][a-zA-Z0-9_]* "
-                    "and do not start with '__'"
-                )
+            try:
+                _core.check_label_name(label)
+            except ValueError as error:
+                raise ValueError(f"{owner} {self._name!r}: {error}") from None
         self._labelvalues: Tuple[str, ...] = tuple(str(v) for v in labelvalues) if labelvalues else ()
         self._children: Dict[Tuple[str, ...], Any] = {}
         self._init_value()
@@ -165,8 +166,10 @@ class Info(_LabelSetMetric):
         for key, value in val.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise TypeError(f"{owner}: info() takes a dict of str to str, got {key!r}: {value!r}")
-            if not _core.is_valid_label_name(key):
-                raise ValueError(f"{owner}: the info key {key!r} is not a valid label name")
+            try:
+                _core.check_label_name(key)
+            except ValueError as error:
+                raise ValueError(f"{owner}: info key: {error}") from None
         self._value = dict(val)
 
     def _describe_family(self) -> InfoMetricFamily:

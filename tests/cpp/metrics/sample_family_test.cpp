@@ -171,11 +171,14 @@ TEST(RegistryExposition, CollectedFamiliesFollowTheRegistrysOwn) {
   registry.gauge("up", "Up.")->labels(kNoLabels)->set(1);
   const std::vector<SampleFamily> collected = {
       {"extra", "Extra.", "", SampleType::gauge, {sample("extra", {}, 5)}}};
-  EXPECT_EQ(registry.render_prometheus(collected),
+  Registry::Scrape scrape;
+  scrape.collected = collected;
+  EXPECT_EQ(registry.render_prometheus(scrape),
             "# HELP up Up.\n# TYPE up gauge\nup 1\n# HELP extra Extra.\n# TYPE extra gauge\nextra 5\n");
-  const std::string om = registry.render_openmetrics(false, collected);
+  scrape.created_series = false;
+  const std::string om = registry.render_openmetrics(scrape);
   EXPECT_EQ(om, "# TYPE up gauge\n# HELP up Up.\nup 1\n# TYPE extra gauge\n# HELP extra Extra.\nextra 5\n# EOF\n");
-  EXPECT_EQ(split_delimited(registry.encode_protobuf(collected)).size(), 2u);
+  EXPECT_EQ(split_delimited(registry.encode_protobuf(scrape)).size(), 2u);
 }
 
 TEST(RegistryExposition, OnlyNamedFamilies) {
@@ -188,8 +191,9 @@ TEST(RegistryExposition, OnlyNamedFamilies) {
   ASSERT_EQ(families.size(), 2u);
   EXPECT_EQ(families[0].info.name, "requests");
   EXPECT_EQ(families[1].info.name, "latency");
-  const Registry::NameSet none = {"nothing"};
-  EXPECT_EQ(registry.render_prometheus({}, &none), "");
+  Registry::Scrape scrape;
+  scrape.only = Registry::NameSet{"nothing"};
+  EXPECT_EQ(registry.render_prometheus(scrape), "");
 }
 
 TEST(Summary, CountAndSumOnlyByDefault) {
@@ -246,6 +250,86 @@ TEST(RegistryAdd, AnotherRegistrysFamily) {
   Registry third;
   third.counter("jobs", "Other.");
   EXPECT_THROW(third.add(family), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace veda
+
+namespace veda {
+namespace {
+
+// Switches the process to UTF-8 names for one test.
+struct Utf8Names {
+  Utf8Names() { set_name_validation(NameValidation::utf8); }
+  ~Utf8Names() { set_name_validation(NameValidation::legacy); }
+};
+
+TEST(NameEscaping, SchemesAsPrometheusDefinesThem) {
+  EXPECT_EQ(escaped_metric_name("http.requests", NameEscaping::underscores), "http_requests");
+  EXPECT_EQ(escaped_metric_name("caf\xc3\xa9:x", NameEscaping::underscores), "caf_:x");  // one '_' per character
+  EXPECT_EQ(escaped_metric_name("legacy_name", NameEscaping::underscores), "legacy_name");
+  EXPECT_EQ(escaped_metric_name("http.requests_total", NameEscaping::dots), "http_dot_requests__total");
+  EXPECT_EQ(escaped_metric_name("legacy_name", NameEscaping::dots), "legacy__name");  // dots escapes legacy names too
+  EXPECT_EQ(escaped_metric_name("http.requests", NameEscaping::values), "U__http_2e_requests");
+  EXPECT_EQ(escaped_metric_name("caf\xc3\xa9", NameEscaping::values), "U__caf_e9_");
+  EXPECT_EQ(escaped_metric_name("legacy_name", NameEscaping::values), "legacy_name");
+  EXPECT_EQ(escaped_metric_name("1st", NameEscaping::underscores), "_st");
+  EXPECT_EQ(escaped_label_name("a:b", NameEscaping::underscores), "a_b");  // ':' is not legal in a label name
+  EXPECT_EQ(escaped_metric_name("a.b", NameEscaping::allow_utf8), "a.b");
+  for (const char* name : {"underscores", "dots", "values", "allow-utf-8"}) {
+    ASSERT_TRUE(name_escaping_from(name).has_value()) << name;
+    EXPECT_EQ(to_string(*name_escaping_from(name)), name);
+  }
+  EXPECT_FALSE(name_escaping_from("utf8").has_value());
+}
+
+TEST(NameValidation, Utf8NamesWhenAskedFor) {
+  Registry registry;
+  EXPECT_THROW(registry.gauge("http.requests", ""), std::invalid_argument);  // legacy by default
+  Utf8Names utf8;
+  auto family = registry.gauge("http.requests", "Requests.", {"k\xc3\xa9y"});
+  family->labels({"v"})->set(2);
+  EXPECT_THROW(registry.gauge("a\x01", ""), std::invalid_argument);
+  EXPECT_THROW(registry.gauge("bad\xff", ""), std::invalid_argument);
+  EXPECT_THROW(registry.gauge("g", "", {"__x"}), std::invalid_argument);
+  try {
+    registry.gauge("a\nb", "");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "invalid metric name 'a\\x0ab': a metric name must be valid UTF-8 text without control characters");
+  }
+
+  EXPECT_EQ(registry.render_prometheus(),
+            "# HELP http_requests Requests.\n# TYPE http_requests gauge\nhttp_requests{k_y=\"v\"} 2\n");
+  Registry::Scrape scrape;
+  scrape.escaping = NameEscaping::allow_utf8;
+  EXPECT_EQ(registry.render_prometheus(scrape),
+            "# HELP \"http.requests\" Requests.\n# TYPE \"http.requests\" gauge\n"
+            "{\"http.requests\",\"k\xc3\xa9y\"=\"v\"} 2\n");
+  scrape.escaping = NameEscaping::values;
+  scrape.created_series = false;
+  EXPECT_EQ(registry.render_openmetrics(scrape),
+            "# TYPE U__http_2e_requests gauge\n# HELP U__http_2e_requests Requests.\n"
+            "U__http_2e_requests{U__k_e9_y=\"v\"} 2\n# EOF\n");
+  scrape.escaping = NameEscaping::allow_utf8;
+  const ProtoMessage message = parse_proto(split_delimited(registry.encode_protobuf(scrape)).at(0));
+  EXPECT_EQ(message.at(1)[0].bytes, "http.requests");  // protobuf needs no quoting
+  EXPECT_EQ(parse_proto(parse_proto(message.at(4)[0].bytes).at(1)[0].bytes).at(1)[0].bytes, "k\xc3\xa9y");
+  scrape.escaping = NameEscaping::underscores;
+  EXPECT_EQ(parse_proto(split_delimited(registry.encode_protobuf(scrape)).at(0)).at(1)[0].bytes, "http_requests");
+}
+
+TEST(NameEscaping, CollectedFamiliesToo) {
+  SampleFamily f{"queue.depth", "Depth.", "", SampleType::gauge, {sample("queue.depth", {{"q.name", "a"}}, 3)}};
+  std::string out;
+  render_prometheus({f}, out, NameEscaping::allow_utf8);
+  EXPECT_EQ(out, "# HELP \"queue.depth\" Depth.\n# TYPE \"queue.depth\" gauge\n{\"queue.depth\",\"q.name\"=\"a\"} 3\n");
+  out.clear();
+  render_openmetrics({f}, out, NameEscaping::dots);
+  EXPECT_EQ(out, "# TYPE queue_dot_depth gauge\n# HELP queue_dot_depth Depth.\nqueue_dot_depth{q_dot_name=\"a\"} 3\n");
+  out.clear();
+  encode_prometheus_protobuf({f}, out, NameEscaping::underscores);
+  EXPECT_EQ(parse_proto(split_delimited(out).at(0)).at(1)[0].bytes, "queue_depth");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "veda/metrics/names.hpp"
 #include "veda/metrics/registry.hpp"
 
 namespace veda {
@@ -32,6 +33,8 @@ inline constexpr std::string_view kProtobufContentType =
 // Label names and values become LabelPairs. created_timestamp is the series'
 // start_unix_nano (creation or last reset), left out when unknown (0).
 // Never throws but std::bad_alloc.
-void encode_prometheus_protobuf(const std::vector<FamilySnapshot>& families, std::string& out);
+// Metric and label names are escaped with `escaping` (allow-utf-8: as they are).
+void encode_prometheus_protobuf(const std::vector<FamilySnapshot>& families, std::string& out,
+                                NameEscaping escaping = NameEscaping::underscores);
 
 }  // namespace veda

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "veda/metrics/family.hpp"
+#include "veda/metrics/names.hpp"
 #include "veda/metrics/sample_family.hpp"
 
 namespace veda {
@@ -104,16 +106,29 @@ class Registry {
   // "x_count", "x_bucket", "x_created").
   std::vector<FamilySnapshot> collect(const NameSet* only = nullptr) const;
 
-  // The expositions of one scrape: collect(only), then `collected` (families
-  // a caller gathered sample by sample, from custom collectors, say).
-  // Prometheus text format 0.0.4:
-  std::string render_prometheus(const std::vector<SampleFamily>& collected = {}, const NameSet* only = nullptr) const;
-  // OpenMetrics 1.0 text (see render_openmetrics()), with or without the
-  // "_created" samples of the registry's own families, ending in "# EOF":
-  std::string render_openmetrics(bool created_series = true, const std::vector<SampleFamily>& collected = {},
-                                 const NameSet* only = nullptr) const;
+  // What one scrape asks for.
+  struct Scrape {
+    // Families a caller gathered sample by sample (custom collectors),
+    // rendered after the registry's own.
+    std::vector<SampleFamily> collected;
+    // Only the registry's families exposing one of these sample names (see collect()).
+    std::optional<NameSet> only;
+    // How names outside the legacy character set are written.
+    NameEscaping escaping = NameEscaping::underscores;
+    // OpenMetrics: a "_created" sample per counter, histogram and summary series.
+    bool created_series = true;
+  };
+
+  // The expositions of one scrape: collect(only), then the collected families.
+  // Prometheus text format 0.0.4 (1.0.0 with allow-utf-8 escaping):
+  std::string render_prometheus(const Scrape& scrape) const;
+  std::string render_prometheus() const { return render_prometheus(Scrape{}); }
+  // OpenMetrics 1.0 text (see render_openmetrics()), ending in "# EOF":
+  std::string render_openmetrics(const Scrape& scrape) const;
+  std::string render_openmetrics(bool created_series = true) const;
   // The Prometheus protobuf exposition (see veda/metrics/protobuf_format.hpp): native histograms.
-  std::string encode_protobuf(const std::vector<SampleFamily>& collected = {}, const NameSet* only = nullptr) const;
+  std::string encode_protobuf(const Scrape& scrape) const;
+  std::string encode_protobuf() const { return encode_protobuf(Scrape{}); }
 
  private:
   std::shared_ptr<FamilyBase> find_or_check(const FamilyInfo& info);

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "veda/metrics/names.hpp"
+
 namespace veda {
 
 // The OpenMetrics family types.
@@ -58,13 +60,16 @@ struct SampleFamily {
 // "<name>_gcount" move into gauge families of those names after the
 // family's other samples. Timestamps are written in milliseconds;
 // exemplars are left out (0.0.4 has none).
-void render_prometheus(const std::vector<SampleFamily>& families, std::string& out);
+// Names are escaped as in veda/metrics/text_format.hpp.
+void render_prometheus(const std::vector<SampleFamily>& families, std::string& out,
+                       NameEscaping escaping = NameEscaping::underscores);
 
 // Appends `families` as OpenMetrics 1.0 text without the final "# EOF":
 // "# TYPE", "# HELP" (when not empty) and "# UNIT" (when given) lines, then
 // each sample as given, with its timestamp in seconds and its exemplar
 // (" # {labels} value [timestamp]").
-void render_openmetrics(const std::vector<SampleFamily>& families, std::string& out);
+void render_openmetrics(const std::vector<SampleFamily>& families, std::string& out,
+                        NameEscaping escaping = NameEscaping::underscores);
 
 // Appends `families` as length-delimited io.prometheus.client.MetricFamily
 // messages (see veda/metrics/protobuf_format.hpp), the samples regrouped
@@ -78,6 +83,8 @@ void render_openmetrics(const std::vector<SampleFamily>& families, std::string& 
 // - unknown: UNTYPED.
 // A metric's timestamp_ms is its first sample's timestamp. Families without
 // samples are left out. Never throws but std::bad_alloc.
-void encode_prometheus_protobuf(const std::vector<SampleFamily>& families, std::string& out);
+// Names are escaped with `escaping` (never quoted: allow-utf-8 keeps them as they are).
+void encode_prometheus_protobuf(const std::vector<SampleFamily>& families, std::string& out,
+                                NameEscaping escaping = NameEscaping::underscores);
 
 }  // namespace veda

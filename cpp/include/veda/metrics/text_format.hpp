@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "veda/metrics/names.hpp"
 #include "veda/metrics/registry.hpp"
 
 namespace veda {
@@ -118,7 +119,11 @@ void for_each_sample(const FamilySnapshot& family, Visit&& visit, bool created =
 
 // Renders families as text format 0.0.4: "# HELP" and "# TYPE" lines, the
 // samples of for_each_sample() (no "_created"). Appends to `out`.
-void render_prometheus(const std::vector<FamilySnapshot>& families, std::string& out);
+// Names outside the legacy character set (and every name, with dots) are
+// written as `escaping` has them; with allow-utf-8 such a name is quoted
+// inside the braces: {"name",label="value"}.
+void render_prometheus(const std::vector<FamilySnapshot>& families, std::string& out,
+                       NameEscaping escaping = NameEscaping::underscores);
 
 // Renders the same families as OpenMetrics 1.0 text: "# TYPE" before
 // "# HELP" (left out when empty; '"' escaped too), a counter's metadata named
@@ -127,9 +132,11 @@ void render_prometheus(const std::vector<FamilySnapshot>& families, std::string&
 // `created_series` a "_created" sample per counter, histogram and summary
 // series, exemplars after counter samples and classic buckets
 // (` # {labels} value timestamp`), and a final "# EOF". Appends to `out`.
-void render_openmetrics(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series = true);
+void render_openmetrics(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series = true,
+                        NameEscaping escaping = NameEscaping::underscores);
 // render_openmetrics() without the final "# EOF", for an exposition that goes on.
-void render_openmetrics_body(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series = true);
+void render_openmetrics_body(const std::vector<FamilySnapshot>& families, std::string& out, bool created_series = true,
+                             NameEscaping escaping = NameEscaping::underscores);
 
 // OpenMetrics' canonical text of a label number (le, quantile): Go's %g with
 // the shortest digits, ".0" added when it has neither '.' nor an exponent
