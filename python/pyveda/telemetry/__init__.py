@@ -55,6 +55,7 @@ _EXPORTS: Dict[str, str] = {
     "Counter": "metrics",
     "Gauge": "metrics",
     "Histogram": "metrics",
+    "Summary": "metrics",
     "generate_openmetrics": "registry",
     "generate_prometheus": "registry",
     "generate_protobuf": "registry",
@@ -111,7 +112,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
     from pyveda.telemetry.exporters import ExportResult, OTLPExporter, create_exporter
     from pyveda.telemetry.gpu import GpuDevice, GpuMonitor, GpuSample
     from pyveda.telemetry.http import MetricsServer, start_http_server
-    from pyveda.telemetry.metrics import Counter, Gauge, Histogram
+    from pyveda.telemetry.metrics import Counter, Gauge, Histogram, Summary
     from pyveda.telemetry.collectors import (
         GC_COLLECTOR,
         PLATFORM_COLLECTOR,

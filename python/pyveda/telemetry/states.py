@@ -25,12 +25,6 @@ __all__ = ["Enum", "Info"]
 
 
 
-def _full_name(owner: str, name: str, namespace: str, subsystem: str, unit: str) -> str:
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{owner}: name must be a non-empty str, got {name!r}")
-    return "_".join(part for part in (namespace, subsystem, name) if part)
-
-
 class _LabelSetMetric:
     """What Info and Enum share: naming, registration, labels(), remove(), clear() and collect()."""
 
@@ -38,12 +32,12 @@ class _LabelSetMetric:
 
     def __init__(self, name: str, documentation: str, labelnames: Iterable[str], namespace: str, subsystem: str,
                  unit: str, registry: Any, labelvalues: Optional[Sequence[str]]) -> None:
-        from pyveda.telemetry.metrics import _label_names
+        from pyveda.telemetry.metrics import _full_name, _label_names
 
         owner = type(self).__name__
         if unit:
             raise ValueError(f"{owner} {name!r}: an {self._what} metric cannot have a unit, got unit={unit!r}")
-        self._name = _full_name(owner, name, namespace, subsystem, "")
+        self._name = _full_name(owner, self._what, name, namespace, subsystem, "")
         try:
             _core.check_metric_name(self._name)
         except ValueError as error:
