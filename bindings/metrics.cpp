@@ -115,6 +115,11 @@ PyObject* labels_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
                                 .c_str());
     }
     const Py_ssize_t nkw = kwnames ? PyTuple_Size(kwnames) : 0;
+    if (nkw == 0 && nargs == 0 && ref.family->info().label_names.empty()) {
+      throw nb::value_error((std::string(to_string(ref.family->info().type)) + " '" + ref.family->info().name +
+                             "' has no label names, so it has no labelled series to select: record on it directly")
+                                .c_str());
+    }
     if (nkw != 0 && nargs != 0) {
       throw nb::value_error(("'" + ref.family->info().name +
                              "': pass label values by position or by name, not both")
@@ -315,6 +320,22 @@ void bind_family(nb::module_& m, const char* name, const char* doc) {
       .def("remove", &F::remove, "values"_a, "Stops exporting one series; False if it did not exist.")
       .def("clear", &F::clear, "Removes every labelled series.")
       .def("__len__", &F::size)
+      .def(
+          "label_sets",
+          [](const F& f) {
+            std::vector<std::vector<std::string>> out;
+            f.for_each([&](const std::vector<std::string>& labels, const M&) { out.push_back(labels); });
+            nb::list sets;
+            for (const auto& labels : out) {
+              nb::list values;
+              for (const std::string& v : labels) values.append(nb::str(v.data(), v.size()));
+              sets.append(nb::tuple(values));
+            }
+            return sets;
+          },
+          nb::sig("def label_sets(self) -> list[tuple[str, ...]]"),
+          "The label values of every series, in creation order.")
+      .def_prop_ro("unit", [](const F& f) { return f.info().unit; })
       .def_prop_ro("name", [](const F& f) { return f.info().name; })
       .def_prop_ro("help", [](const F& f) { return f.info().help; })
       .def_prop_ro("label_names", [](const F& f) { return f.info().label_names; })
@@ -659,10 +680,11 @@ void init_metrics(nb::module_& m) {
 
   nb::class_<Registry>(m, "Registry", "A set of metric families rendered together.")
       .def(nb::init<>())
-      .def("counter", &Registry::counter, "name"_a, "help"_a, "label_names"_a = Labels{})
-      .def("gauge", &Registry::gauge, "name"_a, "help"_a, "label_names"_a = Labels{})
+      .def("counter", &Registry::counter, "name"_a, "help"_a, "label_names"_a = Labels{}, "unit"_a = "")
+      .def("gauge", &Registry::gauge, "name"_a, "help"_a, "label_names"_a = Labels{}, "unit"_a = "")
       .def("histogram", &Registry::histogram, "name"_a, "help"_a, "label_names"_a = Labels{},
            "scale"_a = Histogram::kDefaultScale, "buckets"_a = std::vector<double>{}, "max_age_s"_a = 0.0,
+           "unit"_a = "",
            "A histogram family; buckets: classic bucket bounds (increasing, finite; +Inf is added), "
            "empty for none.")
       .def("unregister", &Registry::unregister, "name"_a)
@@ -672,13 +694,18 @@ void init_metrics(nb::module_& m) {
       .def(
           "summary",
           [](Registry& r, std::string name, std::string help, Labels label_names, std::vector<double> quantiles,
-             double max_age_s) {
+             double max_age_s, std::string unit) {
             return r.summary(std::move(name), std::move(help), std::move(label_names), std::move(quantiles),
-                             max_age_s);
+                             max_age_s, std::move(unit));
           },
           "name"_a, "help"_a, "label_names"_a = Labels{}, "quantiles"_a = std::vector<double>{}, "max_age_s"_a = 0.0,
+          "unit"_a = "",
           "A summary family (a histogram every format shows as a summary with exactly these quantiles; none: "
           "_count and _sum only).")
+      .def("__contains__", [](const Registry& r, std::shared_ptr<CounterFamily> f) { return r.contains(f); })
+      .def("__contains__", [](const Registry& r, std::shared_ptr<GaugeFamily> f) { return r.contains(f); })
+      .def("__contains__", [](const Registry& r, std::shared_ptr<HistogramFamily> f) { return r.contains(f); },
+           "Whether this registry exposes exactly that family.")
       .def("add", [](Registry& r, std::shared_ptr<CounterFamily> f) { r.add(f); }, "family"_a)
       .def("add", [](Registry& r, std::shared_ptr<GaugeFamily> f) { r.add(f); }, "family"_a)
       .def("add", [](Registry& r, std::shared_ptr<HistogramFamily> f) { r.add(f); }, "family"_a,

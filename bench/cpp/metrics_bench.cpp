@@ -105,8 +105,12 @@ BENCHMARK(BM_Histogram_Observe)->Threads(1)->Threads(2);
 
 std::shared_ptr<veda::CounterFamily> labelled_family() {
   static std::shared_ptr<veda::CounterFamily> family = [] {
-    auto f = std::make_shared<veda::CounterFamily>(
-        veda::FamilyInfo{"bench_requests", "Requests.", {"method", "code"}, veda::MetricType::counter, 0, {}, 0.0, false, {}});
+    veda::FamilyInfo info;
+    info.name = "bench_requests";
+    info.help = "Requests.";
+    info.label_names = {"method", "code"};
+    info.type = veda::MetricType::counter;
+    auto f = std::make_shared<veda::CounterFamily>(std::move(info));
     for (int i = 0; i < 100; ++i) f->labels({"GET", std::to_string(i)});
     return f;
   }();

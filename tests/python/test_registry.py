@@ -85,3 +85,25 @@ def test_a_labelled_child_has_the_metric_class_and_cannot_be_relabelled():
     assert requests.labels("/a").get() == 1.0
     with pytest.raises(ValueError, match=r"counter 'requests': this is already one labelled series .* cannot be called on it again"):
         child.labels("/b")
+
+
+def test_labels_without_values_on_an_unlabelled_metric_is_an_error():
+    from pyveda.telemetry import CollectorRegistry, Counter
+
+    plain = Counter("plain", "No labels.", registry=CollectorRegistry())
+    with pytest.raises(ValueError, match=r"counter 'plain' has no label names, so it has no labelled series to select: record on it directly"):
+        plain.labels()
+
+
+def test_a_unit_is_declared_in_openmetrics_and_protobuf_like_prometheus_client():
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    from prometheus_proto import parse_delimited
+    from pyveda.telemetry import CollectorRegistry, Histogram
+
+    registry = CollectorRegistry()
+    Histogram("request", "Request time.", unit="seconds", registry=registry, buckets=(0.1, 1.0)).observe(0.5)
+    (family,) = text_string_to_metric_families(registry.generate_openmetrics())
+    assert (family.name, family.unit) == ("request_seconds", "seconds")
+    (message,) = parse_delimited(registry.generate_protobuf())
+    assert message.unit == "seconds"

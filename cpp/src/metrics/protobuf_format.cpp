@@ -16,7 +16,7 @@ namespace pb = detail::pb;
 // io.prometheus.client field numbers.
 namespace field {
 // MetricFamily
-constexpr std::uint32_t kFamilyName = 1, kFamilyHelp = 2, kFamilyType = 3, kFamilyMetric = 4;
+constexpr std::uint32_t kFamilyName = 1, kFamilyHelp = 2, kFamilyType = 3, kFamilyMetric = 4, kFamilyUnit = 5;
 // Metric
 constexpr std::uint32_t kLabel = 1, kGauge = 2, kCounter = 3, kSummary = 4, kHistogram = 7;
 // LabelPair
@@ -218,6 +218,7 @@ void put_family(std::string& out, const FamilySnapshot& family, Scratch& scratch
   pb::put_string(message, field::kFamilyName, plain ? family_name : escaped_metric_name(family_name, escaping));
   pb::put_nonempty(message, field::kFamilyHelp, info.help);
   pb::put_uint_always(message, field::kFamilyType, type);
+  pb::put_nonempty(message, field::kFamilyUnit, info.unit);
   for (const SeriesSnapshot& s : family.series) {
     const std::size_t labels = labels_size(label_names, s);
     std::uint32_t value_field = field::kGauge;

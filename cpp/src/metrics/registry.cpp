@@ -178,7 +178,7 @@ std::shared_ptr<FamilyBase> Registry::find_or_check(const FamilyInfo& info) {
     const FamilyInfo& have = family->info();
     if (have.name != info.name) continue;
     const bool same = have.type == info.type && have.label_names == info.label_names &&
-                      have.summary == info.summary && have.quantiles == info.quantiles &&
+                      have.summary == info.summary && have.quantiles == info.quantiles && have.unit == info.unit &&
                       (info.type != MetricType::histogram ||
                        (have.scale == info.scale && have.buckets == info.buckets && have.max_age_s == info.max_age_s));
     if (!same) {
@@ -206,9 +206,24 @@ void Registry::insert(const std::shared_ptr<FamilyBase>& family) {
   families_.push_back(family);
 }
 
+namespace {
+
+void set_unit(FamilyInfo& info, std::string unit) {
+  if (unit.empty()) return;
+  const std::string suffix = "_" + unit;
+  if (!ends_with(info.name, suffix)) {
+    throw std::invalid_argument("metric '" + info.name + "' has the unit '" + unit + "', so its name must end in '" +
+                                suffix + "' (OpenMetrics)");
+  }
+  info.unit = std::move(unit);
+}
+
+}  // namespace
+
 std::shared_ptr<CounterFamily> Registry::counter(std::string name, std::string help,
-                                                 std::vector<std::string> label_names) {
+                                                 std::vector<std::string> label_names, std::string unit) {
   FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::counter, 0);
+  set_unit(info, std::move(unit));
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto existing = find_or_check(info)) return as_family<Counter>(existing);
   auto family = std::make_shared<CounterFamily>(std::move(info));
@@ -217,8 +232,9 @@ std::shared_ptr<CounterFamily> Registry::counter(std::string name, std::string h
 }
 
 std::shared_ptr<GaugeFamily> Registry::gauge(std::string name, std::string help,
-                                             std::vector<std::string> label_names) {
+                                             std::vector<std::string> label_names, std::string unit) {
   FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::gauge, 0);
+  set_unit(info, std::move(unit));
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto existing = find_or_check(info)) return as_family<Gauge>(existing);
   auto family = std::make_shared<GaugeFamily>(std::move(info));
@@ -228,9 +244,11 @@ std::shared_ptr<GaugeFamily> Registry::gauge(std::string name, std::string help,
 
 std::shared_ptr<HistogramFamily> Registry::histogram(std::string name, std::string help,
                                                      std::vector<std::string> label_names, int scale,
-                                                     std::vector<double> buckets, double max_age_s) {
+                                                     std::vector<double> buckets, double max_age_s,
+                                                     std::string unit) {
   FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::histogram, scale,
                               std::move(buckets), max_age_s);
+  set_unit(info, std::move(unit));
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto existing = find_or_check(info)) return as_family<Histogram>(existing);
   auto family = std::make_shared<HistogramFamily>(std::move(info));
@@ -240,9 +258,11 @@ std::shared_ptr<HistogramFamily> Registry::histogram(std::string name, std::stri
 
 std::shared_ptr<HistogramFamily> Registry::summary(std::string name, std::string help,
                                                    std::vector<std::string> label_names,
-                                                   std::vector<double> quantiles, double max_age_s) {
+                                                   std::vector<double> quantiles, double max_age_s,
+                                                   std::string unit) {
   FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::histogram,
                               Histogram::kDefaultScale, {}, max_age_s, true);
+  set_unit(info, std::move(unit));
   info.quantiles = check_quantiles(std::move(quantiles));
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto existing = find_or_check(info)) return as_family<Histogram>(existing);
@@ -261,6 +281,11 @@ void Registry::add(const std::shared_ptr<FamilyBase>& family) {
                                 "' is already registered in this registry (another metric of the same definition)");
   }
   insert(family);
+}
+
+bool Registry::contains(const std::shared_ptr<FamilyBase>& family) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::find(families_.begin(), families_.end(), family) != families_.end();
 }
 
 bool Registry::unregister(std::string_view name) {

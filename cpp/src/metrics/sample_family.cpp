@@ -225,7 +225,7 @@ namespace pb = detail::pb;
 
 // io.prometheus.client field numbers (client_model's metrics.proto).
 namespace field {
-constexpr std::uint32_t kFamilyName = 1, kFamilyHelp = 2, kFamilyType = 3, kFamilyMetric = 4;
+constexpr std::uint32_t kFamilyName = 1, kFamilyHelp = 2, kFamilyType = 3, kFamilyMetric = 4, kFamilyUnit = 5;
 constexpr std::uint32_t kLabel = 1, kGauge = 2, kCounter = 3, kSummary = 4, kUntyped = 5, kHistogram = 7,
                         kTimestampMs = 6;
 constexpr std::uint32_t kLabelName = 1, kLabelValue = 2;
@@ -367,6 +367,7 @@ void put_sample_family(std::string& out, const SampleFamily& family, NameEscapin
   pb::put_string(message, field::kFamilyName, wire_name(name, escaping, true));
   pb::put_nonempty(message, field::kFamilyHelp, family.help);
   pb::put_uint_always(message, field::kFamilyType, type);
+  pb::put_nonempty(message, field::kFamilyUnit, family.unit);
 
   // Group the samples into metrics by label set, in order of first appearance.
   std::vector<Group> groups;

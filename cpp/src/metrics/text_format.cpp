@@ -29,7 +29,7 @@ void append_help_text(std::string& out, std::string_view help, Format format) {
 }
 
 void append_header(std::string& out, std::string_view name, std::string_view help, std::string_view type,
-                   Format format) {
+                   Format format, std::string_view unit = {}) {
   if (format == Format::kPrometheus) {
     out += "# HELP ";
     out += name;
@@ -47,6 +47,13 @@ void append_header(std::string& out, std::string_view name, std::string_view hel
     out += name;
     out += ' ';
     append_help_text(out, help, format);
+    out += '\n';
+  }
+  if (format == Format::kOpenMetrics && !unit.empty()) {
+    out += "# UNIT ";
+    out += name;
+    out += ' ';
+    out += unit;
     out += '\n';
   }
 }
@@ -208,9 +215,10 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
     const std::string metadata_name = info.type == MetricType::counter && !om ? info.name + "_total" : info.name;
     names.reset(info, escaping);
     if (names.plain) {
-      append_header(out, metadata_name, info.help, exposition_type(info), format);
+      append_header(out, metadata_name, info.help, exposition_type(info), format, info.unit);
     } else {
-      append_header(out, names.metadata(metadata_name, escaping), info.help, exposition_type(info), format);
+      append_header(out, names.metadata(metadata_name, escaping), info.help, exposition_type(info), format,
+                    info.unit);
     }
     pairs_of = nullptr;
     for_each_sample(family, [&](const ExposedSample& sample) {

@@ -173,7 +173,7 @@ class _Metric:
         elif not isinstance(registry, CollectorRegistry):
             raise TypeError(f"{owner}: registry must be a CollectorRegistry, got {type(registry).__name__}")
         register = getattr(registry._core, self._kind)
-        super().__init__(register(full, documentation, list(names), **options))  # type: ignore[call-arg]
+        super().__init__(register(full, documentation, list(names), unit=unit, **options))  # type: ignore[call-arg]
         self._registry = registry
 
     @property
@@ -226,24 +226,9 @@ class _Metric:
         if not labels:
             return
         wanted = [(names.index(key), str(value)) for key, value in labels.items()]
-        for values in self._label_sets():
+        for values in self._family.label_sets():  # type: ignore[attr-defined]
             if all(values[i] == value for i, value in wanted):
                 self.remove(*values)  # type: ignore[attr-defined]
-
-    def _label_sets(self) -> List[Tuple[str, ...]]:
-        """The label values of every series the family holds now.
-
-        Read through a scratch registry, as the family's own may no longer
-        expose it. A windowed histogram counts this as a read (see Histogram).
-        """
-        scratch = _core.Registry()
-        scratch.add(self._family)  # type: ignore[attr-defined]
-        names = self.labelnames
-        found: Dict[Tuple[str, ...], None] = {}
-        for _name, _help, _type, samples in scratch.collect_samples():
-            for _sample, labels, _value in samples:
-                found[tuple(labels[n] for n in names)] = None
-        return list(found)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, labelnames={self.labelnames!r})"
@@ -356,15 +341,13 @@ def _before_collect(registry: CollectorRegistry) -> None:
     """Sets every set_function gauge that ``registry`` exposes to its function's value.
 
     Called before each collection (render, ``collect()``, ``get_sample_value``).
-    Gauges are matched by name: one of the same name in another registry is
-    evaluated too (harmless: it sets its own series).
     """
     if not _function_gauges:
         return
-    exposed = set(registry._core.names())
+    core = registry._core
     set_value = _core.Gauge.set
     for gauge in list(_function_gauges.values()):
-        if gauge._family.name in exposed:
+        if gauge._family in core:
             set_value(gauge, float(gauge._function()))
 
 
@@ -401,7 +384,7 @@ class Histogram(_Metric, _core.Histogram):
     and the summary quantiles in the text formats describe about the last
     600 seconds instead, while count, sum and buckets stay cumulative. The
     window is kept without any cost per observation: each read (a scrape, a
-    ``recent=True`` call, a ``remove_by_labels()``) leaves a copy of the
+    ``recent=True`` call) leaves a copy of the
     cumulative buckets, about 16 are kept per window, and a read subtracts
     the newest copy at least one window old; so with reads rarer than the
     window it covers the time since the previous read, and early on the

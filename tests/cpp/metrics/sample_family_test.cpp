@@ -334,3 +334,30 @@ TEST(NameEscaping, CollectedFamiliesToo) {
 
 }  // namespace
 }  // namespace veda
+
+namespace veda {
+namespace {
+
+TEST(RegistryUnit, OpenMetricsAndProtobufDeclareIt) {
+  Registry registry;
+  auto family = registry.counter("job_seconds_total", "Job time.", {}, "seconds");
+  family->labels(kNoLabels)->inc(2);
+  EXPECT_TRUE(registry.contains(family));
+  EXPECT_FALSE(Registry().contains(family));
+  const std::string om = registry.render_openmetrics(false);
+  EXPECT_EQ(om, "# TYPE job_seconds counter\n# HELP job_seconds Job time.\n# UNIT job_seconds seconds\n"
+                "job_seconds_total 2\n# EOF\n");
+  EXPECT_EQ(registry.render_prometheus().find("UNIT"), std::string::npos);  // 0.0.4 has no unit line
+  const ProtoMessage message = parse_proto(split_delimited(registry.encode_protobuf()).at(0));
+  EXPECT_EQ(message.at(5)[0].bytes, "seconds");
+  EXPECT_THROW(registry.counter("job_seconds", "Job time."), std::invalid_argument);  // another unit (none)
+  try {
+    registry.gauge("size", "", {}, "bytes");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_STREQ(e.what(), "metric 'size' has the unit 'bytes', so its name must end in '_bytes' (OpenMetrics)");
+  }
+}
+
+}  // namespace
+}  // namespace veda

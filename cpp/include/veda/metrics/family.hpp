@@ -44,6 +44,9 @@ struct FamilyInfo {
   // only count and sum), never as a histogram.
   bool summary = false;
   std::vector<double> quantiles;
+  // The unit OpenMetrics declares ("seconds", "bytes"; empty for none). The
+  // name ends in "_<unit>" (Registry checks it).
+  std::string unit;
 };
 
 class FamilyBase {

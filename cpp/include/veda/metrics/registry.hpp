@@ -62,10 +62,12 @@ class Registry {
   Registry& operator=(const Registry&) = delete;
 
   // A trailing "_total" in a counter name is dropped; the exposition adds it back.
+  // `unit` (every type): what OpenMetrics declares with "# UNIT"; the name
+  // must end in "_<unit>" (std::invalid_argument otherwise).
   std::shared_ptr<CounterFamily> counter(std::string name, std::string help,
-                                         std::vector<std::string> label_names = {});
+                                         std::vector<std::string> label_names = {}, std::string unit = {});
   std::shared_ptr<GaugeFamily> gauge(std::string name, std::string help,
-                                     std::vector<std::string> label_names = {});
+                                     std::vector<std::string> label_names = {}, std::string unit = {});
   // `buckets`: classic bucket bounds (see Histogram::check_bounds); empty for
   // none. `max_age_s` > 0: the summary quantiles describe about that many
   // recent seconds (Histogram::recent()). Re-registering must give the same
@@ -73,14 +75,18 @@ class Registry {
   std::shared_ptr<HistogramFamily> histogram(std::string name, std::string help,
                                              std::vector<std::string> label_names = {},
                                              int scale = Histogram::kDefaultScale, std::vector<double> buckets = {},
-                                             double max_age_s = 0.0);
+                                             double max_age_s = 0.0, std::string unit = {});
   // A summary: a histogram (default scale, no classic buckets) exposed in
   // every format as a summary with exactly `quantiles` (each in [0, 1],
   // sorted here; none: only "_count" and "_sum", as prometheus_client's
   // Summary). The label name "quantile" is reserved.
   std::shared_ptr<HistogramFamily> summary(std::string name, std::string help,
                                            std::vector<std::string> label_names = {},
-                                           std::vector<double> quantiles = {}, double max_age_s = 0.0);
+                                           std::vector<double> quantiles = {}, double max_age_s = 0.0,
+                                           std::string unit = {});
+
+  // Whether this registry exposes exactly `family`.
+  bool contains(const std::shared_ptr<FamilyBase>& family) const;
 
   // Adds a family made elsewhere (another registry's, a metric created
   // unregistered), so this registry exposes it too. Adding it twice does
