@@ -347,3 +347,28 @@ def test_the_default_registry_has_prometheus_clients_process_platform_and_gc_col
     info = [labels for name, labels in samples if name == "python_info"]
     assert dict(info[0])["major"] == str(sys.version_info.major)
     assert samples[("python_gc_collections_total", (("generation", "0"),))] >= 0
+
+
+def test_the_prometheus_client_bridge_carries_collectors_info_and_enum():
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from pyveda.telemetry import Enum, Info, register_prometheus_collector
+
+    ours = CollectorRegistry()
+    ours.register(Every())
+    Info("bridge_build", "Build.", registry=ours).info({"version": "9"})
+    Enum("bridge_state", "State.", states=["a", "b"], registry=ours).state("b")
+    app = prometheus_client.CollectorRegistry()
+    register_prometheus_collector(app, source=ours)
+    assert app.get_sample_value("jobs_total", {"queue": "fast"}) == 7
+    assert app.get_sample_value("bridge_build_info", {"version": "9"}) == 1
+    assert app.get_sample_value("bridge_state", {"bridge_state": "b"}) == 1
+    import prometheus_client.openmetrics.exposition
+
+    text = prometheus_client.openmetrics.exposition.generate_latest(app).decode()
+    assert "# TYPE temperature_celsius gauge\n" in text and "# UNIT temperature_celsius celsius\n" in text
+    # The default registry's process/platform/GC collectors stay out: prometheus_client has its own.
+    default = prometheus_client.CollectorRegistry()
+    prometheus_client.ProcessCollector(registry=default)
+    collector = register_prometheus_collector(default)
+    assert default.get_sample_value("process_open_fds") is not None
+    default.unregister(collector)

@@ -48,12 +48,25 @@ class PyVedaCollector:
         self.registry = registry
 
     def collect(self) -> Iterator[Any]:
-        """The registry's families now, as prometheus_client metric families."""
+        """The registry's families now, as prometheus_client metric families.
+
+        The metrics' families and the custom collectors' (Info, Enum and your
+        own), but not the process, platform and GC collectors: the
+        prometheus_client registry has its own.
+        """
+        from pyveda.telemetry.collectors import GCCollector, PlatformCollector, ProcessCollector
+
+        collected = self.registry._collected(skip=(GCCollector, PlatformCollector, ProcessCollector))
         families = []
         for name, documentation, kind, samples in self.registry._core.collect_samples():
             family = self._metric(name, documentation, kind)
             for sample_name, labels, value in samples:
                 family.add_sample(sample_name, labels, value)
+            families.append(family)
+        for metric in collected:
+            family = self._metric(metric.name, metric.documentation, metric.type, metric.unit)
+            for sample in metric.samples:
+                family.add_sample(*sample[:5])
             families.append(family)
         return iter(families)
 

@@ -235,14 +235,15 @@ class CollectorRegistry:
         """The ``target_info`` labels, or None."""
         return None if self._target_info is None else dict(self._target_info)
 
-    def _collected(self, names: Optional[frozenset] = None) -> List[Any]:
-        """The families the collectors yield now (after the set_function gauges are refreshed)."""
+    def _collected(self, names: Optional[frozenset] = None, skip: Tuple[type, ...] = ()) -> List[Any]:
+        """The families the collectors (but those of the types in ``skip``) yield now, after the set_function gauges are refreshed."""
         _metrics_hooks.before_collect(self)
         families: List[Any] = []
         if self._target_info is not None:
             families.append(_target_info_family(self._target_info))
         for collector in self._families:
-            families.extend(collector.collect())
+            if not isinstance(collector, skip):
+                families.extend(collector.collect())
         if names is not None:
             families = [m for m in map(lambda f: _restrict(f, names), families) if m is not None]
         return families
