@@ -305,7 +305,7 @@ def test_healthz_404_405_head(server):
     assert (status, body) == (200, b"ok\n") and headers["Content-Type"].startswith("text/plain")
     assert fetch(root + "/nope")[0] == 404
     assert fetch(root + "/metrics/extra")[0] == 404
-    assert fetch(root + "/metrics?name[]=x")[0] == 200  # query strings are ignored
+    assert fetch(root + "/metrics?name[]=x")[0] == 200  # name[] restricts the families (none here)
     for method in ("POST", "PUT", "DELETE"):
         status, headers, _ = fetch(server.url, method=method, data=b"" if method != "DELETE" else None)
         assert status == 405 and headers["Allow"] == "GET, HEAD", method
@@ -585,14 +585,15 @@ def test_register_prometheus_collector_without_prometheus_client(monkeypatch):
 
 def test_gateway_urls():
     assert gateway_url("localhost:9091", "etl", None) == "http://localhost:9091/metrics/job/etl"
-    assert gateway_url("https://gw/", "a b", {"shard": "x/y", "empty": "", "k": "ü"}) == (
-        "https://gw/metrics/job/a%20b/shard@base64/eC95/empty@base64/=/k/%C3%BC"
+    # As prometheus_client: labels sorted, values str()-converted, base64 for '', '/' and ' ' (the job too).
+    assert gateway_url("https://gw/", "a b", {"shard": "x/y", "empty": "", "k": "ü", "n": 1}) == (
+        "https://gw/metrics/job@base64/YSBi/empty@base64/=/k/%C3%BC/n/1/shard@base64/eC95"
     )
     assert gateway_url("gw:1", "job/with/slash", None) == "http://gw:1/metrics/job@base64/am9iL3dpdGgvc2xhc2g="
     with pytest.raises(ValueError, match="job"):
         gateway_url("gw:1", "", None)
     with pytest.raises(TypeError, match="grouping_key"):
-        gateway_url("gw:1", "j", {"a": 1})
+        gateway_url("gw:1", "j", [("a", "1")])
 
 
 # --- a real Prometheus and Pushgateway ---------------------------------------------------

@@ -84,6 +84,15 @@ _EXPORTS: Dict[str, str] = {
     "to_openmetrics": "openmetrics",
     "register_prometheus_collector": "promclient",
     "delete_from_gateway": "push",
+    "default_handler": "push",
+    "basic_auth_handler": "push",
+    "tls_auth_handler": "push",
+    "passthrough_redirect_handler": "push",
+    "instance_ip_grouping_key": "push",
+    "make_wsgi_app": "wsgi",
+    "start_wsgi_server": "wsgi",
+    "MetricsHandler": "wsgi",
+    "make_asgi_app": "asgi",
     "push_to_gateway": "push",
     "pushadd_to_gateway": "push",
 }
@@ -159,7 +168,18 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
     )
     from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS, to_openmetrics
     from pyveda.telemetry.promclient import register_prometheus_collector
-    from pyveda.telemetry.push import delete_from_gateway, push_to_gateway, pushadd_to_gateway
+    from pyveda.telemetry.asgi import make_asgi_app
+    from pyveda.telemetry.push import (
+        basic_auth_handler,
+        default_handler,
+        delete_from_gateway,
+        instance_ip_grouping_key,
+        passthrough_redirect_handler,
+        push_to_gateway,
+        pushadd_to_gateway,
+        tls_auth_handler,
+    )
+    from pyveda.telemetry.wsgi import MetricsHandler, make_wsgi_app, start_wsgi_server
     from pyveda.telemetry.states import Enum, Info
     from pyveda.telemetry.system import MetricsSnapshot, TelemetrySystem
     from pyveda.telemetry.tracing import Span, SpanContext, SpanKind, StatusCode, TracingSystem

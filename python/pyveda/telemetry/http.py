@@ -1,8 +1,11 @@
-"""A Prometheus scrape endpoint: ``start_http_server``.
+"""A Prometheus scrape endpoint: ``start_http_server``, and the exposition
+every PyVeda server and app shares.
 
 >>> from pyveda.telemetry import start_http_server
 >>> with start_http_server(port=0) as server:      # 0: any free port
 ...     print(server.url)                           # http://127.0.0.1:<port>/metrics
+>>> server, thread = start_http_server(port=0)      # prometheus_client's form works too
+>>> server.shutdown(); thread.join()
 
 Endpoints (GET and HEAD; other methods get 405):
 
@@ -14,7 +17,8 @@ Endpoints (GET and HEAD; other methods get 405):
   ``--enable-feature=native-histograms``), OpenMetrics 1.0.0
   (``application/openmetrics-text``, Prometheus' default), else text format
   0.0.4 (also for a missing or unknown Accept); gzip when
-  ``Accept-Encoding`` allows it.
+  ``Accept-Encoding`` allows it. ``?name[]=a&name[]=b`` limits the reply
+  to those families (``registry.restricted_registry``), as in prometheus_client.
 * ``/metrics.json``: the runtime's current snapshot (``export_json()``), or
   503 with a JSON error when there is no runtime or its telemetry is off.
 * ``/healthz``: ``ok``.
@@ -26,7 +30,14 @@ and joins it. Each connection has one deadline for its whole request and
 reply (``request_timeout``, 30 s), and at most ``max_connections`` (64) are
 served at once; one more gets 503 on the spot. Optional HTTP basic auth (``basic_auth=(user, password)``,
 every path, 401 otherwise) and TLS (``certfile``/``keyfile``; the handshake
-runs on the request thread, never on the accept loop).
+runs on the request thread, never on the accept loop), with client
+certificates (mutual TLS) through prometheus_client's ``client_cafile``,
+``client_capath`` and ``client_auth_required``.
+
+:func:`metrics_reply` is the one implementation of Accept negotiation,
+``name[]`` restriction and gzip: this server, :func:`pyveda.telemetry.make_wsgi_app`,
+:func:`pyveda.telemetry.make_asgi_app`, ``start_wsgi_server`` and
+``MetricsHandler`` all answer through it.
 
 The server modules (``http.server``, ``ssl``, ``gzip``) are imported when the
 first server starts, so ``import pyveda`` stays fast.
@@ -36,10 +47,11 @@ from __future__ import annotations
 
 import base64
 import functools
+import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
 
 from pyveda._checks import seconds
 from pyveda.telemetry.registry import CONTENT_TYPE_PLAIN_0_0_4, CONTENT_TYPE_PROTOBUF, REGISTRY, CollectorRegistry
@@ -48,7 +60,7 @@ from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS
 if TYPE_CHECKING:  # pragma: no cover
     from pyveda.runtime import Runtime
 
-__all__ = ["MetricsServer", "start_http_server"]
+__all__ = ["MetricsServer", "choose_exposition", "metrics_reply", "start_http_server"]
 
 _REQUEST_TIMEOUT_S = 30.0  # default whole-request deadline: a slower client loses its connection (and thread)
 _MAX_CONNECTIONS = 64  # default cap on connections served at once
@@ -123,6 +135,171 @@ def choose_exposition(accept: Optional[str]) -> str:
         if quality > best_q:
             best, best_q = kind, quality
     return best
+
+
+Headers = List[Tuple[str, str]]
+
+#: What the WSGI/ASGI apps and MetricsHandler answer to (prometheus_client: OPTIONS and GET; HEAD added).
+_APP_METHODS = "OPTIONS, GET, HEAD"
+_REASONS = {200: "OK", 405: "Method Not Allowed"}
+
+
+def check_registry(registry: Any, owner: str) -> CollectorRegistry:
+    """``registry`` for a server or app: None gives :data:`REGISTRY`; not a CollectorRegistry: TypeError."""
+    if registry is None:
+        return REGISTRY
+    if not isinstance(registry, CollectorRegistry):
+        raise TypeError(
+            f"{owner}: registry must be a pyveda.telemetry.CollectorRegistry, got {type(registry).__name__}"
+        )
+    return registry
+
+
+def check_flag(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{what} must be True or False, got {type(value).__name__} ({value!r})")
+    return value
+
+
+def query_names(query: Optional[str]) -> Optional[List[str]]:
+    """The ``name[]`` values of a URL query string (``a=1&name[]=x&name[]=y`` -> ['x', 'y']), None without any."""
+    if not query or "name" not in query:
+        return None
+    from urllib.parse import parse_qs
+
+    return parse_qs(query).get("name[]") or None
+
+
+def metrics_reply(
+    registry: CollectorRegistry,
+    accept: Optional[str],
+    accept_encoding: Optional[str],
+    names: Optional[List[str]] = None,
+    disable_compression: bool = False,
+) -> Tuple[Headers, bytes]:
+    """The headers and body of a ``/metrics`` reply; every PyVeda server and app answers through this.
+
+    The format is the one :func:`choose_exposition` picks from ``accept``;
+    ``names`` (from ``name[]``) limits it to ``registry.restricted_registry(names)``;
+    the body is gzipped when ``accept_encoding`` lists gzip with q > 0, unless
+    ``disable_compression``. The headers hold Content-Type, Vary,
+    Content-Encoding (with gzip) and Content-Length.
+    """
+    source: Any = registry if not names else registry.restricted_registry(names)
+    exposition = choose_exposition(accept)
+    if exposition == "protobuf":
+        body, content_type = source.generate_protobuf(), CONTENT_TYPE_PROTOBUF
+    elif exposition == "openmetrics":
+        body, content_type = source.generate_openmetrics().encode("utf-8"), CONTENT_TYPE_OPENMETRICS
+    else:
+        body, content_type = source.generate_prometheus().encode("utf-8"), CONTENT_TYPE_PLAIN_0_0_4
+    headers = [("Content-Type", content_type), ("Vary", "Accept, Accept-Encoding")]
+    if not disable_compression and _accepts(accept_encoding, "gzip"):
+        import gzip
+
+        body = gzip.compress(body, compresslevel=5)
+        headers.append(("Content-Encoding", "gzip"))
+    headers.append(("Content-Length", str(len(body))))
+    return headers, body
+
+
+def app_reply(
+    registry: CollectorRegistry,
+    method: str,
+    path: str,
+    accept: Optional[str],
+    accept_encoding: Optional[str],
+    query: Optional[str],
+    disable_compression: bool = False,
+) -> Tuple[int, str, Headers, bytes]:
+    """(status, reason, headers, body) of the WSGI/ASGI apps and MetricsHandler, as prometheus_client answers.
+
+    GET on any path serves the metrics (the app is mounted somewhere: its
+    path is whatever follows), except ``/favicon.ico``: 200 and empty, for
+    browsers. HEAD gets GET's headers (the caller sends no body). OPTIONS
+    gets 200 and ``Allow``; any other method 405.
+    """
+    if method == "OPTIONS":
+        return 200, "OK", [("Allow", _APP_METHODS), ("Content-Length", "0")], b""
+    if method not in ("GET", "HEAD"):
+        body = f"# HTTP 405 Method Not Allowed: {method}; use {_APP_METHODS}\n".encode("utf-8", "replace")
+        headers = [("Allow", _APP_METHODS), ("Content-Type", "text/plain; charset=utf-8"),
+                   ("Content-Length", str(len(body)))]
+        return 405, _REASONS[405], headers, body
+    if path == "/favicon.ico":
+        return 200, "OK", [("Content-Length", "0")], b""
+    headers, body = metrics_reply(registry, accept, accept_encoding, query_names(query), disable_compression)
+    return 200, "OK", headers, body
+
+
+def ssl_server_context(
+    owner: str,
+    certfile: Any,
+    keyfile: Any,
+    protocol: Optional[int] = None,
+    client_cafile: Any = None,
+    client_capath: Any = None,
+    client_auth_required: bool = False,
+    tls_min_version: Any = None,
+    tls_max_version: Any = None,
+) -> Any:
+    """The server-side ``ssl.SSLContext`` for these arguments, or None when there is no certfile/keyfile.
+
+    As prometheus_client: client certificates are checked against
+    ``client_cafile``/``client_capath`` (the system CAs when neither is
+    given) and required (``ssl.CERT_REQUIRED``) with ``client_auth_required``.
+    TLS 1.2 is the minimum unless ``tls_min_version`` says otherwise. Every
+    other TLS argument without certfile and keyfile is a ValueError (it would
+    do nothing); a file that cannot be loaded raises its OSError, naming it.
+    """
+    check_flag(client_auth_required, f"{owner}: client_auth_required")
+    for name, value in (("certfile", certfile), ("keyfile", keyfile), ("client_cafile", client_cafile),
+                        ("client_capath", client_capath)):
+        if value is not None and not isinstance(value, (str, bytes, os.PathLike)):
+            raise TypeError(f"{owner}: {name} must be a file path (str or os.PathLike), got {type(value).__name__}")
+    if (certfile is None) != (keyfile is None):
+        raise ValueError(f"{owner}: TLS needs both certfile and keyfile")
+    if certfile is None:
+        useless = [name for name, value in (("client_cafile", client_cafile), ("client_capath", client_capath),
+                                            ("tls_min_version", tls_min_version), ("tls_max_version", tls_max_version))
+                   if value is not None]
+        if client_auth_required:
+            useless.append("client_auth_required=True")
+        if useless:
+            raise ValueError(f"{owner}: {', '.join(useless)} given without certfile and keyfile "
+                             "(they only apply with TLS)")
+        return None
+    import ssl
+
+    if protocol is None:
+        protocol = ssl.PROTOCOL_TLS_SERVER
+    if protocol == ssl.PROTOCOL_TLS_CLIENT:
+        raise ValueError(f"{owner}: protocol must be a server protocol such as ssl.PROTOCOL_TLS_SERVER, "
+                         "not ssl.PROTOCOL_TLS_CLIENT")
+    try:
+        context = ssl.SSLContext(protocol)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{owner}: protocol must be an ssl.PROTOCOL_* constant such as ssl.PROTOCOL_TLS_SERVER, "
+                         f"got {protocol!r} ({error})") from None
+    if client_cafile is not None or client_capath is not None:
+        try:
+            context.load_verify_locations(client_cafile, client_capath)
+        except OSError as error:
+            raise type(error)(f"{owner}: cannot load the client CA certificates from client_cafile={client_cafile!r} "
+                              f"or client_capath={client_capath!r}: {error}") from error
+    else:
+        context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
+    if client_auth_required:
+        context.verify_mode = ssl.CERT_REQUIRED
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except OSError as error:
+        raise type(error)(f"{owner}: cannot load the server certificate certfile={certfile!r} "
+                          f"or its key keyfile={keyfile!r}: {error}") from error
+    context.minimum_version = ssl.TLSVersion.TLSv1_2 if tls_min_version is None else tls_min_version
+    if tls_max_version is not None:
+        context.maximum_version = tls_max_version
+    return context
 
 
 class _App:
@@ -201,16 +378,18 @@ def _server_classes() -> Tuple[type, type]:
             if self.command not in ("GET", "HEAD"):
                 self._send_text(405, "method not allowed\n", (("Allow", "GET, HEAD"),))
                 return
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
             app = self.server.app
             if path == "/metrics":
-                exposition = choose_exposition(self.headers.get("Accept"))
-                if exposition == "protobuf":
-                    self._send(200, app.registry.generate_protobuf(), CONTENT_TYPE_PROTOBUF)
-                elif exposition == "openmetrics":
-                    self._send(200, app.registry.generate_openmetrics().encode("utf-8"), CONTENT_TYPE_OPENMETRICS)
-                else:
-                    self._send(200, app.registry.generate_prometheus().encode("utf-8"), CONTENT_TYPE_PLAIN_0_0_4)
+                headers, body = metrics_reply(
+                    app.registry, self.headers.get("Accept"), self.headers.get("Accept-Encoding"), query_names(query)
+                )
+                self.send_response(200)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
             elif path == "/metrics.json":
                 runtime = app.current_runtime()
                 if runtime is None or runtime.telemetry is None:
@@ -335,7 +514,13 @@ class MetricsServer:
     """A running endpoint (from :func:`start_http_server`); a context manager.
 
     ``port`` is the bound port (useful with ``port=0``), ``url`` the
-    ``/metrics`` address. Thread-safe; :meth:`shutdown` may be called twice.
+    ``/metrics`` address, ``thread`` the serving thread. Thread-safe;
+    :meth:`shutdown` may be called twice.
+
+    prometheus_client's ``start_http_server`` returns ``(server, thread)``;
+    this one unpacks the same way (``server, thread = start_http_server(...)``
+    gives this object and its thread), and has ``server_address``,
+    ``server_port`` and ``server_close()`` as that server has.
     """
 
     def __init__(self, server: Any, scheme: str) -> None:
@@ -379,6 +564,26 @@ class MetricsServer:
         return not late
 
     close = shutdown
+    server_close = shutdown  # prometheus_client's server: shutdown() stops serving, server_close() frees the port
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The thread running the accept loop (a daemon; ended by :meth:`shutdown`)."""
+        return self._thread
+
+    @property
+    def server_address(self) -> Tuple[str, int]:
+        """``(addr, port)``, as socketserver servers have it."""
+        return (self.addr, self.port)
+
+    @property
+    def server_port(self) -> int:
+        return self.port
+
+    def __iter__(self) -> Iterator[Any]:
+        """``server, thread = start_http_server(...)``: prometheus_client's (server, thread) pair."""
+        yield self
+        yield self._thread
 
     def __enter__(self) -> "MetricsServer":
         return self
@@ -399,6 +604,12 @@ def start_http_server(
     basic_auth: Optional[Tuple[str, str]] = None,
     certfile: Optional[str] = None,
     keyfile: Optional[str] = None,
+    client_cafile: Optional[str] = None,
+    client_capath: Optional[str] = None,
+    protocol: Optional[int] = None,
+    client_auth_required: bool = False,
+    tls_min_version: Any = None,
+    tls_max_version: Any = None,
     request_timeout: float = _REQUEST_TIMEOUT_S,
     max_connections: int = _MAX_CONNECTIONS,
 ) -> MetricsServer:
@@ -413,8 +624,19 @@ def start_http_server(
     send its request and read the reply, then it is cut; at most
     ``max_connections`` (default 64) are served at once, and one more is
     answered 503 with ``Retry-After: 1`` (closed, with TLS) on the spot.
-    Raises TypeError/ValueError for bad arguments and OSError when the port
-    cannot be bound.
+
+    TLS with ``certfile`` and ``keyfile``; prometheus_client's other TLS
+    arguments work as there: ``client_cafile``/``client_capath`` (the CAs a
+    client certificate must chain to; the system's when neither is given),
+    ``client_auth_required=True`` (mutual TLS: a client without a valid
+    certificate fails the handshake and is dropped), ``protocol`` (default
+    ``ssl.PROTOCOL_TLS_SERVER``), ``tls_min_version`` (default TLS 1.2) and
+    ``tls_max_version``.
+
+    The result is a :class:`MetricsServer`, which also unpacks as
+    prometheus_client's ``(server, thread)``. Raises TypeError/ValueError for
+    bad arguments and OSError when the port cannot be bound or a certificate
+    file cannot be loaded.
     """
     if not isinstance(port, int) or isinstance(port, bool):
         raise TypeError(f"start_http_server: port must be an int in [0, 65535], got {type(port).__name__} ({port!r})")
@@ -422,17 +644,18 @@ def start_http_server(
         raise ValueError(f"start_http_server: port must be in [0, 65535] (0 picks a free one), got {port}")
     if not isinstance(addr, str):
         raise TypeError(f"start_http_server: addr must be a str such as '127.0.0.1', got {type(addr).__name__}")
-    if registry is None:
-        registry = REGISTRY
-    elif not isinstance(registry, CollectorRegistry):
-        raise TypeError(
-            f"start_http_server: registry must be a pyveda.telemetry.CollectorRegistry, got {type(registry).__name__}"
-        )
+    registry = check_registry(registry, "start_http_server")
     if runtime is not None:
         from pyveda.runtime import Runtime
 
         if not isinstance(runtime, Runtime):
-            raise TypeError(f"start_http_server: runtime must be a pyveda.Runtime, got {type(runtime).__name__}")
+            hint = ""
+            if isinstance(runtime, (str, os.PathLike)):  # prometheus_client's 4th positional argument is certfile
+                hint = "; pass certfile= and keyfile= by keyword"
+            raise TypeError(
+                "start_http_server: runtime must be a pyveda.Runtime (the 4th argument), "
+                f"got {type(runtime).__name__}{hint}"
+            )
     auth = None
     if basic_auth is not None:
         if (
@@ -450,15 +673,10 @@ def start_http_server(
         raise TypeError(f"start_http_server: max_connections must be an int >= 1, got {max_connections!r}")
     if max_connections < 1:
         raise ValueError(f"start_http_server: max_connections must be an int >= 1, got {max_connections!r}")
-    if (certfile is None) != (keyfile is None):
-        raise ValueError("start_http_server: TLS needs both certfile and keyfile")
-    ssl_context = None
-    if certfile is not None:
-        import ssl
-
-        ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ssl_context.minimum_version = ssl.TLSVersion.TLSv1_2
-        ssl_context.load_cert_chain(certfile, keyfile)
+    ssl_context = ssl_server_context(
+        "start_http_server", certfile, keyfile, protocol, client_cafile, client_capath, client_auth_required,
+        tls_min_version, tls_max_version,
+    )
     _, server_class = _server_classes()
     app = _App(registry, runtime, auth, request_timeout, max_connections)
     server = server_class((addr, port), app, ssl_context)
