@@ -164,3 +164,51 @@ def test_utf8_names_round_trip_in_each_escaping():
     assert dots == {("http_dot_requests__total", (("url_dot_path", "/a"),)): 2}
     with pytest.raises(ValueError, match=r"unknown name escaping 'utf8'; allowed: underscores, dots, values, allow-utf-8"):
         registry.generate_prometheus(escaping="utf8")
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+        "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        "application/openmetrics-text",
+        "application/openmetrics-text; version=1.0.0; escaping=values",
+        "text/plain;version=1.0.0;escaping=allow-utf-8",
+        "text/plain;version=1.0.0;escaping=dots",
+        "text/plain;version=1.0.0;escaping=bogus",
+        "text/plain",
+        "",
+    ],
+)
+def test_negotiation_answers_as_prometheus_client(accept):
+    from prometheus_client.exposition import choose_encoder as theirs
+
+    from pyveda.telemetry import choose_encoder
+
+    disable_legacy_validation()
+    registry = CollectorRegistry()
+    Gauge("queue.depth", "Depth.", registry=registry).set(3)
+    encoder, content_type = choose_encoder(accept)
+    assert content_type == theirs(accept)[1]
+    body = encoder(registry).decode()
+    escaping = content_type.partition("escaping=")[2] or "underscores"
+    expected_name = {"underscores": "queue_depth", "dots": "queue_dot_depth", "values": "U__queue_2e_depth",
+                     "allow-utf-8": '{"queue.depth"}'}[escaping]
+    assert f"{expected_name} 3\n" in body, body
+
+
+def test_a_scrape_negotiates_the_escaping(tmp_path):
+    import urllib.request
+
+    from pyveda.telemetry import start_http_server
+
+    disable_legacy_validation()
+    registry = CollectorRegistry()
+    Counter("http.requests", "Requests.", registry=registry).inc()
+    with start_http_server(0, registry=registry) as server:
+        request = urllib.request.Request(server.url, headers={"Accept": "text/plain;version=1.0.0;escaping=allow-utf-8"})
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            assert reply.headers["Content-Type"] == "text/plain; version=1.0.0; charset=utf-8; escaping=allow-utf-8"
+            assert '{"http.requests_total"} 1\n' in reply.read().decode()
+        with urllib.request.urlopen(server.url, timeout=10) as reply:
+            assert "\nhttp_requests_total 1\n" in reply.read().decode()

@@ -59,6 +59,8 @@ PROMETHEUS_ACCEPT = (  # what Prometheus 2.x sends when it scrapes
     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 )
 NATIVE_ACCEPT = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+# What prometheus_client 0.26 answers to that Accept: OpenMetrics 1.0.0, names escaped with underscores.
+OM_FOR_PROMETHEUS = CONTENT_TYPE_OPENMETRICS + "; escaping=underscores"
 
 needs_restricted = pytest.mark.xfail(
     not hasattr(CollectorRegistry, "restricted_registry"),
@@ -182,7 +184,7 @@ def test_wsgi_app_negotiates_like_the_threaded_server():
     assert body == registry.generate_prometheus().encode() and headers["Content-Length"] == str(len(body))
     assert "Content-Encoding" not in headers
     status, headers, body = wsgi_call(app, headers={"Accept": PROMETHEUS_ACCEPT})
-    assert headers["Content-Type"] == CONTENT_TYPE_OPENMETRICS and body.endswith(b"# EOF\n")
+    assert headers["Content-Type"] == OM_FOR_PROMETHEUS and body.endswith(b"# EOF\n")
     status, headers, body = wsgi_call(app, headers={"Accept": NATIVE_ACCEPT})
     assert headers["Content-Type"] == CONTENT_TYPE_PROTOBUF and body == registry.generate_protobuf()
 
@@ -291,7 +293,7 @@ def test_asgi_app_renders_off_the_event_loop():
     sent = asyncio.run(run())
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[0]["status"] == 200
-    assert dict(sent[0]["headers"])[b"content-type"] == CONTENT_TYPE_OPENMETRICS.encode()
+    assert dict(sent[0]["headers"])[b"content-type"] == OM_FOR_PROMETHEUS.encode()
     assert b"recorder_value 1" in sent[1]["body"]
     assert recorder.threads and loop_threads[0] not in recorder.threads  # rendered in the executor
 
@@ -364,7 +366,7 @@ def test_flask_app_with_make_wsgi_app_scraped_by_prometheus(tmp_path):
         assert status == 200 and headers["Content-Type"] == CONTENT_TYPE_PLAIN_0_0_4
         check_shop(body.decode(), 7, 3)
         status, headers, body = fetch(base + "/metrics", {"Accept": PROMETHEUS_ACCEPT})
-        assert headers["Content-Type"] == CONTENT_TYPE_OPENMETRICS
+        assert headers["Content-Type"] == OM_FOR_PROMETHEUS
         check_shop(body.decode(), 7, 3)
         assert fetch(base + "/ping")[0] == 200  # the app still serves its own routes
         prom = start_prometheus(tmp_path, {"flask": (server.server_port, ())})
@@ -418,7 +420,7 @@ def test_starlette_app_with_make_asgi_app_under_uvicorn_scraped_by_prometheus(tm
         check_shop(body.decode(), 5, 2)
         # Starlette redirects /metrics to the mount's /metrics/; clients (and Prometheus) follow.
         status, headers, body = fetch(base + "/metrics", {"Accept": PROMETHEUS_ACCEPT})
-        assert status == 200 and headers["Content-Type"] == CONTENT_TYPE_OPENMETRICS
+        assert status == 200 and headers["Content-Type"] == OM_FOR_PROMETHEUS
         check_shop(body.decode(), 5, 2)
         assert fetch(base + "/metrics/favicon.ico")[::2] == (200, b"")
         prom = start_prometheus(tmp_path, {"starlette": (port, ())})
@@ -444,7 +446,7 @@ def test_start_wsgi_server_returns_server_and_thread():
         base = f"http://127.0.0.1:{server.server_port}"
         status, headers, body = fetch(base + "/metrics")
         assert status == 200 and samples(body.decode())[("wsgi_server_level", ())] == 8
-        assert fetch(base + "/", {"Accept": PROMETHEUS_ACCEPT})[1]["Content-Type"] == CONTENT_TYPE_OPENMETRICS
+        assert fetch(base + "/", {"Accept": PROMETHEUS_ACCEPT})[1]["Content-Type"] == OM_FOR_PROMETHEUS
         assert fetch(base + "/favicon.ico")[::2] == (200, b"")
         assert fetch(base + "/metrics", method="POST", data=b"")[0] == 405
     finally:

@@ -59,6 +59,8 @@ PROMETHEUS_ACCEPT = (
     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
 )
 DATA = importlib.resources.files("pyveda") / "data"
+# What prometheus_client 0.26 answers to that Accept: OpenMetrics 1.0.0, names escaped with underscores.
+OM_FOR_PROMETHEUS = CONTENT_TYPE_OPENMETRICS + "; escaping=underscores"
 
 
 # --- helpers ------------------------------------------------------------------
@@ -172,7 +174,7 @@ def test_openmetrics_negotiation_parses_with_client_python(server, runtime):
     run_tasks(runtime, 20, failing=1)
     status, headers, body = fetch(server.url, {"Accept": PROMETHEUS_ACCEPT})
     assert status == 200
-    assert headers["Content-Type"] == CONTENT_TYPE_OPENMETRICS
+    assert headers["Content-Type"] == OM_FOR_PROMETHEUS
     text = body.decode()
     assert text.endswith("\n# EOF\n")
     assert "# TYPE pyveda_tasks_executed counter" in text  # OM: family name without _total

@@ -79,6 +79,7 @@ _EXPORTS: Dict[str, str] = {
     "Alert": "alerts",
     "AlertRule": "alerts",
     "MetricsServer": "http",
+    "choose_encoder": "http",
     "start_http_server": "http",
     "CONTENT_TYPE_OPENMETRICS": "openmetrics",
     "to_openmetrics": "openmetrics",
@@ -120,7 +121,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
     from pyveda.telemetry.alerts import Alert, AlertRule
     from pyveda.telemetry.exporters import ExportResult, OTLPExporter, create_exporter
     from pyveda.telemetry.gpu import GpuDevice, GpuMonitor, GpuSample
-    from pyveda.telemetry.http import MetricsServer, start_http_server
+    from pyveda.telemetry.http import MetricsServer, choose_encoder, start_http_server
     from pyveda.telemetry.metrics import Counter, Gauge, Histogram, Summary
     from pyveda.telemetry.collectors import (
         GC_COLLECTOR,

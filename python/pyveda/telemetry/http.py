@@ -51,16 +51,23 @@ import os
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from pyveda._checks import seconds
-from pyveda.telemetry.registry import CONTENT_TYPE_PLAIN_0_0_4, CONTENT_TYPE_PROTOBUF, REGISTRY, CollectorRegistry
+from pyveda.telemetry.registry import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CONTENT_TYPE_PLAIN_1_0_0,
+    CONTENT_TYPE_PROTOBUF,
+    ESCAPING_SCHEMES,
+    REGISTRY,
+    CollectorRegistry,
+)
 from pyveda.telemetry.openmetrics import CONTENT_TYPE_OPENMETRICS
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyveda.runtime import Runtime
 
-__all__ = ["MetricsServer", "choose_exposition", "metrics_reply", "start_http_server"]
+__all__ = ["MetricsServer", "choose_encoder", "choose_exposition", "metrics_reply", "negotiate", "start_http_server"]
 
 _REQUEST_TIMEOUT_S = 30.0  # default whole-request deadline: a slower client loses its connection (and thread)
 _MAX_CONNECTIONS = 64  # default cap on connections served at once
@@ -112,15 +119,38 @@ _PROTOBUF_TYPE = "application/vnd.google.protobuf"
 _OPENMETRICS_TYPE = "application/openmetrics-text"
 
 
-def choose_exposition(accept: Optional[str]) -> str:
-    """The exposition a scraper's Accept header ranks highest: "protobuf", "openmetrics" or "text".
+def _version_at_least_1(params: Dict[str, str]) -> bool:
+    """Whether the media type's ``version`` parameter is 1.0.0 or later (a missing or odd one is not)."""
+    try:
+        return tuple(int(part) for part in params.get("version", "").split(".")) >= (1, 0, 0)
+    except ValueError:
+        return False
 
-    Media types are compared by their q value (1 when absent; q=0 refuses),
-    the earlier one winning a tie. Protobuf counts only with
-    ``proto=io.prometheus.client.MetricFamily`` and ``encoding=delimited``.
+
+def _escaping(params: Dict[str, str]) -> str:
+    """The ``escaping`` parameter if it names a scheme, else ``underscores`` (prometheus_client's rule)."""
+    escaping = params.get("escaping", "underscores")
+    return escaping if escaping in ESCAPING_SCHEMES else "underscores"
+
+
+def negotiate(accept: Optional[str]) -> Tuple[str, str, str]:
+    """(exposition, escaping, Content-Type) for a scraper's Accept header.
+
+    The exposition is "protobuf", "openmetrics" or "text", whichever media
+    type ranks highest by q (1 when absent; q=0 refuses), the earlier one
+    winning a tie; protobuf counts only with
+    ``proto=io.prometheus.client.MetricFamily`` and ``encoding=delimited``;
     ``text/plain``, ``*/*``, an unknown type or no header at all give text.
+    Names outside the legacy character set are escaped as the chosen type's
+    ``escaping=`` parameter says (underscores, dots, values, allow-utf-8)
+    when it also has ``version=1.0.0`` or later (text, OpenMetrics) or
+    always (protobuf), as prometheus_client 0.26 and Prometheus 3 do; the
+    Content-Type then names the escaping (and text says version 1.0.0).
+    Otherwise names are escaped with underscores and the Content-Type is
+    text 0.0.4's, OpenMetrics 1.0.0's or protobuf's plain one.
     """
-    best, best_q = "text", 0.0
+    best: Tuple[str, Dict[str, str]] = ("text", {})
+    best_q = 0.0
     for media, params, quality in _header_items(accept):
         if media == _PROTOBUF_TYPE:
             if params.get("proto") != "io.prometheus.client.MetricFamily" or params.get("encoding") != "delimited":
@@ -129,12 +159,53 @@ def choose_exposition(accept: Optional[str]) -> str:
         elif media == _OPENMETRICS_TYPE:
             kind = "openmetrics"
         elif media in ("text/plain", "*/*", "text/*"):
-            kind = "text"
+            kind = "text" if media == "text/plain" else "any"
         else:
             continue
         if quality > best_q:
-            best, best_q = kind, quality
-    return best
+            best, best_q = (kind, params), quality
+    kind, params = best
+    if kind == "protobuf":
+        if "escaping" in params:
+            escaping = _escaping(params)
+            return kind, escaping, f"{CONTENT_TYPE_PROTOBUF}; escaping={escaping}"
+        return kind, "underscores", CONTENT_TYPE_PROTOBUF
+    if kind == "openmetrics":
+        if _version_at_least_1(params):
+            escaping = _escaping(params)
+            return kind, escaping, f"{_OPENMETRICS_TYPE}; version={params['version']}; charset=utf-8; escaping={escaping}"
+        return kind, "underscores", CONTENT_TYPE_OPENMETRICS
+    if kind == "text" and _version_at_least_1(params):
+        escaping = _escaping(params)
+        return "text", escaping, f"{CONTENT_TYPE_PLAIN_1_0_0}; escaping={escaping}"
+    return "text", "underscores", CONTENT_TYPE_PLAIN_0_0_4
+
+
+def choose_exposition(accept: Optional[str]) -> str:
+    """The exposition a scraper's Accept header ranks highest: "protobuf", "openmetrics" or "text" (see :func:`negotiate`)."""
+    return negotiate(accept)[0]
+
+
+def choose_encoder(accept_header: Optional[str]) -> Tuple[Callable[[Any], bytes], str]:
+    """prometheus_client's ``choose_encoder``: (encoder, Content-Type) for an Accept header.
+
+    ``encoder(registry)`` renders the negotiated exposition (see
+    :func:`negotiate`) as bytes.
+    """
+    kind, escaping, content_type = negotiate(accept_header)
+
+    def encoder(registry: Any) -> bytes:
+        return _render(registry, kind, escaping)
+
+    return encoder, content_type
+
+
+def _render(source: Any, kind: str, escaping: str) -> bytes:
+    if kind == "protobuf":
+        return source.generate_protobuf(escaping)
+    if kind == "openmetrics":
+        return source.generate_openmetrics(escaping).encode("utf-8")
+    return source.generate_prometheus(escaping).encode("utf-8")
 
 
 Headers = List[Tuple[str, str]]
@@ -179,20 +250,15 @@ def metrics_reply(
 ) -> Tuple[Headers, bytes]:
     """The headers and body of a ``/metrics`` reply; every PyVeda server and app answers through this.
 
-    The format is the one :func:`choose_exposition` picks from ``accept``;
+    The format and name escaping are the ones :func:`negotiate` picks from ``accept``;
     ``names`` (from ``name[]``) limits it to ``registry.restricted_registry(names)``;
     the body is gzipped when ``accept_encoding`` lists gzip with q > 0, unless
     ``disable_compression``. The headers hold Content-Type, Vary,
     Content-Encoding (with gzip) and Content-Length.
     """
     source: Any = registry if not names else registry.restricted_registry(names)
-    exposition = choose_exposition(accept)
-    if exposition == "protobuf":
-        body, content_type = source.generate_protobuf(), CONTENT_TYPE_PROTOBUF
-    elif exposition == "openmetrics":
-        body, content_type = source.generate_openmetrics().encode("utf-8"), CONTENT_TYPE_OPENMETRICS
-    else:
-        body, content_type = source.generate_prometheus().encode("utf-8"), CONTENT_TYPE_PLAIN_0_0_4
+    exposition, escaping, content_type = negotiate(accept)
+    body = _render(source, exposition, escaping)
     headers = [("Content-Type", content_type), ("Vary", "Accept, Accept-Encoding")]
     if not disable_compression and _accepts(accept_encoding, "gzip"):
         import gzip
