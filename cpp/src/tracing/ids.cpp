@@ -1,10 +1,16 @@
 #include "veda/tracing/ids.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <functional>
 #include <random>
 #include <thread>
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#include <unistd.h>
+#endif
 
 namespace veda {
 namespace {
@@ -32,6 +38,9 @@ class Xoshiro {
     seed ^= std::hash<std::thread::id>{}(std::this_thread::get_id()) * 0x9e3779b97f4a7c15ULL;
     seed ^= static_cast<std::uint64_t>(std::chrono::high_resolution_clock::now().time_since_epoch().count());
     seed ^= reinterpret_cast<std::uintptr_t>(this);
+#if defined(__unix__) || defined(__APPLE__)
+    seed ^= static_cast<std::uint64_t>(getpid()) << 32;
+#endif
     for (auto& s : s_) s = splitmix64(seed);
   }
 
@@ -51,8 +60,29 @@ class Xoshiro {
   std::uint64_t s_[4];
 };
 
+// Moves on in a child after fork(): the child's copy of a thread's generator
+// would otherwise repeat the parent's ids, so each generator reseeds (with the
+// child's pid mixed in) the first time it is used in a new process.
+std::atomic<std::uint64_t> g_fork_generation{0};
+
+void count_fork_in_child() noexcept { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+std::uint64_t fork_generation() noexcept {
+#if defined(__unix__) || defined(__APPLE__)
+  static const bool registered = pthread_atfork(nullptr, nullptr, &count_fork_in_child) == 0;
+  (void)registered;
+#endif
+  return g_fork_generation.load(std::memory_order_relaxed);
+}
+
 Xoshiro& generator() noexcept {
   thread_local Xoshiro gen;
+  thread_local std::uint64_t seeded_in = fork_generation();
+  const std::uint64_t now = fork_generation();
+  if (seeded_in != now) {
+    gen = Xoshiro();
+    seeded_in = now;
+  }
   return gen;
 }
 

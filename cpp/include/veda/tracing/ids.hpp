@@ -12,7 +12,9 @@ using TraceId = std::array<std::uint8_t, 16>;
 using SpanId = std::array<std::uint8_t, 8>;
 
 // A fresh random id from a per-thread xoshiro256** generator, seeded from
-// std::random_device and the thread id. Never all zero.
+// std::random_device, the thread id and the pid. Never all zero. After
+// fork() each generator reseeds on its first use in the child, so parent and
+// child never produce the same ids.
 //
 // Thread-safety: may be called concurrently from any thread (each thread owns
 // its generator). Never throws.
