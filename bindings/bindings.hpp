@@ -12,9 +12,18 @@ void init_future(nanobind::module_& m);
 void init_runtime(nanobind::module_& m);
 void init_gpu(nanobind::module_& m);
 void init_tracing(nanobind::module_& m);
+void init_instruments(nanobind::module_& m);  // after init_metrics
+void init_states(nanobind::module_& m);
 
 // The current span (the ContextVar that bindings/tracing.cpp owns) as an
 // exemplar; false, `out` untouched, when no span is current.
 bool current_span_exemplar(Exemplar& out);
+
+// Raw CPython methods (METH_FASTCALL, METH_O, METH_NOARGS) are specialised by
+// the interpreter only when called on an object of exactly their own type:
+// registers `defs` (a null-terminated table in base's tp_methods) for
+// _core._own_fast_methods(cls), which gives a Python subclass of `base` its
+// own copies.
+void add_fast_methods(PyTypeObject* base, PyMethodDef* defs);
 
 }  // namespace veda::bindings

@@ -9,6 +9,7 @@
 
 #include "bindings.hpp"
 #include "convert.hpp"
+#include "series.hpp"
 #include "veda/metrics/otlp.hpp"
 #include "veda/metrics.hpp"
 
@@ -20,24 +21,6 @@ namespace {
 
 using Labels = std::vector<std::string>;
 using LabelPairs = std::vector<std::pair<std::string, std::string>>;
-
-// What a Python metric object holds: its family, and the series it records
-// into (null for a labelled family, whose series come from labels()).
-template <class M>
-struct SeriesRef {
-  std::shared_ptr<Family<M>> family;
-  std::shared_ptr<M> series;
-  // Python objects already returned by labels(), keyed by the call's
-  // positional-argument tuple, so a repeated labels(...) is one dict lookup.
-  // Holds only child refs, whose own caches stay empty: no reference cycles.
-  nb::dict children;
-  // family->generation() when `children` was last known good: a remove() or
-  // clear() through any handle of the family (another object sharing it, say)
-  // moves it, and the cache is dropped.
-  std::uint64_t generation = 0;
-
-  M& get() const { return series ? *series : family->unlabelled(); }
-};
 
 // Accepts int, float and anything with __float__, in one conversion pass
 // (nanobind's double caster would retry ints in a slower second pass).
@@ -218,25 +201,7 @@ PyObject* record_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
     } else if (!kCounter) {
       throw nb::type_error("observe() missing its value: observe(value, exemplar=None)");
     }
-    M& metric = nb::inst_ptr<SeriesRef<M>>(self)->get();
-    // Given labels are checked as they are converted; a span's need no check.
-    Exemplar e;
-    const bool given = exemplar != nullptr && exemplar != Py_None;
-    if (given) e = exemplar_from_python(exemplar, kMethod);
-    const bool with_exemplar = given || current_span_exemplar(e);
-    if constexpr (kCounter) {
-      if (!with_exemplar || !Counter::valid_amount(v)) {
-        metric.inc_checked(v);  // raises with the amount's message when it is bad
-      } else {
-        metric.inc(v, std::move(e));
-      }
-    } else {
-      if (!with_exemplar || !Histogram::valid_value(v)) {
-        metric.observe_checked(v);  // raises with the value's message when it is bad
-      } else {
-        metric.observe(v, std::move(e));
-      }
-    }
+    record(nb::inst_ptr<SeriesRef<M>>(self)->get(), v, exemplar, kMethod);
     Py_RETURN_NONE;
   });
 }
@@ -248,30 +213,64 @@ PyObject* record_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
    "The series for these label values, by position (label-name order) or by name.\n"                       \
    "Values are converted with str(). A series is created on first use and remembered."}
 
-// The fast-path methods of a series type: labels(), and inc()/observe() for counters and histograms.
+#define VEDA_METHOD(name, impl, flags, doc) \
+  { name, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(impl)), flags, doc }
+
+// The fast-path methods of a series type: labels(), inc()/observe(), and the
+// instrument factories (time(), track_inprogress(), count_exceptions(); see
+// instrument.cpp). Raw CPython methods: no nanobind dispatch.
 template <class M>
-struct SeriesMethods {
+struct SeriesMethods;
+
+template <>
+struct SeriesMethods<Counter> {
   static inline PyMethodDef defs[] = {
-      VEDA_LABELS_METHOD(M),
-      {std::is_same_v<M, Counter> ? "inc" : "observe",
-       reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&record_impl<M>)), METH_FASTCALL | METH_KEYWORDS,
-       std::is_same_v<M, Counter>
-           ? "inc(amount=1.0, exemplar=None)\n--\n\n"
-             "Adds amount (a finite number >= 0; ValueError otherwise). Keeps an exemplar: the given labels, "
-             "else the current span's trace_id and span_id."
-           : "observe(value, exemplar=None)\n--\n\n"
-             "Records a finite value >= 0 (ValueError otherwise). Keeps an exemplar: the given labels, else the "
-             "current span's trace_id and span_id."},
+      VEDA_LABELS_METHOD(Counter),
+      VEDA_METHOD("inc", &record_impl<Counter>, METH_FASTCALL | METH_KEYWORDS,
+                  "inc(amount=1.0, exemplar=None)\n--\n\n"
+                  "Adds amount (a finite number >= 0; ValueError otherwise). Keeps an exemplar: the given labels, "
+                  "else the current span's trace_id and span_id."),
+      VEDA_METHOD("count_exceptions", &counter_count_exceptions, METH_FASTCALL | METH_KEYWORDS,
+                  "count_exceptions(exception=Exception)\n--\n\n"
+                  "An ExceptionCounter adding 1 each time an `exception` (a class or a tuple of them) leaves a "
+                  "block or decorated function; the exception propagates. ValueError on a labelled counter: call "
+                  "it on labels(...)."),
       {nullptr, nullptr, 0, nullptr}};
   static inline PyType_Slot slots[] = {{Py_tp_methods, defs}, {0, nullptr}};
 };
 
 template <>
 struct SeriesMethods<Gauge> {
-  static inline PyMethodDef defs[] = {VEDA_LABELS_METHOD(Gauge), {nullptr, nullptr, 0, nullptr}};
+  static inline PyMethodDef defs[] = {
+      VEDA_LABELS_METHOD(Gauge),
+      VEDA_METHOD("time", &gauge_time, METH_NOARGS,
+                  "time($self, /)\n--\n\n"
+                  "A Timer setting the gauge to the seconds a block or decorated function took."),
+      VEDA_METHOD("track_inprogress", &gauge_track_inprogress, METH_NOARGS,
+                  "track_inprogress($self, /)\n--\n\n"
+                  "An InprogressTracker: inc() when a block or decorated function starts, dec() when it ends. "
+                  "ValueError on a labelled gauge: call it on labels(...)."),
+      {nullptr, nullptr, 0, nullptr}};
   static inline PyType_Slot slots[] = {{Py_tp_methods, defs}, {0, nullptr}};
 };
 
+template <>
+struct SeriesMethods<Histogram> {
+  static inline PyMethodDef defs[] = {
+      VEDA_LABELS_METHOD(Histogram),
+      VEDA_METHOD("observe", &record_impl<Histogram>, METH_FASTCALL | METH_KEYWORDS,
+                  "observe(value, exemplar=None)\n--\n\n"
+                  "Records a finite value >= 0 (ValueError otherwise). Keeps an exemplar: the given labels, else "
+                  "the current span's trace_id and span_id."),
+      VEDA_METHOD("time", &histogram_time, METH_NOARGS,
+                  "time($self, /)\n--\n\n"
+                  "A Timer observing the seconds a block or decorated function took (on a labelled histogram, "
+                  "ValueError when it records unless labels(...) picked a series)."),
+      {nullptr, nullptr, 0, nullptr}};
+  static inline PyType_Slot slots[] = {{Py_tp_methods, defs}, {0, nullptr}};
+};
+
+#undef VEDA_METHOD
 #undef VEDA_LABELS_METHOD
 
 template <class M>
@@ -561,7 +560,18 @@ Registry::Scrape scrape_from_python(nb::handle collected, nb::handle names, std:
   return scrape;
 }
 
+// The raw method tables _own_fast_methods() copies, by the native type they belong to.
+std::vector<std::pair<PyTypeObject*, PyMethodDef*>>& fast_method_tables() {
+  static std::vector<std::pair<PyTypeObject*, PyMethodDef*>> tables;
+  return tables;
+}
+
 }  // namespace
+
+// CPython specialises a call to a C method only when the receiver's type is
+// exactly the method's own; the facade's classes subclass the native types,
+// so _own_fast_methods() gives them copies of the fast paths made for them.
+void add_fast_methods(PyTypeObject* base, PyMethodDef* defs) { fast_method_tables().emplace_back(base, defs); }
 
 void init_metrics(nb::module_& m) {
   using CounterRef = SeriesRef<Counter>;
@@ -658,25 +668,24 @@ void init_metrics(nb::module_& m) {
   bind_family<Gauge>(m, "GaugeFamily", "A gauge and its labelled series.");
   bind_family<Histogram>(m, "HistogramFamily", "A histogram and its labelled series.");
 
-  // CPython specialises a call to a C method only when the receiver's type is
-  // exactly the method's own; the facade's Counter/Histogram subclass it, so
-  // it gets copies of the fast paths made for itself.
+  add_fast_methods(reinterpret_cast<PyTypeObject*>(nb::type<CounterRef>().ptr()), SeriesMethods<Counter>::defs);
+  add_fast_methods(reinterpret_cast<PyTypeObject*>(nb::type<GaugeRef>().ptr()), SeriesMethods<Gauge>::defs);
+  add_fast_methods(reinterpret_cast<PyTypeObject*>(nb::type<HistogramRef>().ptr()), SeriesMethods<Histogram>::defs);
   m.def(
       "_own_fast_methods",
       [](nb::type_object cls) {
-        auto install = [&](PyTypeObject* base, PyMethodDef* def) {
-          if (!PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls.ptr()), base)) return;
-          nb::object descriptor = nb::steal(PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), def));
-          if (!descriptor.is_valid()) throw nb::python_error();
-          nb::setattr(cls, def->ml_name, descriptor);
-        };
-        install(reinterpret_cast<PyTypeObject*>(nb::type<CounterRef>().ptr()), &SeriesMethods<Counter>::defs[0]);
-        install(reinterpret_cast<PyTypeObject*>(nb::type<CounterRef>().ptr()), &SeriesMethods<Counter>::defs[1]);
-        install(reinterpret_cast<PyTypeObject*>(nb::type<HistogramRef>().ptr()), &SeriesMethods<Histogram>::defs[0]);
-        install(reinterpret_cast<PyTypeObject*>(nb::type<HistogramRef>().ptr()), &SeriesMethods<Histogram>::defs[1]);
-        install(reinterpret_cast<PyTypeObject*>(nb::type<GaugeRef>().ptr()), &SeriesMethods<Gauge>::defs[0]);
+        for (const auto& [base, defs] : fast_method_tables()) {
+          if (!PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(cls.ptr()), base)) continue;
+          for (PyMethodDef* def = defs; def->ml_name != nullptr; ++def) {
+            nb::object descriptor = nb::steal(PyDescr_NewMethod(reinterpret_cast<PyTypeObject*>(cls.ptr()), def));
+            if (!descriptor.is_valid()) throw nb::python_error();
+            nb::setattr(cls, def->ml_name, descriptor);
+          }
+        }
       },
-      "cls"_a, "Gives a Python subclass of Counter, Gauge or Histogram its own labels()/inc()/observe().");
+      "cls"_a,
+      "Gives a Python subclass of a native type with raw fast-path methods (Counter, Gauge, Histogram, "
+      "EnumState) its own copies of them.");
 
   nb::class_<Registry>(m, "Registry", "A set of metric families rendered together.")
       .def(nb::init<>())

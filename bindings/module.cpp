@@ -6,6 +6,8 @@
 NB_MODULE(_core, m) {
   m.doc() = "Native core of PyVeda (C++17). Use the pyveda package, not this module.";
   veda::bindings::init_metrics(m);
+  veda::bindings::init_instruments(m);
+  veda::bindings::init_states(m);
   veda::bindings::init_gpu(m);
   veda::bindings::init_future(m);
   veda::bindings::init_runtime(m);

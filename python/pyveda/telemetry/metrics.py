@@ -32,7 +32,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 from pyveda import _core
 from pyveda.telemetry import registry as _registry_module
-from pyveda.telemetry.instrument import ExceptionCounter, ExceptionTypes, InprogressTracker, Timer, _ObservingTimer, _SettingTimer
+from pyveda.telemetry import instrument as _instrument  # noqa: F401 - sets how time() and the others decorate
 from pyveda.telemetry.registry import (  # noqa: F401 - re-exported: older imports name this module
     CONTENT_TYPE_LATEST,
     CONTENT_TYPE_PROTOBUF,
@@ -248,15 +248,9 @@ class Counter(_Metric, _core.Counter):
     _kind = "counter"
     _probe = _core.Counter.get
 
-    def count_exceptions(self, exception: ExceptionTypes = Exception) -> ExceptionCounter:
-        """Adds 1 each time an ``exception`` (a class or a tuple of them) leaves a block or function.
-
-        For ``with`` / ``async with`` or as a decorator (functions,
-        generators, coroutines, async generators). On a labelled counter,
-        call it on ``labels(...)``: ValueError here, as in prometheus_client.
-        """
-        self._probe()
-        return ExceptionCounter(self, exception)
+    # count_exceptions(exception=Exception) -> ExceptionCounter is native (_core.Counter): adds 1 each
+    # time an exception of those types leaves a block or decorated function (functions, generators,
+    # coroutines, async generators); ValueError on a labelled counter, as in prometheus_client.
 
 
 class Gauge(_Metric, _core.Gauge):
@@ -297,17 +291,9 @@ class Gauge(_Metric, _core.Gauge):
             )
         self._setup(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, {})
 
-    def track_inprogress(self) -> InprogressTracker:
-        """``inc()`` when a block or function starts, ``dec()`` when it ends (``with``, ``async with``, decorator).
-
-        On a labelled gauge, call it on ``labels(...)``: ValueError here.
-        """
-        self._probe()
-        return InprogressTracker(self)
-
-    def time(self) -> Timer:
-        """Sets the gauge to the seconds a block or function took (``with``, ``async with``, decorator)."""
-        return _SettingTimer(self)
+    # track_inprogress() -> InprogressTracker (inc() when a block or decorated function starts, dec()
+    # when it ends; ValueError on a labelled gauge) and time() -> Timer (sets the gauge to the seconds
+    # it took) are native (_core.Gauge).
 
     def set_function(self, f: Callable[[], float]) -> None:
         """Makes the gauge read ``float(f())``: at each collection of a registry exposing it, and in ``get()``.
@@ -428,9 +414,7 @@ class Histogram(_Metric, _core.Histogram):
         options = {"scale": scale, "buckets": bounds, "max_age_s": _max_age("Histogram", max_age_seconds)}
         self._setup(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, options)
 
-    def time(self) -> Timer:
-        """Observes the seconds a block or function took (``with``, ``async with``, decorator)."""
-        return _ObservingTimer(self)
+    # time() -> Timer, observing the seconds a block or decorated function took, is native (_core.Histogram).
 
 
 class Summary(_Metric, _core.Histogram):
@@ -474,9 +458,7 @@ class Summary(_Metric, _core.Histogram):
         options = {"quantiles": points, "max_age_s": _max_age("Summary", max_age_seconds)}
         self._setup(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, options)
 
-    def time(self) -> Timer:
-        """Observes the seconds a block or function took (``with``, ``async with``, decorator)."""
-        return _ObservingTimer(self)
+    # time() -> Timer, observing the seconds a block or decorated function took, is native (_core.Histogram).
 
 
 # Calls to the native fast paths are specialised by CPython only when the

@@ -176,8 +176,13 @@ class Info(_LabelSetMetric):
         return [family]
 
 
-class Enum(_LabelSetMetric):
-    """One of a fixed set of states; the first is the initial one. ``state(s)`` moves to state ``s``."""
+class Enum(_LabelSetMetric, _core.EnumState):
+    """One of a fixed set of states; the first is the initial one. ``state(s)`` moves to state ``s``.
+
+    ``state(s)`` is native (``_core.EnumState``): it looks ``s`` up in
+    ``_index`` (state -> index; empty on a labelled parent), sets
+    ``_value`` and otherwise raises what ``_bad_state(s)`` returns.
+    """
 
     _what = "enum"
 
@@ -199,17 +204,11 @@ class Enum(_LabelSetMetric):
 
     def _init_value(self) -> None:
         self._value = 0
-        # A labelled parent has no state of its own: every state() on it fails (in _bad_state).
+        # A labelled parent has no state of its own: every state() on it fails (with _bad_state's error).
         self._index = {} if self._labelnames and not self._labelvalues else self._state_index
 
-    def state(self, state: str) -> None:
-        """Moves to ``state`` (one of ``states``; ValueError otherwise)."""
-        try:
-            self._value = self._index[state]
-        except (KeyError, TypeError):
-            raise self._bad_state(state) from None
-
     def _bad_state(self, state: Any) -> Exception:
+        """The error state() raises (``from None``) for ``state``, which is not in ``_index``."""
         if self._labelnames and not self._labelvalues:
             return ValueError(f"Enum {self._name!r} has label names {self._labelnames!r}: call labels(...).state(...)")
         return ValueError(f"Enum {self._name!r}: {state!r} is not one of its states {list(self._states)!r}")
@@ -226,3 +225,8 @@ class Enum(_LabelSetMetric):
             for i, state in enumerate(self._states):  # in the order given, as prometheus_client's Enum
                 family.samples.append(_sample(name, {**pairs, name: state}, 1 if i == current else 0))
         return [family]
+
+
+# state() is called on Enum instances: give the class its own copy of the
+# native method, which CPython then calls without a generic dispatch.
+_core._own_fast_methods(Enum)
