@@ -213,6 +213,42 @@ PyObject* record_impl(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
    "The series for these label values, by position (label-name order) or by name.\n"                       \
    "Values are converted with str(). A series is created on first use and remembered."}
 
+// Gauge.set(value), Gauge.inc(amount=1.0) and Gauge.dec(amount=1.0), as raw
+// CPython methods (nanobind's dispatch would cost about as much as the record).
+PyObject* gauge_set(PyObject* self, PyObject* value) noexcept {
+  return guarded([&]() -> PyObject* {
+    const double v = as_double(nb::handle(value), "value");
+    nb::inst_ptr<SeriesRef<Gauge>>(self)->get().set(v);
+    Py_RETURN_NONE;
+  });
+}
+
+template <bool kUp>
+PyObject* gauge_add(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) noexcept {
+  return guarded([&]() -> PyObject* {
+    const char* method = kUp ? "inc" : "dec";
+    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw > 1) {
+      throw nb::type_error((std::string(method) + "() takes at most 1 argument (amount), got " +
+                            std::to_string(nargs + nkw))
+                               .c_str());
+    }
+    if (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "amount") != 0) {
+      throw nb::type_error((std::string(method) + "() got an unexpected keyword argument " +
+                            short_repr(PyTuple_GET_ITEM(kwnames, 0)) + " (allowed: amount)")
+                               .c_str());
+    }
+    const double amount = nargs + nkw == 1 ? as_double(nb::handle(args[0]), "amount") : 1.0;
+    Gauge& gauge = nb::inst_ptr<SeriesRef<Gauge>>(self)->get();
+    if constexpr (kUp) {
+      gauge.inc(amount);
+    } else {
+      gauge.dec(amount);
+    }
+    Py_RETURN_NONE;
+  });
+}
+
 #define VEDA_METHOD(name, impl, flags, doc) \
   { name, reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(impl)), flags, doc }
 
@@ -243,6 +279,11 @@ template <>
 struct SeriesMethods<Gauge> {
   static inline PyMethodDef defs[] = {
       VEDA_LABELS_METHOD(Gauge),
+      VEDA_METHOD("set", &gauge_set, METH_O, "set($self, value, /)\n--\n\nSets the gauge to value."),
+      VEDA_METHOD("inc", &gauge_add<true>, METH_FASTCALL | METH_KEYWORDS,
+                  "inc(amount=1.0)\n--\n\nAdds amount."),
+      VEDA_METHOD("dec", &gauge_add<false>, METH_FASTCALL | METH_KEYWORDS,
+                  "dec(amount=1.0)\n--\n\nSubtracts amount."),
       VEDA_METHOD("time", &gauge_time, METH_NOARGS,
                   "time($self, /)\n--\n\n"
                   "A Timer setting the gauge to the seconds a block or decorated function took."),
@@ -586,15 +627,6 @@ void init_metrics(nb::module_& m) {
       .def_prop_ro("created_unix_nano", [](const CounterRef& r) { return r.get().created_unix_nano(); });
 
   bind_series<Gauge>(m, "Gauge", "A gauge series: a value that goes up and down.")
-      .def(
-          "set", [](const GaugeRef& r, nb::handle value) { r.get().set(as_double(value, "value")); }, "value"_a.none(),
-          nb::sig("def set(self, value: float) -> None"), "Sets the gauge to value.")
-      .def(
-          "inc", [](const GaugeRef& r, nb::handle amount) { r.get().inc(as_double(amount, "amount")); },
-          "amount"_a.none() = 1.0, nb::sig("def inc(self, amount: float = 1.0) -> None"), "Adds amount.")
-      .def(
-          "dec", [](const GaugeRef& r, nb::handle amount) { r.get().dec(as_double(amount, "amount")); },
-          "amount"_a.none() = 1.0, nb::sig("def dec(self, amount: float = 1.0) -> None"), "Subtracts amount.")
       .def(
           "set_to_current_time", [](const GaugeRef& r) { r.get().set_to_current_time(); },
           "Sets the gauge to the current Unix time in seconds.")

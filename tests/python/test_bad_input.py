@@ -148,3 +148,16 @@ def test_labels_take_str_of_any_value_like_prometheus_client():
     counter.labels({"k": 1}).inc(2)
     text = counter._registry.generate_prometheus()
     assert "c_total{a=\"['x']\"} 1\n" in text and "c_total{a=\"{'k': 1}\"} 2\n" in text
+
+
+def test_gauge_inc_and_dec_take_one_amount():
+    gauge = Gauge("g", "x", registry=CollectorRegistry())
+    with pytest.raises(TypeError, match=r"^inc\(\) takes at most 1 argument \(amount\), got 2$"):
+        gauge.inc(1, 2)
+    with pytest.raises(TypeError, match=r"^dec\(\) got an unexpected keyword argument 'amt' \(allowed: amount\)$"):
+        gauge.dec(amt=1)
+    with pytest.raises(TypeError, match=r"^value must be a number \(int or float\), got str$"):
+        gauge.set("3")
+    gauge.inc(amount=2)
+    gauge.dec()
+    assert gauge.get() == 1.0
