@@ -250,6 +250,26 @@ void append_escaped_label_name(std::string& out, std::string_view name, NameEsca
   append_escaped(out, name, escaping, false);
 }
 
+void append_text_name(std::string& out, std::string_view name, NameEscaping escaping, bool metric) {
+  const bool legacy = metric ? is_valid_metric_name(name) : is_valid_label_name(name);
+  if (escaping != NameEscaping::dots && legacy) {
+    out += name;
+  } else if (escaping == NameEscaping::allow_utf8) {
+    out += '"';
+    for (const char c : name) {
+      if (c == '\\' || c == '"') out += '\\';
+      if (c == '\n') {
+        out += "\\n";
+      } else {
+        out += c;
+      }
+    }
+    out += '"';
+  } else {
+    append_escaped(out, name, escaping, metric);
+  }
+}
+
 std::string escaped_metric_name(std::string_view name, NameEscaping escaping) {
   std::string out;
   append_escaped(out, name, escaping, true);

@@ -20,35 +20,12 @@ bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-// Whether `escaping` writes the metric name differently (or quoted).
-bool plain_metric_name(std::string_view name, NameEscaping escaping) {
-  return escaping != NameEscaping::dots && is_valid_metric_name(name);
-}
-
-// A label name as `escaping` writes it: quoted in allow-utf-8 when outside the legacy set.
 void append_label_name(std::string& out, std::string_view name, NameEscaping escaping) {
-  if (escaping != NameEscaping::dots && is_valid_label_name(name)) {
-    out += name;
-  } else if (escaping == NameEscaping::allow_utf8) {
-    out += '"';
-    append_label_value(out, name);
-    out += '"';
-  } else {
-    append_escaped_label_name(out, name, escaping);
-  }
+  append_text_name(out, name, escaping, false);
 }
 
-// A metadata line's metric name: escaped, or quoted in allow-utf-8.
 void append_metadata_name(std::string& out, std::string_view name, NameEscaping escaping) {
-  if (plain_metric_name(name, escaping)) {
-    out += name;
-  } else if (escaping == NameEscaping::allow_utf8) {
-    out += '"';
-    append_label_value(out, name);
-    out += '"';
-  } else {
-    append_escaped_metric_name(out, name, escaping);
-  }
+  append_text_name(out, name, escaping, true);
 }
 
 void append_pairs(std::string& out, const LabelList& labels, NameEscaping escaping, bool first = true) {
@@ -66,9 +43,8 @@ void append_pairs(std::string& out, const LabelList& labels, NameEscaping escapi
 void append_name_and_labels(std::string& out, std::string_view name, const LabelList& labels,
                             NameEscaping escaping) {
   if (escaping == NameEscaping::allow_utf8 && !is_valid_metric_name(name)) {
-    out += "{\"";
-    append_label_value(out, name);
-    out += '"';
+    out += '{';
+    append_text_name(out, name, escaping, true);  // quoted
     append_pairs(out, labels, escaping, false);
     out += '}';
     return;

@@ -160,26 +160,15 @@ struct FamilyNames {
   }
 
   static std::string label(std::string_view name, NameEscaping escaping) {
-    if (escaping == NameEscaping::allow_utf8 && !is_valid_label_name(name)) {
-      std::string out = "\"";
-      append_label_value(out, name);
-      out += '"';
-      return out;
-    }
-    return escaped_label_name(name, escaping);
+    std::string out;
+    append_text_name(out, name, escaping, false);
+    return out;
   }
 
   // A metadata line's name: escaped, and quoted when need be.
   std::string metadata(std::string_view raw, NameEscaping escaping) const {
     std::string written;
-    if (escaping == NameEscaping::allow_utf8) {
-      if (!quote) return std::string(raw);
-      written = "\"";
-      append_label_value(written, raw);
-      written += '"';
-      return written;
-    }
-    append_escaped_metric_name(written, raw, escaping);
+    append_text_name(written, raw, escaping, true);
     return written;
   }
 
@@ -260,19 +249,12 @@ void render(const std::vector<FamilySnapshot>& families, std::string& out, Forma
         }
         extra_name = "quantile";
       }
-      if (quoted_name) {
-        if (!pairs.empty() || !extra_name.empty()) out += ',';
-        out += pairs;
-        if (!extra_name.empty()) {
-          if (!pairs.empty()) out += ',';
-          out += extra_name;
-          out += "=\"";
-          out += quantile_text;
-          out += '"';
+      if (quoted_name || !pairs.empty() || !extra_name.empty()) {
+        if (!quoted_name) {
+          out += '{';
+        } else if (!pairs.empty() || !extra_name.empty()) {
+          out += ',';  // after {"name"
         }
-        out += '}';
-      } else if (!pairs.empty() || !extra_name.empty()) {
-        out += '{';
         out += pairs;
         if (!extra_name.empty()) {
           if (!pairs.empty()) out += ',';

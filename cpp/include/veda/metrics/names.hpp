@@ -47,6 +47,10 @@ std::optional<NameEscaping> name_escaping_from(std::string_view name) noexcept;
 void append_escaped_metric_name(std::string& out, std::string_view name, NameEscaping escaping);
 void append_escaped_label_name(std::string& out, std::string_view name, NameEscaping escaping);
 std::string escaped_metric_name(std::string_view name, NameEscaping escaping);
+// A name as the text formats write it: as it is inside the legacy set (not
+// with dots), escaped with `escaping`, or in allow-utf-8 quoted ("a.b", with
+// backslash, quote and newline escaped). `metric`: a metric name (':' legal).
+void append_text_name(std::string& out, std::string_view name, NameEscaping escaping, bool metric);
 std::string escaped_label_name(std::string_view name, NameEscaping escaping);
 
 }  // namespace veda
