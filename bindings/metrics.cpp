@@ -731,6 +731,8 @@ void init_metrics(nb::module_& m) {
       .def("unregister", &Registry::unregister, "name"_a)
       .def("clear", &Registry::clear)
       .def("names", &Registry::names)
+      .def("exposed_names", &Registry::exposed_sample_names,
+           "Every sample name the families expose or may expose (x, x_total, x_created ...), sorted.")
       .def("__len__", &Registry::size)
       .def(
           "summary",

@@ -372,3 +372,18 @@ def test_the_prometheus_client_bridge_carries_collectors_info_and_enum():
     collector = register_prometheus_collector(default)
     assert default.get_sample_value("process_open_fds") is not None
     default.unregister(collector)
+
+
+def test_collector_base_class_requires_collect_like_prometheus_clients():
+    from pyveda.telemetry import Collector
+
+    with pytest.raises(TypeError, match=r"abstract method"):
+        Collector()
+
+    class Depth(Collector):
+        def collect(self):
+            yield GaugeMetricFamily("depth", "Depth.", value=2)
+
+    registry = CollectorRegistry()
+    registry.register(Depth())
+    assert registry.get_sample_value("depth") == 2

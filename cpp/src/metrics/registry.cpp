@@ -317,6 +317,15 @@ std::vector<std::string> Registry::names() const {
   return out;
 }
 
+std::vector<std::string> Registry::exposed_sample_names() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<std::string> out;
+  out.reserve(exposed_.size());
+  for (const auto& entry : exposed_) out.push_back(entry.first);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 std::size_t Registry::size() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return families_.size();

@@ -7,6 +7,7 @@ OpenMetrics 1.0 and the protobuf exposition.
 
 from __future__ import annotations
 
+import abc
 import os
 import threading
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -92,7 +93,7 @@ CONTENT_TYPE_LATEST: str = CONTENT_TYPE_PLAIN_1_0_0
 #: Prometheus asks for when its native histograms are enabled.
 CONTENT_TYPE_PROTOBUF: str = _core.PROTOBUF_CONTENT_TYPE
 
-# Sample-name suffixes a family of each type exposes, for clash checks at register().
+# Sample-name suffixes a collector's family of each type exposes, for clash checks at register().
 _SUFFIXES: Dict[str, Tuple[str, ...]] = {
     "counter": ("_total", "_created"),
     "summary": ("", "_sum", "_count", "_created"),
@@ -109,16 +110,19 @@ def _sample_names(metric: Any) -> List[str]:
     return [metric.name + suffix for suffix in _SUFFIXES.get(metric.type, ("",))]
 
 
-class Collector:
+class Collector(abc.ABC):
     """What :meth:`CollectorRegistry.register` takes: an object whose
     ``collect()`` returns (or yields) metric families (see
     :mod:`pyveda.telemetry.metrics_core`). An optional ``describe()`` returns
     the families without values, to check names at registration without
-    collecting. Subclassing is optional: any object with ``collect`` will do.
+    collecting. Subclassing is optional: any object with ``collect`` will do;
+    a subclass must define ``collect()`` (an abstract method, as in
+    prometheus_client).
     """
 
+    @abc.abstractmethod
     def collect(self) -> Iterable[Any]:
-        raise NotImplementedError
+        """The metric families now."""
 
     def describe(self) -> Iterable[Any]:
         return ()
@@ -215,8 +219,7 @@ class CollectorRegistry:
 
     def _taken_names(self) -> set:
         taken = {name for names in self._collectors.values() for name in names}
-        for name, _help, typ, _samples in self._core.collect_samples():
-            taken.update(name + suffix for suffix in _SUFFIXES.get(typ, ("",)))
+        taken.update(self._core.exposed_names())  # the core's own clash-check names
         return taken
 
     def set_target_info(self, labels: Optional[Dict[str, str]]) -> None:

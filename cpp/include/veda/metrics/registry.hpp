@@ -101,6 +101,9 @@ class Registry {
   void clear();
 
   std::vector<std::string> names() const;
+  // Every sample name the families expose or may expose (the names the clash
+  // checks of registration compare), sorted.
+  std::vector<std::string> exposed_sample_names() const;
   std::size_t size() const;
 
   // Sample names, to restrict a collection to some families.
