@@ -872,6 +872,16 @@ void init_metrics(nb::module_& m) {
       "escape_metric_name",
       [](std::string_view name, std::string_view escaping) { return escaped_metric_name(name, escaping_from(escaping)); },
       "name"_a, "escaping"_a, "The name as an exposition with that escaping writes it (unquoted).");
+  m.def(
+      "render_openmetrics_from_text",
+      [](std::string_view text) {
+        std::string out;
+        render_openmetrics_from_text(text, out);
+        return out;
+      },
+      "text"_a,
+      "Prometheus text format 0.0.4 rewritten as OpenMetrics 1.0 text ending in '# EOF'; ValueError naming the "
+      "line for malformed input.");
   m.def("is_valid_label_name", &is_valid_label_name, "name"_a,
         "Whether name matches [a-zA-Z_][a-zA-Z0-9_]* and does not start with '__'.");
   m.def("default_registry", &default_registry, nb::rv_policy::reference,

@@ -250,6 +250,15 @@ def test_to_openmetrics_golden():
         to_openmetrics(b"x 1\n")
 
 
+def test_to_openmetrics_names_the_bad_line():
+    with pytest.raises(ValueError, match=r"line 2: the value 'lots' is not a number: 'b lots'"):
+        to_openmetrics("a 1\nb lots\n")
+    with pytest.raises(ValueError, match=r"unknown metric type 'timer' \(allowed: counter, gauge, histogram"):
+        to_openmetrics("# TYPE t timer\n")
+    with pytest.raises(ValueError, match=r"invalid escape '\\t' in label 'k'"):
+        to_openmetrics('x{k="\\t"} 1\n')
+
+
 def test_native_openmetrics_equals_the_converted_text():
     registry = CollectorRegistry()
     jobs = Counter("om_jobs_total", 'Jobs "done" \\ here\nnext', ["path"], registry=registry)

@@ -11,3 +11,4 @@
 #include "veda/metrics/registry.hpp"
 #include "veda/metrics/sample_family.hpp"
 #include "veda/metrics/text_format.hpp"
+#include "veda/metrics/text_parser.hpp"

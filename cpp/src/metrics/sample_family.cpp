@@ -56,17 +56,6 @@ void append_name_and_labels(std::string& out, std::string_view name, const Label
   out += '}';
 }
 
-// HELP text escaped for OpenMetrics: backslash, newline and double quote.
-void append_om_help(std::string& out, std::string_view help) {
-  for (const char c : help) {
-    if (c == '"') {
-      out += "\\\"";
-    } else {
-      append_help(out, std::string_view(&c, 1));
-    }
-  }
-}
-
 void append_header_004(std::string& out, std::string_view name, std::string_view help, std::string_view type,
                        NameEscaping escaping) {
   out += "# HELP ";
@@ -162,7 +151,7 @@ void render_openmetrics(const std::vector<SampleFamily>& families, std::string& 
       out += "# HELP ";
       append_metadata_name(out, family.name, escaping);
       out += ' ';
-      append_om_help(out, family.help);
+      append_openmetrics_help(out, family.help);
       out += '\n';
     }
     if (!family.unit.empty()) {

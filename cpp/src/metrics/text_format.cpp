@@ -16,15 +16,8 @@ enum class Format { kPrometheus, kOpenMetrics };
 void append_help_text(std::string& out, std::string_view help, Format format) {
   if (format == Format::kPrometheus) {
     append_help(out, help);
-    return;
-  }
-  std::size_t start = 0;
-  for (std::size_t i = 0; i <= help.size(); ++i) {
-    if (i == help.size() || help[i] == '"') {
-      append_help(out, help.substr(start, i - start));
-      if (i < help.size()) out += "\\\"";
-      start = i + 1;
-    }
+  } else {
+    append_openmetrics_help(out, help);
   }
 }
 
@@ -96,6 +89,17 @@ void append_unix_seconds(std::string& out, std::int64_t unix_nano) {
   }
   while (end > 1 && digits[end - 1] == '0') --end;
   out.append(digits, static_cast<std::size_t>(end));
+}
+
+void append_openmetrics_help(std::string& out, std::string_view help) {
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= help.size(); ++i) {
+    if (i == help.size() || help[i] == '"') {
+      append_help(out, help.substr(start, i - start));
+      if (i < help.size()) out += "\\\"";
+      start = i + 1;
+    }
+  }
 }
 
 void append_label_value(std::string& out, std::string_view value) {

@@ -152,5 +152,7 @@ void append_unix_seconds(std::string& out, std::int64_t unix_nano);
 void append_label_value(std::string& out, std::string_view value);
 // Escapes HELP text: backslash and newline.
 void append_help(std::string& out, std::string_view help);
+// Escapes HELP text for OpenMetrics: backslash, newline and double quote.
+void append_openmetrics_help(std::string& out, std::string_view help);
 
 }  // namespace veda
