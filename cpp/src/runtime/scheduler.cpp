@@ -24,6 +24,7 @@
 #include "runtime/detail/event_count.hpp"
 #include "runtime/detail/node_pool.hpp"
 #include "runtime/detail/stack.hpp"
+#include "runtime/detail/tick_clock.hpp"
 #include "runtime/detail/work_deque.hpp"
 #include "veda/detail/cache_line.hpp"
 #include "veda/detail/single_writer.hpp"
@@ -56,11 +57,6 @@ using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
 
 
-inline std::int64_t steady_now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
-
 inline std::uint64_t next_random(std::uint64_t& state) noexcept {
   // xorshift64*; the state must not be zero.
   if (state == 0) state = 0x9E3779B97F4A7C15ULL;
@@ -73,15 +69,15 @@ inline std::uint64_t next_random(std::uint64_t& state) noexcept {
 // A queued task. The node is allocated by submit() and freed by whoever runs
 // or cancels it, so deques only move pointers.
 struct Node {
-  Node(Task&& t, std::int64_t ts) noexcept : task(std::move(t)), submit_ns(ts) {}
+  Node(Task&& t, std::int64_t ts) noexcept : task(std::move(t)), submit_ticks(ts) {}
   Task task;
-  std::int64_t submit_ns;  // steady clock; only set when an observer is attached
+  std::int64_t submit_ticks;  // TickClock; only set when an observer is attached
 };
 
 using TaskNodePool = NodePool<Node>;
 
-Node* make_node(Task&& task, std::int64_t submit_ns) {
-  return ::new (TaskNodePool::allocate()) Node(std::move(task), submit_ns);
+Node* make_node(Task&& task, std::int64_t submit_ticks) {
+  return ::new (TaskNodePool::allocate()) Node(std::move(task), submit_ticks);
 }
 
 struct NodeDeleter {
@@ -128,7 +124,7 @@ struct ExecFrame {
   bool reported = false;
   bool reported_ok = false;
   SchedulerObserver* observer = nullptr;
-  std::int64_t start_ns = 0;
+  std::int64_t start_ticks = 0;  // TickClock
   std::int64_t queue_wait_ns = 0;
 };
 
@@ -252,6 +248,7 @@ SchedulerCore::SchedulerCore(SchedulerOptions&& options)
       observer_(options.observer),
       on_worker_start_(std::move(options.on_worker_start)),
       on_worker_stop_(std::move(options.on_worker_stop)) {
+  if (observer_ != nullptr) TickClock::calibrate();  // before the first task is timed
   workers_.reserve(nthreads_);
   for (unsigned i = 0; i < nthreads_; ++i) {
     workers_.push_back(std::make_unique<Worker>());
@@ -485,7 +482,7 @@ bool SchedulerCore::submit(Task&& task, const Deadline* deadline) {
 
   NodePtr node;
   try {
-    node.reset(make_node(std::move(task), observer_ != nullptr ? steady_now_ns() : 0));
+    node.reset(make_node(std::move(task), observer_ != nullptr ? TickClock::now() : 0));
   } catch (...) {
     release_slot();
     throw;
@@ -552,8 +549,9 @@ bool SchedulerCore::execute(Node* raw, unsigned slot, std::int64_t* clock) {
     frame.observer = observer_;
     // Right after another task, that task's end reading is this one's start
     // (only queue-taking happened between), unless this one was queued later.
-    frame.start_ns = previous_end != 0 && previous_end >= node->submit_ns ? previous_end : steady_now_ns();
-    frame.queue_wait_ns = std::max<std::int64_t>(0, frame.start_ns - node->submit_ns);
+    frame.start_ticks =
+        previous_end != 0 && previous_end >= node->submit_ticks ? previous_end : TickClock::now();
+    frame.queue_wait_ns = TickClock::to_ns(std::max<std::int64_t>(0, frame.start_ticks - node->submit_ticks));
     observer_->on_task_start(frame.queue_wait_ns);
     try {
       ok = node->task();
@@ -561,8 +559,9 @@ bool SchedulerCore::execute(Node* raw, unsigned slot, std::int64_t* clock) {
       ok = false;
     }
     if (!frame.skipped && !frame.reported) {
-      const std::int64_t end = steady_now_ns();
-      observer_->on_task_end(frame.queue_wait_ns, std::max<std::int64_t>(0, end - frame.start_ns), ok);
+      const std::int64_t end = TickClock::now();
+      observer_->on_task_end(frame.queue_wait_ns,
+                             TickClock::to_ns(std::max<std::int64_t>(0, end - frame.start_ticks)), ok);
       // Tasks that reported early (report_current_task) did more work after
       // their reading, so they do not pass it on.
       if (clock != nullptr) *clock = end;
@@ -810,7 +809,8 @@ bool Scheduler::report_current_task(bool ok) noexcept {
   frame->reported = true;
   frame->reported_ok = ok;
   if (frame->observer != nullptr) {
-    const std::int64_t run = std::max<std::int64_t>(0, detail::steady_now_ns() - frame->start_ns);
+    const std::int64_t run =
+        detail::TickClock::to_ns(std::max<std::int64_t>(0, detail::TickClock::now() - frame->start_ticks));
     frame->observer->on_task_end(frame->queue_wait_ns, run, ok);
   }
   return true;

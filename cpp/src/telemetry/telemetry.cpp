@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "metrics/clock.hpp"
+#include "runtime/detail/tick_clock.hpp"
 #include "telemetry/detail/gpu_telemetry.hpp"
 #include "veda/metrics/text_format.hpp"
 #include "veda/telemetry/catalogue.hpp"
@@ -196,6 +197,7 @@ double TelemetrySystem::Impl::throughput() const {
 }
 
 MetricsSnapshot TelemetrySystem::Impl::snapshot() {
+  detail::TickClock::calibrate();  // refines the rate the scheduler's task timings convert with
   Point now;
   now.system = probe_.sample();
   now.steady_ns = steady_now_ns();
