@@ -414,6 +414,9 @@ void init_runtime(nb::module_& m) {
       .def_prop_ro("num_threads", [](PyRuntime& r) { return r.get().scheduler().num_threads(); })
       .def_prop_ro("queue_size", [](PyRuntime& r) { return r.get().options().queue_size; })
       .def_prop_ro("is_shutdown", [](PyRuntime& r) { return r.get().is_shutdown(); })
+      .def_prop_ro(
+          "is_inherited", [](PyRuntime& r) { return r.get().scheduler().is_inherited(); },
+          "True in a child process for a runtime made before the fork(): its workers stayed in the parent.")
       .def_prop_ro("pending", [](PyRuntime& r) { return r.get().scheduler().pending(); })
       .def_prop_ro("running", [](PyRuntime& r) { return r.get().scheduler().running(); })
       .def_prop_ro("completed", [](PyRuntime& r) { return r.get().scheduler().completed(); })

@@ -224,7 +224,7 @@ std::shared_ptr<CounterFamily> Registry::counter(std::string name, std::string h
                                                  std::vector<std::string> label_names, std::string unit) {
   FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::counter, 0);
   set_unit(info, std::move(unit));
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   if (auto existing = find_or_check(info)) return as_family<Counter>(existing);
   auto family = std::make_shared<CounterFamily>(std::move(info));
   insert(family);
@@ -235,7 +235,7 @@ std::shared_ptr<GaugeFamily> Registry::gauge(std::string name, std::string help,
                                              std::vector<std::string> label_names, std::string unit) {
   FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::gauge, 0);
   set_unit(info, std::move(unit));
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   if (auto existing = find_or_check(info)) return as_family<Gauge>(existing);
   auto family = std::make_shared<GaugeFamily>(std::move(info));
   insert(family);
@@ -249,7 +249,7 @@ std::shared_ptr<HistogramFamily> Registry::histogram(std::string name, std::stri
   FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::histogram, scale,
                               std::move(buckets), max_age_s);
   set_unit(info, std::move(unit));
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   if (auto existing = find_or_check(info)) return as_family<Histogram>(existing);
   auto family = std::make_shared<HistogramFamily>(std::move(info));
   insert(family);
@@ -264,7 +264,7 @@ std::shared_ptr<HistogramFamily> Registry::summary(std::string name, std::string
                               Histogram::kDefaultScale, {}, max_age_s, true);
   set_unit(info, std::move(unit));
   info.quantiles = check_quantiles(std::move(quantiles));
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   if (auto existing = find_or_check(info)) return as_family<Histogram>(existing);
   auto family = std::make_shared<HistogramFamily>(std::move(info));
   insert(family);
@@ -272,7 +272,7 @@ std::shared_ptr<HistogramFamily> Registry::summary(std::string name, std::string
 }
 
 void Registry::add(const std::shared_ptr<FamilyBase>& family) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   for (const auto& have : families_) {
     if (have == family) return;
   }
@@ -284,12 +284,12 @@ void Registry::add(const std::shared_ptr<FamilyBase>& family) {
 }
 
 bool Registry::contains(const std::shared_ptr<FamilyBase>& family) const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   return std::find(families_.begin(), families_.end(), family) != families_.end();
 }
 
 bool Registry::unregister(std::string_view name) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   // A counter is stored without "_total"; accept the name with it too.
   auto it = std::find_if(families_.begin(), families_.end(), [&](const auto& f) {
     const FamilyInfo& info = f->info();
@@ -304,13 +304,13 @@ bool Registry::unregister(std::string_view name) {
 }
 
 void Registry::clear() {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   families_.clear();
   exposed_.clear();
 }
 
 std::vector<std::string> Registry::names() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   std::vector<std::string> out;
   out.reserve(families_.size());
   for (const auto& f : families_) out.push_back(f->info().name);
@@ -318,7 +318,7 @@ std::vector<std::string> Registry::names() const {
 }
 
 std::vector<std::string> Registry::exposed_sample_names() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   std::vector<std::string> out;
   out.reserve(exposed_.size());
   for (const auto& entry : exposed_) out.push_back(entry.first);
@@ -327,14 +327,14 @@ std::vector<std::string> Registry::exposed_sample_names() const {
 }
 
 std::size_t Registry::size() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   return families_.size();
 }
 
 std::vector<FamilySnapshot> Registry::collect(const NameSet* only) const {
   std::vector<std::shared_ptr<FamilyBase>> families;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
     if (only == nullptr) {
       families = families_;
     } else {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "runtime/detail/cpu.hpp"
+#include "veda/detail/fork.hpp"
 #include "runtime/detail/event_count.hpp"
 #include "runtime/detail/node_pool.hpp"
 #include "runtime/detail/stack.hpp"
@@ -163,6 +164,8 @@ class SchedulerCore {
   bool is_worker_thread() const noexcept { return t_worker.core == this; }
   // True on a worker of this scheduler or inside one of its tasks.
   bool in_task_context() const noexcept;
+  // Made in a parent process, before the fork() that made this one.
+  bool inherited() const noexcept { return generation_ != fork_generation(); }
 
  private:
   struct alignas(kCacheLine) CounterSlot {
@@ -216,6 +219,7 @@ class SchedulerCore {
   std::deque<Node*> global_;                  // injection queue, under global_mutex_
   std::atomic<std::size_t> global_size_{0};   // global_.size(), readable without the lock
 
+  const std::uint64_t generation_ = fork_generation();  // see veda/detail/fork.hpp
   alignas(kCacheLine) std::atomic<int> state_{kRunning};
   alignas(kCacheLine) std::atomic<std::size_t> queued_{0};  // reserved + queued, with a capacity
   alignas(kCacheLine) std::atomic<std::uint64_t> cancelled_{0};
@@ -478,6 +482,7 @@ void SchedulerCore::release_slot() noexcept {
 bool SchedulerCore::submit(Task&& task, const Deadline* deadline) {
   if (!task) throw std::invalid_argument("veda::Scheduler::submit: the task is empty");
   if (state_.load(std::memory_order_acquire) != kRunning) return false;
+  if (inherited()) return false;  // a parent's scheduler: its workers are not in this process
   if (capacity_ != 0 && !reserve_slot(deadline)) return false;
 
   NodePtr node;
@@ -617,6 +622,13 @@ void SchedulerCore::wait_until(bool (*done)(const void*), const void* ctx) { hel
 // and, for helpers, new work notifies it) for at most kHelpPoll. A helper
 // whose stack is nearly used up (see kStackReserveDivisor) only waits.
 void SchedulerCore::help_or_wait(bool (*done)(const void*), const void* ctx, bool help) {
+  if (inherited()) {
+    // Nothing of this scheduler runs here: waiting would never end.
+    if (done(ctx)) return;
+    throw std::runtime_error(
+        "veda::Scheduler: this scheduler was created in the parent process before fork(); its tasks do not run "
+        "in the child, so waiting for them would never end (create a new scheduler or runtime in the child)");
+  }
   if (help && stack_left() == 0) help = false;  // deep in nested helping: leave the rest to others
   std::int64_t clock = 0;  // end of the previous task, while this loop runs tasks back to back
   for (;;) {
@@ -655,6 +667,14 @@ void SchedulerCore::help_or_wait(bool (*done)(const void*), const void* ctx, boo
 
 void SchedulerCore::shutdown(bool wait) {
   const int target = wait ? kDraining : kDiscarding;
+  if (inherited()) {
+    // The parent's workers are not in this process and its locks may be held
+    // by them forever: only mark it shut down (see ~Scheduler).
+    int state = state_.load(std::memory_order_relaxed);
+    while (state < kDiscarding && !state_.compare_exchange_weak(state, kDiscarding, std::memory_order_acq_rel)) {
+    }
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(global_mutex_);
     if (state_.load(std::memory_order_relaxed) < target) {
@@ -754,6 +774,13 @@ Scheduler::Scheduler(SchedulerOptions options)
     : core_(std::make_unique<detail::SchedulerCore>(std::move(options))) {}
 
 Scheduler::~Scheduler() {
+  if (core_->inherited()) {
+    // Made before fork(): its workers are not in this process (their
+    // std::thread handles cannot be joined) and its locks and queues may be
+    // in the middle of a change they never finish. Leave all of it alone.
+    (void)core_.release();
+    return;
+  }
   if (core_->in_task_context()) {
     std::fputs("veda::Scheduler destroyed from one of its own tasks or workers; "
                "a thread cannot join itself\n",
@@ -800,6 +827,7 @@ unsigned Scheduler::num_threads() const noexcept { return core_->num_threads(); 
 std::size_t Scheduler::queue_capacity() const noexcept { return core_->queue_capacity(); }
 bool Scheduler::is_shutdown() const noexcept { return core_->is_shutdown(); }
 bool Scheduler::is_worker_thread() const noexcept { return core_->is_worker_thread(); }
+bool Scheduler::is_inherited() const noexcept { return core_->inherited(); }
 
 bool Scheduler::in_worker_thread() noexcept { return detail::t_worker.core != nullptr; }
 

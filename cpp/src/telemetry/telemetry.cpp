@@ -17,6 +17,7 @@
 
 #include "metrics/clock.hpp"
 #include "runtime/detail/tick_clock.hpp"
+#include "veda/detail/fork.hpp"
 #include "telemetry/detail/gpu_telemetry.hpp"
 #include "veda/metrics/text_format.hpp"
 #include "veda/telemetry/catalogue.hpp"
@@ -107,6 +108,8 @@ struct TelemetrySystem::Impl {
   std::condition_variable collector_cv_;
   bool stop_requested_ = false;
   std::thread collector_;
+  const std::uint64_t generation_ = detail::fork_generation();  // see veda/detail/fork.hpp
+  bool inherited() const noexcept { return generation_ != detail::fork_generation(); }
   std::atomic<bool> running_collector_{false};
 
   std::unique_ptr<detail::GpuGauges> gpu_gauges_;  // see gpu_telemetry.cpp
@@ -279,6 +282,10 @@ void TelemetrySystem::Impl::start() {
 }
 
 void TelemetrySystem::Impl::stop() {
+  if (inherited()) {
+    running_collector_.store(false, std::memory_order_release);  // no collector runs in this process
+    return;
+  }
   std::thread collector;
   {
     std::lock_guard<std::mutex> lock(collector_mutex_);
@@ -339,7 +346,17 @@ void TelemetrySystem::Impl::collector_loop() {
 TelemetrySystem::TelemetrySystem(TelemetryOptions options, Registry& registry)
     : impl_(std::make_unique<Impl>(std::move(options), registry)) {}
 
-TelemetrySystem::~TelemetrySystem() = default;  // Impl's destructor stops the collector
+TelemetrySystem::~TelemetrySystem() {
+  if (impl_->inherited()) {
+    // Made before fork(): the collector thread is the parent's (its handle
+    // cannot be joined here), and its condition variable and locks may stay
+    // in use by threads that are not in this process (destroying a condition
+    // variable waits for its waiters). Leave the state alone; the registry's
+    // gauges keep pointing at it.
+    (void)impl_.release();
+  }
+  // Otherwise Impl's destructor stops the collector.
+}
 
 void TelemetrySystem::attach(const std::shared_ptr<const Scheduler>& scheduler) {
   std::lock_guard<std::mutex> lock(impl_->scheduler_mutex_);

@@ -1,5 +1,7 @@
 #include "veda/tracing/ids.hpp"
 
+#include "veda/detail/fork.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -14,6 +16,8 @@
 
 namespace veda {
 namespace {
+
+using detail::fork_generation;
 
 std::uint64_t splitmix64(std::uint64_t& state) noexcept {
   std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
@@ -60,21 +64,9 @@ class Xoshiro {
   std::uint64_t s_[4];
 };
 
-// Moves on in a child after fork(): the child's copy of a thread's generator
-// would otherwise repeat the parent's ids, so each generator reseeds (with the
-// child's pid mixed in) the first time it is used in a new process.
-std::atomic<std::uint64_t> g_fork_generation{0};
-
-void count_fork_in_child() noexcept { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
-
-std::uint64_t fork_generation() noexcept {
-#if defined(__unix__) || defined(__APPLE__)
-  static const bool registered = pthread_atfork(nullptr, nullptr, &count_fork_in_child) == 0;
-  (void)registered;
-#endif
-  return g_fork_generation.load(std::memory_order_relaxed);
-}
-
+// A generator's copy in a child after fork() would repeat the parent's ids, so
+// each generator reseeds (with the child's pid mixed in) the first time it is
+// used in a new fork generation.
 Xoshiro& generator() noexcept {
   thread_local Xoshiro gen;
   thread_local std::uint64_t seeded_in = fork_generation();

@@ -43,7 +43,7 @@ void SpanStore::add(SpanData&& span) noexcept {
 void SpanStore::add(std::shared_ptr<const SpanData> span) noexcept {
   std::shared_ptr<const SpanData> evicted;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
     ++added_;
     if (ring_.size() < capacity_) {
       ring_.push_back(std::move(span));  // may throw bad_alloc only (see above)
@@ -57,7 +57,7 @@ void SpanStore::add(std::shared_ptr<const SpanData> span) noexcept {
 }
 
 std::vector<std::shared_ptr<const SpanData>> SpanStore::records() const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   std::vector<std::shared_ptr<const SpanData>> out;
   out.reserve(ring_.size());
   out.insert(out.end(), ring_.begin() + static_cast<std::ptrdiff_t>(head_), ring_.end());
@@ -66,13 +66,13 @@ std::vector<std::shared_ptr<const SpanData>> SpanStore::records() const {
 }
 
 std::uint64_t SpanStore::added() const noexcept {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   return added_;
 }
 
 std::vector<std::shared_ptr<const SpanData>> SpanStore::records_since(std::uint64_t after,
                                                                       std::uint64_t* newest) const {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   if (newest != nullptr) *newest = added_;
   std::vector<std::shared_ptr<const SpanData>> out;
   if (after >= added_) return out;
@@ -97,7 +97,7 @@ std::vector<SpanData> SpanStore::drain() {
   std::vector<std::shared_ptr<const SpanData>> ring;
   std::size_t head = 0;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
     ring.swap(ring_);
     head = std::exchange(head_, 0);
   }
@@ -111,19 +111,19 @@ std::vector<SpanData> SpanStore::drain() {
 void SpanStore::clear() noexcept {
   std::vector<std::shared_ptr<const SpanData>> old;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
     old.swap(ring_);
     head_ = 0;
   }
 }
 
 std::size_t SpanStore::size() const noexcept {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   return ring_.size();
 }
 
 std::uint64_t SpanStore::dropped() const noexcept {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   return dropped_;
 }
 

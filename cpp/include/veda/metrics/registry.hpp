@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+
+#include "veda/detail/fork.hpp"
 #include <optional>
 #include <string>
 #include <string_view>
@@ -143,7 +145,7 @@ class Registry {
   std::shared_ptr<FamilyBase> find_or_check(const FamilyInfo& info);
   void insert(const std::shared_ptr<FamilyBase>& family);
 
-  mutable std::mutex mutex_;
+  mutable detail::ForkSafeMutex mutex_;  // never left locked by fork()
   std::vector<std::shared_ptr<FamilyBase>> families_;
   std::unordered_map<std::string, std::string> exposed_;  // sample name -> family name
 };

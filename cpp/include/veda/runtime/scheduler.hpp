@@ -190,6 +190,14 @@ class Scheduler {
 
   // True on a worker thread of this scheduler.
   bool is_worker_thread() const noexcept;
+
+  // True in a child process for a scheduler made before the fork(): its
+  // workers stayed in the parent. There submit() returns false,
+  // help_until()/wait_until() throw std::runtime_error unless `done()` is
+  // already true, shutdown() only marks it shut down, and the destructor
+  // leaves its memory alone (no join, no lock: their owners are not in this
+  // process; what was queued is not run, not destroyed).
+  bool is_inherited() const noexcept;
   // True on a worker thread of any Scheduler.
   static bool in_worker_thread() noexcept;
   // The calling worker's index in [0, num_threads()), or -1 on other threads.

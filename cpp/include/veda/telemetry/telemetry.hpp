@@ -138,6 +138,9 @@ class TelemetrySystem final : public SchedulerObserver {
   // Stops and joins the collector; returns within a fraction of the interval.
   // Called from a collection callback it only stops the loop: the thread is
   // joined by the next start()/stop() from another thread or the destructor.
+  // In a child process, for a TelemetrySystem made before the fork(), stop()
+  // and the destructor join nothing and take no lock: the collector stayed
+  // in the parent (see veda/detail/fork.hpp).
   void stop();
   bool is_running() const noexcept;
 

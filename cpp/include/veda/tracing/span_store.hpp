@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+
+#include "veda/detail/fork.hpp"
 #include <vector>
 
 #include "veda/tracing/span.hpp"
@@ -62,7 +64,7 @@ class SpanStore {
  private:
   const std::size_t capacity_;
   Counter& dropped_counter_;
-  mutable std::mutex mutex_;
+  mutable detail::ForkSafeMutex mutex_;  // never left locked by fork()
   std::vector<std::shared_ptr<const SpanData>> ring_;  // grows up to capacity_, then wraps
   std::size_t head_ = 0;        // index of the oldest span once full
   std::uint64_t dropped_ = 0;
