@@ -223,7 +223,7 @@ class Runtime:
             fn, args, kwargs = self._traced(fn, args, kwargs)
         future = Future(self._core)
         if not self._core.submit(future, fn, args, kwargs):
-            raise RuntimeError("cannot spawn: the runtime has been shut down")
+            raise RuntimeError(self._refusal())
         return future
 
     def try_spawn(self, timeout: float, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future:
@@ -233,16 +233,26 @@ class Runtime:
             raise TypeError(f"try_spawn() needs a callable, got {type(fn).__name__} ({fn!r})")
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout != timeout:
             raise TypeError(f"try_spawn() timeout must be a number of seconds, got {timeout!r}")
-        if self._core.is_shutdown:
-            raise RuntimeError("cannot spawn: the runtime has been shut down")
+        if self._core.is_shutdown or self._core.is_inherited:
+            raise RuntimeError(self._refusal())
         if self.tracing is not None or _current_span.get() is not None:
             fn, args, kwargs = self._traced(fn, args, kwargs)
         future = Future(self._core)
         if not self._core.try_submit(future, fn, args, kwargs, _wait_seconds(timeout)):
-            if self._core.is_shutdown:
-                raise RuntimeError("cannot spawn: the runtime has been shut down")
+            if self._core.is_shutdown or self._core.is_inherited:
+                raise RuntimeError(self._refusal())
             raise QueueFullError(f"the task queue stayed full ({self.config.queue_size} tasks) for {timeout} s")
         return future
+
+    def _refusal(self) -> str:
+        # Why the core refused a task.
+        if self._core.is_inherited:
+            return (
+                "cannot spawn: this Runtime was created in the parent process before os.fork(), and its worker "
+                "threads stayed there; create a new pyveda.Runtime in the child (pyveda.spawn() starts a fresh "
+                "process-wide runtime in the child by itself)"
+            )
+        return "cannot spawn: the runtime has been shut down"
 
     def _traced(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         # Wraps a task in a span (tracing on) and runs it in a copy of the
@@ -347,6 +357,7 @@ def _check_wait(wait: Any) -> bool:
 
 _lock = threading.Lock()
 _runtime: Optional[Runtime] = None
+_restart_config: Optional[Config] = None  # the forked-from runtime's, for the child's first use
 # Every core runtime still alive (futures keep theirs alive), for the exit hook.
 _live_runtimes: "weakref.WeakSet[_core.Runtime]" = weakref.WeakSet()
 _was_shut_down = False
@@ -383,7 +394,7 @@ def get_runtime() -> Runtime:
             return _runtime
         if _was_shut_down or (_runtime is not None and _runtime.is_shutdown):
             raise RuntimeError("the pyveda runtime has been shut down; call pyveda.init() to start a new one")
-        _runtime = Runtime()
+        _runtime = Runtime(_restart_config)
         return _runtime
 
 
@@ -409,6 +420,23 @@ def shutdown(wait: bool = True) -> None:
             return
         _was_shut_down = True
     runtime.shutdown(wait)
+
+
+def _after_fork_in_child() -> None:
+    # The parent's runtimes have no workers here (Scheduler::is_inherited):
+    # the process-wide one starts afresh on first use, with task counts from
+    # zero, and the exit hook has nothing of the parent's to join. A Runtime
+    # the program holds itself refuses tasks with a message saying so.
+    global _runtime, _lock, _restart_config
+    _lock = threading.Lock()  # another thread of the parent may have held it
+    if _runtime is not None:
+        _restart_config = _runtime.config  # the child's runtime is set up as the parent's was
+    _runtime = None
+    _live_runtimes.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register

@@ -56,10 +56,17 @@ Runtime::Runtime(RuntimeOptions options, Registry& registry) : options_(std::mov
 Runtime::~Runtime() {
   gpu_.reset();  // so shutdown() below makes no NVML call (see the header)
   shutdown(true);
-  if (telemetry_) telemetry_->attach(nullptr);
+  // Made before fork(): the collector may have held the lock attach() takes (see shutdown()).
+  if (telemetry_ && !scheduler_->is_inherited()) telemetry_->attach(nullptr);
 }
 
 void Runtime::shutdown(bool wait) {
+  if (scheduler_->is_inherited()) {
+    // In a child after fork(): the workers and the collector stayed in the
+    // parent and the locks they share may stay held; only mark it shut down.
+    scheduler_->shutdown(wait);
+    return;
+  }
   if (telemetry_) {
     telemetry_->stop();
     telemetry_->clear_callbacks();

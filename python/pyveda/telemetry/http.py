@@ -587,6 +587,11 @@ class MetricsServer:
     this one unpacks the same way (``server, thread = start_http_server(...)``
     gives this object and its thread), and has ``server_address``,
     ``server_port`` and ``server_close()`` as that server has.
+
+    After ``fork()`` the server goes on serving in the parent only (its
+    thread is not in the child): in the child, :meth:`shutdown` closes the
+    child's copy of the listening socket and returns at once, and the
+    parent's endpoint is unaffected.
     """
 
     def __init__(self, server: Any, scheme: str) -> None:
@@ -601,6 +606,7 @@ class MetricsServer:
         )
         self._closed = False
         self._lock = threading.Lock()
+        self._pid = os.getpid()  # the process whose thread serves
         self._thread.start()
 
     def shutdown(self, timeout: float = 5.0) -> bool:
@@ -612,6 +618,13 @@ class MetricsServer:
         at once. ``timeout`` must be a number of seconds >= 0.
         """
         deadline = time.monotonic() + seconds(timeout, "timeout")
+        if os.getpid() != self._pid:
+            # A forked child: the serving thread stayed in the parent, so
+            # socketserver's shutdown() would wait for it forever.
+            if not self._closed:
+                self._closed = True
+                self._server.socket.close()  # the child's copy; the parent keeps serving
+            return True
         with self._lock:
             if self._closed:
                 return True

@@ -30,6 +30,7 @@ import contextvars
 import enum
 import os
 import warnings
+import weakref
 from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from pyveda import _core
@@ -250,6 +251,7 @@ class TracingSystem(_core.Tracer):
         )
         self.service_name = service_name
         self._resource_extra = _check_attributes(resource_attributes)
+        _LIVE.add(self)
 
     # -- spans --
 
@@ -391,3 +393,18 @@ def _traced_call(tracing: TracingSystem, name: str, fn: Any, args: Tuple[Any, ..
 def _task_name(fn: Any) -> str:
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
     return name if isinstance(name, str) else type(fn).__qualname__
+
+
+# Every TracingSystem alive, for the fork hook below.
+_LIVE: "weakref.WeakSet[TracingSystem]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The parent exports its own spans: a child starts with empty stores, so
+    # an exporter in the child never sends the parent's spans a second time.
+    for tracing in list(_LIVE):
+        tracing.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

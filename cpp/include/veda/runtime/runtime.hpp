@@ -63,7 +63,9 @@ class Runtime {
   // (wait: drain the queue, else cancel it), then releases NVML (gpu() reads
   // as unavailable afterwards). Idempotent. The destructor shuts down the same
   // way but makes no NVML call (it may run at exit, after libnvidia-ml's own
-  // teardown): call shutdown() to release NVML.
+  // teardown): call shutdown() to release NVML. In a child process, for a
+  // runtime made before the fork(), it only marks the scheduler shut down
+  // (see Scheduler::is_inherited): nothing of the parent's is joined or locked.
   void shutdown(bool wait = true);
   bool is_shutdown() const noexcept { return scheduler_->is_shutdown(); }
 
