@@ -9,56 +9,55 @@ namespace veda::detail {
 
 std::atomic<std::uint64_t> g_fork_generation{0};
 
-// Every live ForkSafeMutex, in an intrusive list under its own lock. The list
-// is never destroyed: mutexes may outlive static destruction.
-struct ForkSafeMutexList {
+// Every live fork-safe lock, in an intrusive list under its own lock. The
+// list is never destroyed: locks may outlive static destruction.
+struct ForkSafeLockList {
   std::mutex lock;
-  ForkSafeMutex* head = nullptr;
+  ForkSafeLockBase* head = nullptr;
 
-  static ForkSafeMutexList& get() {
-    static ForkSafeMutexList* instance = new ForkSafeMutexList;
+  static ForkSafeLockList& get() {
+    static ForkSafeLockList* instance = new ForkSafeLockList;
     return *instance;
   }
 
-  void add(ForkSafeMutex* m) {
-    std::lock_guard<std::mutex> guard(lock);
-    m->next_ = head;
-    if (head != nullptr) head->prev_ = m;
-    head = m;
-  }
-
-  void remove(ForkSafeMutex* m) {
-    std::lock_guard<std::mutex> guard(lock);
-    if (m->prev_ != nullptr) m->prev_->next_ = m->next_;
-    if (m->next_ != nullptr) m->next_->prev_ = m->prev_;
-    if (head == m) head = m->next_;
-  }
-
-  // Before fork(): the list, then each mutex; after it (both sides): each
-  // mutex, then the list.
+  // Before fork(): the list, then each lock; after it (both sides): each
+  // lock, then the list.
   static void prepare() noexcept {
-    ForkSafeMutexList& list = get();
+    ForkSafeLockList& list = get();
     list.lock.lock();
-    for (ForkSafeMutex* m = list.head; m != nullptr; m = m->next_) m->mutex_.lock();
+    for (ForkSafeLockBase* m = list.head; m != nullptr; m = m->next_) m->lock_for_fork();
   }
   static void release() noexcept {
-    ForkSafeMutexList& list = get();
-    for (ForkSafeMutex* m = list.head; m != nullptr; m = m->next_) m->mutex_.unlock();
+    ForkSafeLockList& list = get();
+    for (ForkSafeLockBase* m = list.head; m != nullptr; m = m->next_) m->unlock_after_fork();
     list.lock.unlock();
   }
 };
 
-ForkSafeMutex::ForkSafeMutex() { ForkSafeMutexList::get().add(this); }
-ForkSafeMutex::~ForkSafeMutex() { ForkSafeMutexList::get().remove(this); }
+void ForkSafeLockBase::join_fork_list() {
+  ForkSafeLockList& list = ForkSafeLockList::get();
+  std::lock_guard<std::mutex> guard(list.lock);
+  next_ = list.head;
+  if (list.head != nullptr) list.head->prev_ = this;
+  list.head = this;
+}
+
+void ForkSafeLockBase::leave_fork_list() {
+  ForkSafeLockList& list = ForkSafeLockList::get();
+  std::lock_guard<std::mutex> guard(list.lock);
+  if (prev_ != nullptr) prev_->next_ = next_;
+  if (next_ != nullptr) next_->prev_ = prev_;
+  if (list.head == this) list.head = next_;
+}
 
 namespace {
 
 #if defined(__unix__) || defined(__APPLE__)
-void prepare_fork() noexcept { ForkSafeMutexList::prepare(); }
-void after_fork_in_parent() noexcept { ForkSafeMutexList::release(); }
+void prepare_fork() noexcept { ForkSafeLockList::prepare(); }
+void after_fork_in_parent() noexcept { ForkSafeLockList::release(); }
 void after_fork_in_child() noexcept {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
-  ForkSafeMutexList::release();
+  ForkSafeLockList::release();
 }
 
 // Registered at load time, so no fork() can come before it.

@@ -1,13 +1,14 @@
 #include <mutex>
 #include <vector>
 
+#include "veda/detail/fork.hpp"
 #include "veda/metrics/detail/sharded.hpp"
 
 namespace veda::detail {
 namespace {
 
 struct SlotPool {
-  std::mutex mutex;
+  ForkSafeMutex mutex;  // a thread started in a forked child takes it
   std::vector<unsigned> free;
   unsigned next = 0;
 };
@@ -20,7 +21,7 @@ SlotPool& pool() {
 
 void release_slot(unsigned slot) {
   SlotPool& p = pool();
-  std::lock_guard<std::mutex> lock(p.mutex);
+  std::lock_guard<ForkSafeMutex> lock(p.mutex);
   p.free.push_back(slot);
 }
 
@@ -40,7 +41,7 @@ unsigned acquire_thread_slot() noexcept {
   unsigned slot = kSharedSlot;
   {
     SlotPool& p = pool();
-    std::lock_guard<std::mutex> lock(p.mutex);
+    std::lock_guard<ForkSafeMutex> lock(p.mutex);
     if (!p.free.empty()) {
       slot = p.free.back();
       p.free.pop_back();

@@ -21,6 +21,8 @@
 #include <atomic>
 #include <cstddef>
 #include <mutex>
+
+#include "veda/detail/fork.hpp"
 #include <new>
 #include <vector>
 
@@ -88,7 +90,7 @@ class NodePool {
                 "over-aligned node types need an aligned operator new");
 
   struct Depot {
-    std::mutex mutex;
+    ForkSafeMutex mutex;  // a forked child's new runtime takes it
     std::vector<FreeNode*> chains;  // each a list of exactly kChain nodes
     std::atomic<std::size_t> size{0};  // chains.size(), readable without the mutex
   };
@@ -115,7 +117,7 @@ class NodePool {
     void refill() noexcept {
       Depot& d = depot();
       if (d.size.load(std::memory_order_relaxed) == 0) return;
-      std::lock_guard<std::mutex> lock(d.mutex);
+      std::lock_guard<ForkSafeMutex> lock(d.mutex);
       if (d.chains.empty()) return;
       head = d.chains.back();
       d.chains.pop_back();
@@ -137,7 +139,7 @@ class NodePool {
     static void give(FreeNode* chain) noexcept {
       Depot& d = depot();
       {
-        std::lock_guard<std::mutex> lock(d.mutex);
+        std::lock_guard<ForkSafeMutex> lock(d.mutex);
         if (d.chains.size() < kMaxChains) {
           try {
             d.chains.push_back(chain);
