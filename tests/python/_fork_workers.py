@@ -1,9 +1,17 @@
 """Work run in child processes by test_fork_runtime.py (importable under every start method)."""
 
 import os
+import time
 
 import pyveda as veda
 from pyveda.telemetry import CollectorRegistry, Counter, generate_latest
+
+
+def wait_until_quiet(runtime, timeout=10.0):
+    """Waits until the runtime has nothing queued or running (a task is counted just after its future is set)."""
+    deadline = time.monotonic() + timeout
+    while (runtime._core.pending or runtime._core.running) and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 def _square(x):
@@ -17,4 +25,6 @@ def tasks_and_metrics(n):
     futures = [veda.spawn(_square, i) for i in range(n)]
     results = [f.result(timeout=30) for f in futures]
     done.inc(len(results))
-    return os.getpid(), sum(results), veda.get_runtime()._core.completed, generate_latest(registry).decode()
+    runtime = veda.get_runtime()
+    wait_until_quiet(runtime)
+    return os.getpid(), sum(results), runtime._core.completed, generate_latest(registry).decode()
