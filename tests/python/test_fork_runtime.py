@@ -177,3 +177,42 @@ def test_the_metrics_server_keeps_serving_in_the_parent_and_shuts_down_at_once_i
             assert response.status == 200
     finally:
         server.shutdown()
+
+
+def test_each_process_has_its_own_identity_in_the_otlp_resource(monkeypatch):
+    import re
+
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from pyveda.telemetry import CollectorRegistry, Counter
+    from pyveda.telemetry.otlp import process_identity, registry_request_bytes
+
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    ours = process_identity()
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", ours["service.instance.id"])
+    assert ours["process.pid"] == os.getpid() and ours["host.name"] == os.uname().nodename
+    assert process_identity() == ours  # made once per process
+
+    registry = CollectorRegistry()
+    Counter("identity_hits_total", "Hits.", registry=registry).inc()
+
+    def resource_of(raw):
+        (rm,) = raw.resource_metrics if hasattr(raw, "resource_metrics") else raw.resource_spans
+        return {a.key: (a.value.string_value or a.value.int_value) for a in rm.resource.attributes}
+
+    metrics = resource_of(ExportMetricsServiceRequest.FromString(registry_request_bytes(registry)))
+    assert metrics["service.instance.id"] == ours["service.instance.id"] and metrics["process.pid"] == os.getpid()
+    tracing = TracingSystem()
+    with tracing.span("op"):
+        pass
+    spans = resource_of(ExportTraceServiceRequest.FromString(tracing.export_otlp(encoding="protobuf")))
+    assert spans["service.instance.id"] == ours["service.instance.id"] and spans["host.name"] == ours["host.name"]
+
+    child = _in_child(lambda: f"{process_identity()['service.instance.id']} {process_identity()['process.pid']}")
+    child_id, child_pid = child.split()
+    assert child_id != ours["service.instance.id"] and int(child_pid) != os.getpid()
+
+    # The environment (and explicit attributes) still win, as the spec orders them.
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=worker-7")
+    assert TracingSystem().resource_attributes()["service.instance.id"] == "worker-7"

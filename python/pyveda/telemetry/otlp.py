@@ -26,6 +26,7 @@ from urllib.parse import unquote_to_bytes
 __all__ = [
     "SCOPE_NAME",
     "SCOPE_VERSION",
+    "process_identity",
     "registry_request_bytes",
     "registry_request_dict",
     "metrics_request_bytes",
@@ -77,12 +78,41 @@ def parse_key_values(text: str, what: str) -> Dict[str, str]:
     return result
 
 
+_identity: Dict[str, Any] = {}  # this process's, made on first use and again in a fork()ed child
+
+
+def process_identity() -> Dict[str, Any]:
+    """What tells this process apart from the service's others, as resource attributes.
+
+    ``service.instance.id`` is a random UUID (version 4) made once per
+    process, so a fork()ed child gets its own; ``process.pid`` and
+    ``host.name`` (the node name) come from the OS. A collector or backend
+    uses them to keep the series and spans of worker processes apart.
+    """
+    pid = os.getpid()
+    if _identity.get("process.pid") != pid:
+        raw = bytearray(os.urandom(16))
+        raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+        raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+        h = raw.hex()
+        _identity.clear()
+        _identity.update(
+            {
+                "service.instance.id": f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}",
+                "process.pid": pid,
+                "host.name": os.uname().nodename if hasattr(os, "uname") else os.environ.get("COMPUTERNAME", ""),
+            }
+        )
+    return dict(_identity)
+
+
 def resource_attributes(extra: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """The resource: telemetry.sdk.*, then OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME, then ``extra``.
+    """The resource: telemetry.sdk.* and the process identity, then OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME, then ``extra``.
 
     Later sources win (specs §8). A value of OTEL_RESOURCE_ATTRIBUTES that
     does not decode is discarded whole, with a warning. ``service.name``
-    defaults to ``"pyveda"``.
+    defaults to ``"pyveda"``; ``service.instance.id``, ``process.pid`` and
+    ``host.name`` to this process's (see :func:`process_identity`).
     """
     attrs: Dict[str, Any] = {
         "service.name": "pyveda",
@@ -90,6 +120,7 @@ def resource_attributes(extra: Optional[Mapping[str, Any]] = None) -> Dict[str, 
         "telemetry.sdk.language": "python",
         "telemetry.sdk.version": SCOPE_VERSION,
     }
+    attrs.update(process_identity())
     env = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "")
     if env.strip():
         try:
