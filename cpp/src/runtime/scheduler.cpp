@@ -21,13 +21,13 @@
 #include <vector>
 
 #include "runtime/detail/cpu.hpp"
-#include "veda/detail/fork.hpp"
 #include "runtime/detail/event_count.hpp"
 #include "runtime/detail/node_pool.hpp"
 #include "runtime/detail/stack.hpp"
 #include "runtime/detail/tick_clock.hpp"
 #include "runtime/detail/work_deque.hpp"
 #include "veda/detail/cache_line.hpp"
+#include "veda/detail/fork.hpp"
 #include "veda/detail/single_writer.hpp"
 
 namespace veda {
@@ -165,7 +165,7 @@ class SchedulerCore {
   // True on a worker of this scheduler or inside one of its tasks.
   bool in_task_context() const noexcept;
   // Made in a parent process, before the fork() that made this one.
-  bool inherited() const noexcept { return generation_ != fork_generation(); }
+  bool inherited() const noexcept { return stamp_.inherited(); }
 
  private:
   struct alignas(kCacheLine) CounterSlot {
@@ -219,7 +219,7 @@ class SchedulerCore {
   std::deque<Node*> global_;                  // injection queue, under global_mutex_
   std::atomic<std::size_t> global_size_{0};   // global_.size(), readable without the lock
 
-  const std::uint64_t generation_ = fork_generation();  // see veda/detail/fork.hpp
+  const ProcessStamp stamp_;  // see veda/detail/fork.hpp
   alignas(kCacheLine) std::atomic<int> state_{kRunning};
   alignas(kCacheLine) std::atomic<std::size_t> queued_{0};  // reserved + queued, with a capacity
   alignas(kCacheLine) std::atomic<std::uint64_t> cancelled_{0};
@@ -670,9 +670,7 @@ void SchedulerCore::shutdown(bool wait) {
   if (inherited()) {
     // The parent's workers are not in this process and its locks may be held
     // by them forever: only mark it shut down (see ~Scheduler).
-    int state = state_.load(std::memory_order_relaxed);
-    while (state < kDiscarding && !state_.compare_exchange_weak(state, kDiscarding, std::memory_order_acq_rel)) {
-    }
+    state_.store(kDiscarding, std::memory_order_release);  // the last state: nothing moves it back
     return;
   }
   {

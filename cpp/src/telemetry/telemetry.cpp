@@ -17,8 +17,8 @@
 
 #include "metrics/clock.hpp"
 #include "runtime/detail/tick_clock.hpp"
-#include "veda/detail/fork.hpp"
 #include "telemetry/detail/gpu_telemetry.hpp"
+#include "veda/detail/fork.hpp"
 #include "veda/metrics/text_format.hpp"
 #include "veda/telemetry/catalogue.hpp"
 #include "veda/probes/system.hpp"
@@ -108,8 +108,8 @@ struct TelemetrySystem::Impl {
   std::condition_variable collector_cv_;
   bool stop_requested_ = false;
   std::thread collector_;
-  const std::uint64_t generation_ = detail::fork_generation();  // see veda/detail/fork.hpp
-  bool inherited() const noexcept { return generation_ != detail::fork_generation(); }
+  const detail::ProcessStamp stamp_;  // see veda/detail/fork.hpp
+  bool inherited() const noexcept { return stamp_.inherited(); }
   std::atomic<bool> running_collector_{false};
 
   std::unique_ptr<detail::GpuGauges> gpu_gauges_;  // see gpu_telemetry.cpp

@@ -1,7 +1,5 @@
 #include "veda/tracing/ids.hpp"
 
-#include "veda/detail/fork.hpp"
-
 #include <atomic>
 #include <chrono>
 #include <cstring>
@@ -10,9 +8,10 @@
 #include <thread>
 
 #if defined(__unix__) || defined(__APPLE__)
-#include <pthread.h>
 #include <unistd.h>
 #endif
+
+#include "veda/detail/fork.hpp"
 
 namespace veda {
 namespace {

@@ -22,6 +22,16 @@ extern std::atomic<std::uint64_t> g_fork_generation;
 // 0 in the process the core was loaded in, 1 in its children, 2 in theirs, ...
 inline std::uint64_t fork_generation() noexcept { return g_fork_generation.load(std::memory_order_relaxed); }
 
+// The generation an object was made in, as a member: inherited() is true in
+// a child process for an object made before the fork().
+class ProcessStamp {
+ public:
+  bool inherited() const noexcept { return generation_ != fork_generation(); }
+
+ private:
+  std::uint64_t generation_ = fork_generation();
+};
+
 // The list every fork-safe lock joins (see ForkSafe below): a pthread_atfork
 // prepare handler takes every lock on it, and the parent and the child
 // release them all after the fork.

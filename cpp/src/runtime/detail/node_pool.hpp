@@ -21,10 +21,10 @@
 #include <atomic>
 #include <cstddef>
 #include <mutex>
-
-#include "veda/detail/fork.hpp"
 #include <new>
 #include <vector>
+
+#include "veda/detail/fork.hpp"
 
 namespace veda::detail {
 
