@@ -8,7 +8,12 @@
 
 namespace veda {
 
-Counter::Counter() noexcept : created_ns_(detail::unix_now_ns()) {}
+Counter::Counter()
+    : own_(detail::allocate_cells(sizeof(detail::CounterCells))),
+      cells_(new (own_.get()) detail::CounterCells),
+      created_ns_(detail::unix_now_ns()) {}
+
+Counter::Counter(detail::CounterCells* shared) noexcept : cells_(shared), created_ns_(detail::unix_now_ns()) {}
 
 void Counter::inc_checked(double amount) {
   if (!valid_amount(amount)) {
@@ -17,7 +22,7 @@ void Counter::inc_checked(double amount) {
     message += " (counters only go up; use a Gauge for values that go down)";
     throw std::invalid_argument(message);
   }
-  value_.add(amount);
+  cells_->value.add(amount);
 }
 
 void Counter::inc(double amount, Exemplar exemplar) {
@@ -25,7 +30,7 @@ void Counter::inc(double amount, Exemplar exemplar) {
     rejected_.fetch_add(1, std::memory_order_relaxed);
     return;
   }
-  value_.add(amount);
+  cells_->value.add(amount);
   exemplar.value = amount;
   if (exemplar.unix_nano == 0) exemplar.unix_nano = detail::unix_now_ns();
   exemplars_.set(0, std::move(exemplar));
@@ -38,13 +43,13 @@ void Counter::inc_checked(double amount, Exemplar exemplar) {
 }
 
 double Counter::get() const noexcept {
-  return value_.sum() - base_.load(std::memory_order_relaxed);
+  return cells_->get();
 }
 
 void Counter::reset() noexcept {
   std::lock_guard<std::mutex> lock(reset_mutex_);
-  base_.store(value_.sum(), std::memory_order_relaxed);
-  created_ns_.store(detail::unix_now_ns(), std::memory_order_relaxed);
+  cells_->base.store(cells_->value.sum(), std::memory_order_relaxed);
+  cells_->reset_unix_nano.store(detail::unix_now_ns(), std::memory_order_relaxed);
 }
 
 }  // namespace veda

@@ -1,5 +1,6 @@
 #include "veda/metrics/family.hpp"
 
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -30,7 +31,95 @@ const char* to_string(MetricType type) noexcept {
   return "unknown";
 }
 
+namespace {
+
+constexpr GaugeMode kGaugeModes[] = {GaugeMode::all,     GaugeMode::liveall,    GaugeMode::min,
+                                     GaugeMode::livemin, GaugeMode::max,        GaugeMode::livemax,
+                                     GaugeMode::sum,     GaugeMode::livesum,    GaugeMode::mostrecent,
+                                     GaugeMode::livemostrecent};
+
+}  // namespace
+
+const char* to_string(GaugeMode mode) noexcept {
+  switch (mode) {
+    case GaugeMode::all: return "all";
+    case GaugeMode::liveall: return "liveall";
+    case GaugeMode::min: return "min";
+    case GaugeMode::livemin: return "livemin";
+    case GaugeMode::max: return "max";
+    case GaugeMode::livemax: return "livemax";
+    case GaugeMode::sum: return "sum";
+    case GaugeMode::livesum: return "livesum";
+    case GaugeMode::mostrecent: return "mostrecent";
+    case GaugeMode::livemostrecent: return "livemostrecent";
+  }
+  return "all";
+}
+
+GaugeMode gauge_mode_from(std::string_view name) {
+  std::string known;
+  for (const GaugeMode mode : kGaugeModes) {
+    if (name == to_string(mode)) return mode;
+    known += known.empty() ? "" : ", ";
+    known += to_string(mode);
+  }
+  throw std::invalid_argument("invalid multiprocess mode '" + std::string(name) + "'; expected one of: " + known);
+}
+
+bool live_only(GaugeMode mode) noexcept {
+  return mode == GaugeMode::liveall || mode == GaugeMode::livemin || mode == GaugeMode::livemax ||
+         mode == GaugeMode::livesum || mode == GaugeMode::livemostrecent;
+}
+
 namespace detail {
+
+bool same_definition(const FamilyInfo& a, const FamilyInfo& b) noexcept {
+  return a.name == b.name && a.type == b.type && a.label_names == b.label_names && a.summary == b.summary &&
+         a.quantiles == b.quantiles && a.unit == b.unit &&
+         (a.type != MetricType::histogram ||
+          (a.scale == b.scale && a.buckets == b.buckets && a.max_age_s == b.max_age_s)) &&
+         (a.type != MetricType::gauge || a.multiprocess_mode == b.multiprocess_mode);
+}
+
+std::string describe(const FamilyInfo& info) {
+  std::string out = std::string(info.summary ? "summary" : to_string(info.type)) + " with label names (";
+  for (std::size_t i = 0; i < info.label_names.size(); ++i) {
+    out += (i ? ", '" : "'") + info.label_names[i] + "'";
+  }
+  out += ")";
+  if (info.summary) {
+    out += ", quantiles (";
+    char text[32];
+    for (std::size_t i = 0; i < info.quantiles.size(); ++i) {
+      std::snprintf(text, sizeof text, "%s%g", i ? ", " : "", info.quantiles[i]);
+      out += text;
+    }
+    out += ")";
+  } else if (info.type == MetricType::histogram) {
+    out += ", scale " + std::to_string(info.scale);
+    if (info.buckets.empty()) {
+      out += ", no classic buckets";
+    } else {
+      out += ", buckets (";
+      char text[32];
+      for (std::size_t i = 0; i < info.buckets.size(); ++i) {
+        std::snprintf(text, sizeof text, "%s%g", i ? ", " : "", info.buckets[i]);
+        out += text;
+      }
+      out += ")";
+    }
+    if (info.max_age_s > 0) {
+      char text[48];
+      std::snprintf(text, sizeof text, ", max_age_seconds %g", info.max_age_s);
+      out += text;
+    }
+  }
+  if (info.type == MetricType::gauge && info.multiprocess_mode != GaugeMode::all) {
+    out += std::string(", multiprocess_mode '") + to_string(info.multiprocess_mode) + "'";
+  }
+  return out;
+}
+
 
 void check_label_count(const FamilyInfo& info, std::size_t given) {
   const std::size_t expected = info.label_names.size();

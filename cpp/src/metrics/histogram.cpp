@@ -35,21 +35,8 @@ struct ScaleTables {
 
 namespace {
 
-constexpr std::int32_t kUnsetOrigin = std::numeric_limits<std::int32_t>::min();
 constexpr std::uint64_t kMantissaMask = (std::uint64_t{1} << 52) - 1;
 constexpr std::uint64_t kOneExponent = std::uint64_t{1023} << 52;
-
-std::uint64_t bits_of(double v) noexcept {
-  std::uint64_t b;
-  std::memcpy(&b, &v, sizeof b);
-  return b;
-}
-
-double double_of(std::uint64_t b) noexcept {
-  double v;
-  std::memcpy(&v, &b, sizeof v);
-  return v;
-}
 
 detail::ScaleTables build_tables(int scale) {
   detail::ScaleTables t;
@@ -83,10 +70,10 @@ const detail::ScaleTables& tables_for(int scale) {
 }
 
 std::int32_t index_with(const detail::ScaleTables& t, double value) noexcept {
-  const std::uint64_t b = bits_of(value);
+  const std::uint64_t b = detail::double_bits(value);
   const auto exponent = static_cast<std::int32_t>(b >> 52) - 1023;
   const std::uint64_t mantissa = b & kMantissaMask;
-  const double m = double_of(mantissa | kOneExponent);
+  const double m = detail::bits_double(mantissa | kOneExponent);
   int j = t.cell_bucket[mantissa >> t.cell_shift];
   if (m > t.bound[static_cast<std::size_t>(j + 1)]) ++j;
   return exponent * t.per_octave + j;
@@ -127,27 +114,41 @@ std::vector<double> Histogram::check_bounds(std::vector<double> bounds) {
   return bounds;
 }
 
+namespace {
+
+void check_scale(int scale) {
+  if (scale < Histogram::kMinScale || scale > Histogram::kMaxScale) {
+    throw std::invalid_argument("histogram scale must be an integer in [" + std::to_string(Histogram::kMinScale) +
+                                ", " + std::to_string(Histogram::kMaxScale) + "], got " + std::to_string(scale));
+  }
+}
+
+// The origin's encoding in HistogramCells::origin_code (0: not placed yet).
+constexpr std::uint32_t kOriginBias = 0x80000000u;
+std::uint32_t origin_code(std::int32_t origin) noexcept { return static_cast<std::uint32_t>(origin) ^ kOriginBias; }
+std::int32_t origin_of(std::uint32_t code) noexcept { return static_cast<std::int32_t>(code ^ kOriginBias); }
+
+}  // namespace
+
 Histogram::Histogram(int scale, std::vector<double> bounds, double max_age_s)
+    : Histogram(nullptr, scale, std::move(bounds), max_age_s) {}
+
+Histogram::Histogram(detail::HistogramCells* shared, int scale, std::vector<double> bounds, double max_age_s)
     : scale_(scale),
       bounds_(bounds.empty() ? std::move(bounds) : check_bounds(std::move(bounds))),
       max_age_s_(max_age_s),
       tables_(nullptr),
-      origin_(kUnsetOrigin),
-      min_(std::numeric_limits<double>::infinity()),
-      max_(-std::numeric_limits<double>::infinity()),
+      cells_(shared),
       created_ns_(detail::unix_now_ns()) {
-  if (scale < kMinScale || scale > kMaxScale) {
-    throw std::invalid_argument("histogram scale must be an integer in [" + std::to_string(kMinScale) +
-                                ", " + std::to_string(kMaxScale) + "], got " + std::to_string(scale));
-  }
+  check_scale(scale);
   tables_ = &tables_for(scale);
   if (max_age_s != 0.0) window_ = std::make_unique<detail::RecentWindow>(max_age_s, detail::steady_now_ns());
-  if (!bounds_.empty()) {
-    bound_counts_.reset(new std::atomic<std::uint64_t>[bounds_.size() + 1]);
-    for (std::size_t i = 0; i <= bounds_.size(); ++i) bound_counts_[i].store(0, std::memory_order_relaxed);
+  if (cells_ == nullptr) {
+    own_ = detail::allocate_cells(detail::HistogramCells::bytes(bounds_.size()));
+    cells_ = detail::HistogramCells::construct(own_.get(), bounds_.size());
   }
-  buckets_.reset(new std::atomic<std::uint64_t>[kMaxBuckets]);
-  for (std::int32_t i = 0; i < kMaxBuckets; ++i) buckets_[i].store(0, std::memory_order_relaxed);
+  bound_counts_ = cells_->classic();
+  buckets_ = cells_->buckets(bounds_.size());
 }
 
 Histogram::~Histogram() = default;
@@ -157,38 +158,35 @@ std::int32_t Histogram::bucket_index(double value, int scale) noexcept {
 }
 
 std::int32_t Histogram::window_origin(std::int32_t index) noexcept {
-  std::int32_t origin = origin_.load(std::memory_order_acquire);
-  if (origin != kUnsetOrigin) return origin;
-  const std::int32_t wanted = index - kMaxBuckets / 2;
-  if (origin_.compare_exchange_strong(origin, wanted, std::memory_order_acq_rel)) return wanted;
-  return origin;  // another thread placed the window first
+  std::uint32_t code = cells_->origin_code.load(std::memory_order_acquire);
+  if (code != 0) return origin_of(code);
+  const std::uint32_t wanted = origin_code(index - kMaxBuckets / 2);
+  if (cells_->origin_code.compare_exchange_strong(code, wanted, std::memory_order_acq_rel)) return origin_of(wanted);
+  return origin_of(code);  // another thread placed the window first
 }
 
 std::size_t Histogram::record(double value) noexcept {
   if (value < DBL_MIN) {
-    zero_count_.fetch_add(1, std::memory_order_relaxed);
+    cells_->zero_count.fetch_add(1, std::memory_order_relaxed);
   } else {
     const std::int32_t index = index_with(*tables_, value);
     const std::int32_t pos = window_position(index, window_origin(index));
     buckets_[pos].fetch_add(1, std::memory_order_relaxed);
   }
   std::size_t classic = bounds_.size();
-  if (bound_counts_) {
+  if (classic != 0) {
     // The classic bucket (previous bound, bound]: the first bound >= value.
     classic = static_cast<std::size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin());
     bound_counts_[classic].fetch_add(1, std::memory_order_relaxed);
   }
   const unsigned slot = detail::thread_slot();
-  Shard& shard = shards_[slot];
+  detail::HistogramShard& shard = cells_->shards[slot];
   detail::slot_add(shard.count, slot, std::uint64_t{1});
   detail::slot_add(shard.sum, slot, value);
 
-  double seen = min_.load(std::memory_order_relaxed);
-  while (value < seen && !min_.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
-  }
-  seen = max_.load(std::memory_order_relaxed);
-  while (value > seen && !max_.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
-  }
+  const std::uint64_t bits = detail::double_bits(value + 0.0);  // -0.0 becomes +0.0
+  detail::atomic_raise(cells_->min_complement, ~bits);
+  detail::atomic_raise(cells_->max_bits, bits);
   return classic;
 }
 
@@ -226,27 +224,37 @@ void Histogram::observe_checked(double value) {
   record(value);
 }
 
-std::uint64_t Histogram::count() const noexcept {
+namespace {
+
+std::uint64_t count_of(const detail::HistogramCells& cells) noexcept {
   std::uint64_t total = 0;
-  for (const Shard& s : shards_) total += s.count.load(std::memory_order_relaxed);
+  for (const detail::HistogramShard& s : cells.shards) total += s.count.load(std::memory_order_relaxed);
   return total;
 }
 
-double Histogram::sum() const noexcept {
+double sum_of(const detail::HistogramCells& cells) noexcept {
   double total = 0.0;
-  for (const Shard& s : shards_) total += s.sum.load(std::memory_order_relaxed);
+  for (const detail::HistogramShard& s : cells.shards) total += s.sum.load(std::memory_order_relaxed);
   return total;
 }
 
-double Histogram::min() const noexcept {
-  const double v = min_.load(std::memory_order_relaxed);
-  return std::isinf(v) ? std::numeric_limits<double>::quiet_NaN() : v;
+double min_of(const detail::HistogramCells& cells) noexcept {
+  const std::uint64_t complement = cells.min_complement.load(std::memory_order_relaxed);
+  return complement == 0 ? std::numeric_limits<double>::quiet_NaN() : detail::bits_double(~complement);
 }
 
-double Histogram::max() const noexcept {
-  const double v = max_.load(std::memory_order_relaxed);
-  return std::isinf(v) ? std::numeric_limits<double>::quiet_NaN() : v;
+double max_of(const detail::HistogramCells& cells) noexcept {
+  // Empty until min is set (an observation of 0 leaves max_bits at 0).
+  if (cells.min_complement.load(std::memory_order_relaxed) == 0) return std::numeric_limits<double>::quiet_NaN();
+  return detail::bits_double(cells.max_bits.load(std::memory_order_relaxed));
 }
+
+}  // namespace
+
+std::uint64_t Histogram::count() const noexcept { return count_of(*cells_); }
+double Histogram::sum() const noexcept { return sum_of(*cells_); }
+double Histogram::min() const noexcept { return min_of(*cells_); }
+double Histogram::max() const noexcept { return max_of(*cells_); }
 
 double Histogram::mean() const noexcept {
   const std::uint64_t n = count();
@@ -257,39 +265,45 @@ HistogramSnapshot Histogram::recent(const HistogramSnapshot& now) const {
   return window_ ? window_->recent(now, detail::steady_now_ns()) : now;
 }
 
-HistogramSnapshot Histogram::snapshot() const {
+HistogramSnapshot Histogram::snapshot() const { return read(*cells_, scale_, bounds_, created_ns_); }
+
+HistogramSnapshot Histogram::read(const detail::HistogramCells& cells, int scale, const std::vector<double>& bounds,
+                                  std::int64_t start_unix_nano) {
+  const detail::ScaleTables& tables = tables_for(scale);
   HistogramSnapshot s;
-  s.scale = scale_;
+  s.scale = scale;
   s.zero_threshold = DBL_MIN;
-  s.start_unix_nano = created_ns_;
-  s.sum = sum();
-  s.min = min();
-  s.max = max();
-  s.zero_count = zero_count_.load(std::memory_order_relaxed);
-  if (bound_counts_) {
-    s.bounds = bounds_;
-    s.bound_counts.resize(bounds_.size() + 1);
-    for (std::size_t i = 0; i <= bounds_.size(); ++i) s.bound_counts[i] = bound_counts_[i].load(std::memory_order_relaxed);
+  s.start_unix_nano = start_unix_nano;
+  s.sum = sum_of(cells);
+  s.min = min_of(cells);
+  s.max = max_of(cells);
+  s.zero_count = cells.zero_count.load(std::memory_order_relaxed);
+  if (!bounds.empty()) {
+    s.bounds = bounds;
+    s.bound_counts.resize(bounds.size() + 1);
+    for (std::size_t i = 0; i <= bounds.size(); ++i) s.bound_counts[i] = cells.classic()[i].load(std::memory_order_relaxed);
   }
-  const std::int32_t origin = origin_.load(std::memory_order_acquire);
+  const std::uint32_t code = cells.origin_code.load(std::memory_order_acquire);
+  const std::atomic<std::uint64_t>* buckets = cells.buckets(bounds.size());
   std::uint64_t in_buckets = 0;
-  if (origin != kUnsetOrigin) {
+  if (code != 0) {
+    const std::int32_t origin = origin_of(code);
     // Only the positions between min and max can hold counts. An observation
     // whose bucket is written but whose max is not yet is simply seen later.
     const double lo_value = std::max(s.min, DBL_MIN);
     std::int32_t lo = 0;
     std::int32_t hi = kMaxBuckets - 1;
     if (!std::isnan(s.min) && !std::isnan(s.max) && s.max >= DBL_MIN) {
-      lo = window_position(index_with(*tables_, lo_value), origin);
-      hi = window_position(index_with(*tables_, s.max), origin);
+      lo = window_position(index_with(tables, lo_value), origin);
+      hi = window_position(index_with(tables, s.max), origin);
     }
-    while (lo <= hi && buckets_[lo].load(std::memory_order_relaxed) == 0) ++lo;
-    while (hi >= lo && buckets_[hi].load(std::memory_order_relaxed) == 0) --hi;
+    while (lo <= hi && buckets[lo].load(std::memory_order_relaxed) == 0) ++lo;
+    while (hi >= lo && buckets[hi].load(std::memory_order_relaxed) == 0) --hi;
     if (lo <= hi) {
       s.offset = origin + lo;
       s.counts.resize(static_cast<std::size_t>(hi - lo + 1));
       for (std::int32_t i = lo; i <= hi; ++i) {
-        const std::uint64_t c = buckets_[i].load(std::memory_order_relaxed);
+        const std::uint64_t c = buckets[i].load(std::memory_order_relaxed);
         s.counts[static_cast<std::size_t>(i - lo)] = c;
         in_buckets += c;
       }
@@ -301,6 +315,45 @@ HistogramSnapshot Histogram::snapshot() const {
 
 double HistogramSnapshot::mean() const noexcept {
   return count == 0 ? std::numeric_limits<double>::quiet_NaN() : sum / static_cast<double>(count);
+}
+
+void HistogramSnapshot::merge(const HistogramSnapshot& other) {
+  if (other.scale != scale || other.bounds != bounds) {
+    throw std::invalid_argument("cannot merge histograms of different scales or classic buckets");
+  }
+  if (other.count != 0) {
+    min = count == 0 ? other.min : std::min(min, other.min);
+    max = count == 0 ? other.max : std::max(max, other.max);
+  }
+  count += other.count;
+  zero_count += other.zero_count;
+  sum += other.sum;
+  if (start_unix_nano == 0 || (other.start_unix_nano != 0 && other.start_unix_nano < start_unix_nano)) {
+    start_unix_nano = other.start_unix_nano;
+  }
+  if (bound_counts.empty()) {
+    bound_counts = other.bound_counts;
+  } else {
+    for (std::size_t i = 0; i < bound_counts.size() && i < other.bound_counts.size(); ++i) {
+      bound_counts[i] += other.bound_counts[i];
+    }
+  }
+  if (other.counts.empty()) return;
+  if (counts.empty()) {
+    offset = other.offset;
+    counts = other.counts;
+    return;
+  }
+  const std::int64_t lo = std::min<std::int64_t>(offset, other.offset);
+  const std::int64_t hi = std::max<std::int64_t>(offset + static_cast<std::int64_t>(counts.size()),
+                                                 other.offset + static_cast<std::int64_t>(other.counts.size()));
+  std::vector<std::uint64_t> merged(static_cast<std::size_t>(hi - lo), 0);
+  for (std::size_t i = 0; i < counts.size(); ++i) merged[static_cast<std::size_t>(offset - lo) + i] += counts[i];
+  for (std::size_t i = 0; i < other.counts.size(); ++i) {
+    merged[static_cast<std::size_t>(other.offset - lo) + i] += other.counts[i];
+  }
+  offset = static_cast<std::int32_t>(lo);
+  counts = std::move(merged);
 }
 
 double HistogramSnapshot::bucket_lower(std::int32_t index) const noexcept {

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "veda/metrics/multiprocess.hpp"
 #include "veda/metrics/names.hpp"
 #include "veda/metrics/protobuf_format.hpp"
 #include "veda/metrics/text_format.hpp"
@@ -96,42 +97,6 @@ std::vector<double> check_quantiles(std::vector<double> quantiles) {
   return quantiles;
 }
 
-std::string describe(const FamilyInfo& info) {
-  std::string out = std::string(info.summary ? "summary" : to_string(info.type)) + " with label names (";
-  for (std::size_t i = 0; i < info.label_names.size(); ++i) {
-    out += (i ? ", '" : "'") + info.label_names[i] + "'";
-  }
-  out += ")";
-  if (info.summary) {
-    out += ", quantiles (";
-    char text[32];
-    for (std::size_t i = 0; i < info.quantiles.size(); ++i) {
-      std::snprintf(text, sizeof text, "%s%g", i ? ", " : "", info.quantiles[i]);
-      out += text;
-    }
-    out += ")";
-  } else if (info.type == MetricType::histogram) {
-    out += ", scale " + std::to_string(info.scale);
-    if (info.buckets.empty()) {
-      out += ", no classic buckets";
-    } else {
-      out += ", buckets (";
-      char text[32];
-      for (std::size_t i = 0; i < info.buckets.size(); ++i) {
-        std::snprintf(text, sizeof text, "%s%g", i ? ", " : "", info.buckets[i]);
-        out += text;
-      }
-      out += ")";
-    }
-    if (info.max_age_s > 0) {
-      char text[48];
-      std::snprintf(text, sizeof text, ", max_age_seconds %g", info.max_age_s);
-      out += text;
-    }
-  }
-  return out;
-}
-
 template <class M>
 std::shared_ptr<Family<M>> as_family(const std::shared_ptr<FamilyBase>& base) {
   return std::static_pointer_cast<Family<M>>(base);
@@ -173,17 +138,32 @@ void collect_family(const FamilyBase& base, FamilySnapshot& out) {
 
 }  // namespace
 
+template <class M>
+std::shared_ptr<Family<M>> Registry::register_family(FamilyInfo info) {
+  {
+    std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
+    if (auto existing = find_or_check(info)) return as_family<M>(existing);
+  }
+  // Made without the lock: in multi-process mode the family writes to its
+  // file, whose lock is fork-safe too (no fork-safe lock is waited for
+  // while another is held).
+  auto family = std::make_shared<Family<M>>(info);
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
+  if (auto existing = find_or_check(info)) {  // another thread registered it meanwhile
+    family->retire();
+    return as_family<M>(existing);
+  }
+  insert(family);
+  return family;
+}
+
 std::shared_ptr<FamilyBase> Registry::find_or_check(const FamilyInfo& info) {
   for (const auto& family : families_) {
     const FamilyInfo& have = family->info();
     if (have.name != info.name) continue;
-    const bool same = have.type == info.type && have.label_names == info.label_names &&
-                      have.summary == info.summary && have.quantiles == info.quantiles && have.unit == info.unit &&
-                      (info.type != MetricType::histogram ||
-                       (have.scale == info.scale && have.buckets == info.buckets && have.max_age_s == info.max_age_s));
-    if (!same) {
-      throw std::invalid_argument("metric '" + info.name + "' is already registered as a " + describe(have) +
-                                  "; cannot register it again as a " + describe(info));
+    if (!detail::same_definition(have, info)) {
+      throw std::invalid_argument("metric '" + info.name + "' is already registered as a " + detail::describe(have) +
+                                  "; cannot register it again as a " + detail::describe(info));
     }
     if (have.help != info.help) {
       throw std::invalid_argument("metric '" + info.name + "' is already registered with help '" + have.help +
@@ -224,22 +204,16 @@ std::shared_ptr<CounterFamily> Registry::counter(std::string name, std::string h
                                                  std::vector<std::string> label_names, std::string unit) {
   FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::counter, 0);
   set_unit(info, std::move(unit));
-  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
-  if (auto existing = find_or_check(info)) return as_family<Counter>(existing);
-  auto family = std::make_shared<CounterFamily>(std::move(info));
-  insert(family);
-  return family;
+  return register_family<Counter>(std::move(info));
 }
 
 std::shared_ptr<GaugeFamily> Registry::gauge(std::string name, std::string help,
-                                             std::vector<std::string> label_names, std::string unit) {
+                                             std::vector<std::string> label_names, std::string unit,
+                                             GaugeMode multiprocess_mode) {
   FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::gauge, 0);
   set_unit(info, std::move(unit));
-  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
-  if (auto existing = find_or_check(info)) return as_family<Gauge>(existing);
-  auto family = std::make_shared<GaugeFamily>(std::move(info));
-  insert(family);
-  return family;
+  info.multiprocess_mode = multiprocess_mode;
+  return register_family<Gauge>(std::move(info));
 }
 
 std::shared_ptr<HistogramFamily> Registry::histogram(std::string name, std::string help,
@@ -249,11 +223,7 @@ std::shared_ptr<HistogramFamily> Registry::histogram(std::string name, std::stri
   FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::histogram, scale,
                               std::move(buckets), max_age_s);
   set_unit(info, std::move(unit));
-  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
-  if (auto existing = find_or_check(info)) return as_family<Histogram>(existing);
-  auto family = std::make_shared<HistogramFamily>(std::move(info));
-  insert(family);
-  return family;
+  return register_family<Histogram>(std::move(info));
 }
 
 std::shared_ptr<HistogramFamily> Registry::summary(std::string name, std::string help,
@@ -264,11 +234,7 @@ std::shared_ptr<HistogramFamily> Registry::summary(std::string name, std::string
                               Histogram::kDefaultScale, {}, max_age_s, true);
   set_unit(info, std::move(unit));
   info.quantiles = check_quantiles(std::move(quantiles));
-  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
-  if (auto existing = find_or_check(info)) return as_family<Histogram>(existing);
-  auto family = std::make_shared<HistogramFamily>(std::move(info));
-  insert(family);
-  return family;
+  return register_family<Histogram>(std::move(info));
 }
 
 void Registry::add(const std::shared_ptr<FamilyBase>& family) {
@@ -299,14 +265,26 @@ bool Registry::unregister(std::string_view name) {
   });
   if (it == families_.end()) return false;
   for (const std::string& sample : exposed_names((*it)->info())) exposed_.erase(sample);
+  (*it)->retire();
   families_.erase(it);
   return true;
 }
 
 void Registry::clear() {
   std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
+  for (const auto& family : families_) family->retire();
   families_.clear();
   exposed_.clear();
+}
+
+void Registry::set_multiprocess_directory(std::string directory) {
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
+  multiprocess_directory_ = std::move(directory);
+}
+
+std::string Registry::multiprocess_directory() const {
+  std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
+  return multiprocess_directory_;
 }
 
 std::vector<std::string> Registry::names() const {
@@ -331,37 +309,70 @@ std::size_t Registry::size() const {
   return families_.size();
 }
 
+namespace {
+
+bool named_by(const FamilyInfo& info, const Registry::NameSet* only) {
+  if (only == nullptr) return true;
+  for (const std::string& sample : exposed_names(info)) {
+    if (only->count(sample) != 0) return true;
+  }
+  return false;
+}
+
+FamilySnapshot collect_one(const FamilyBase& family) {
+  FamilySnapshot out;
+  out.info = family.info();
+  switch (out.info.type) {
+    case MetricType::counter:
+      collect_family<Counter>(family, out);
+      break;
+    case MetricType::gauge:
+      collect_family<Gauge>(family, out);
+      break;
+    case MetricType::histogram:
+      collect_family<Histogram>(family, out);
+      break;
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<FamilySnapshot> Registry::collect(const NameSet* only) const {
   std::vector<std::shared_ptr<FamilyBase>> families;
+  std::string directory;
   {
     std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
-    if (only == nullptr) {
-      families = families_;
-    } else {
-      for (const auto& family : families_) {
-        for (const std::string& sample : exposed_names(family->info())) {
-          if (only->count(sample) != 0) {
-            families.push_back(family);
-            break;
-          }
-        }
-      }
+    directory = multiprocess_directory_;
+    for (const auto& family : families_) {
+      if (named_by(family->info(), only)) families.push_back(family);
     }
   }
-  std::vector<FamilySnapshot> out(families.size());
-  for (std::size_t i = 0; i < families.size(); ++i) {
-    out[i].info = families[i]->info();
-    switch (out[i].info.type) {
-      case MetricType::counter:
-        collect_family<Counter>(*families[i], out[i]);
-        break;
-      case MetricType::gauge:
-        collect_family<Gauge>(*families[i], out[i]);
-        break;
-      case MetricType::histogram:
-        collect_family<Histogram>(*families[i], out[i]);
-        break;
+  std::vector<FamilySnapshot> out;
+  out.reserve(families.size());
+  if (directory.empty()) {
+    for (const auto& family : families) out.push_back(collect_one(*family));
+    return out;
+  }
+  std::vector<FamilySnapshot> aggregate = multiprocess::aggregate(directory).families;
+  std::unordered_map<std::string, std::size_t> by_name;
+  for (std::size_t i = 0; i < aggregate.size(); ++i) by_name.emplace(aggregate[i].info.name, i);
+  std::vector<bool> used(aggregate.size(), false);
+  for (const auto& family : families) {
+    auto it = by_name.find(family->info().name);
+    if (it != by_name.end()) used[it->second] = true;
+    if (!family->shared()) {
+      out.push_back(collect_one(*family));
+    } else if (it != by_name.end()) {
+      out.push_back(std::move(aggregate[it->second]));
+    } else {
+      FamilySnapshot empty;  // its series were all removed
+      empty.info = family->info();
+      out.push_back(std::move(empty));
     }
+  }
+  for (std::size_t i = 0; i < aggregate.size(); ++i) {
+    if (!used[i] && named_by(aggregate[i].info, only)) out.push_back(std::move(aggregate[i]));
   }
   return out;
 }

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "veda/metrics/detail/sharded.hpp"
+#include "veda/metrics/detail/cells.hpp"
 #include "veda/metrics/exemplar.hpp"
 
 namespace veda {
@@ -19,9 +19,14 @@ namespace veda {
 // inc() is lock-free: each of the first detail::kExclusiveSlots live threads
 // adds into a cache line of its own, so threads hammering one counter never
 // share a line; reads sum the lines. Integer totals are exact up to 2^53.
+// The cells live in this object's own memory, or in a multi-process file
+// (veda/metrics/multiprocess.hpp) with the same cost per inc().
 class Counter {
  public:
-  Counter() noexcept;
+  Counter();
+  // Records into `shared` (zeroed or a previous run's cells), which must
+  // outlive this object: a series of a multi-process file.
+  explicit Counter(detail::CounterCells* shared) noexcept;
   Counter(const Counter&) = delete;
   Counter& operator=(const Counter&) = delete;
 
@@ -29,7 +34,7 @@ class Counter {
   // they are counted in rejected(). Never throws.
   void inc(double amount = 1.0) noexcept {
     if (valid_amount(amount)) {
-      value_.add(amount);
+      cells_->value.add(amount);
     } else {
       rejected_.fetch_add(1, std::memory_order_relaxed);
     }
@@ -56,7 +61,8 @@ class Counter {
   // Wall-clock time (ns since the Unix epoch) of creation or the last reset:
   // the start time of this cumulative series.
   std::int64_t created_unix_nano() const noexcept {
-    return created_ns_.load(std::memory_order_relaxed);
+    const std::int64_t reset = cells_->reset_unix_nano.load(std::memory_order_relaxed);
+    return reset != 0 ? reset : created_ns_;
   }
 
   // How many inc() calls were refused because of an invalid amount.
@@ -68,9 +74,9 @@ class Counter {
   }
 
  private:
-  detail::ShardedDouble value_;
-  std::atomic<double> base_{0.0};  // sum of slots at the last reset
-  std::atomic<std::int64_t> created_ns_;
+  detail::OwnedCells own_;  // null when the cells are shared
+  detail::CounterCells* cells_;
+  const std::int64_t created_ns_;
   std::atomic<std::uint64_t> rejected_{0};
   std::mutex reset_mutex_;
   detail::ExemplarSlots exemplars_{1};

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "veda/metrics/counter.hpp"
+#include "veda/metrics/detail/series_store.hpp"
 #include "veda/metrics/gauge.hpp"
 #include "veda/metrics/histogram.hpp"
 
@@ -25,6 +26,24 @@ enum class MetricType { counter, gauge, histogram };
 
 // "counter", "gauge" or "histogram".
 const char* to_string(MetricType type) noexcept;
+
+// How the multi-process aggregate (veda/metrics/multiprocess.hpp) combines a
+// gauge's values across processes, as prometheus_client's multiprocess_mode:
+// all (one series per process, with a "pid" label), sum, min, max,
+// mostrecent (the value changed last); the live* forms count only processes
+// still running. A dead process keeps its share under the other forms.
+enum class GaugeMode { all, liveall, min, livemin, max, livemax, sum, livesum, mostrecent, livemostrecent };
+
+// "all", "liveall", ..., "livemostrecent".
+const char* to_string(GaugeMode mode) noexcept;
+// The mode called `name`; throws std::invalid_argument naming the modes otherwise.
+GaugeMode gauge_mode_from(std::string_view name);
+// Whether only live processes count (the live* modes).
+bool live_only(GaugeMode mode) noexcept;
+// Whether the mode keeps the time of each change (the mostrecent modes).
+inline bool stamped(GaugeMode mode) noexcept {
+  return mode == GaugeMode::mostrecent || mode == GaugeMode::livemostrecent;
+}
 
 // Name, help and label names shared by every series of a metric.
 struct FamilyInfo {
@@ -47,11 +66,17 @@ struct FamilyInfo {
   // The unit OpenMetrics declares ("seconds", "bytes"; empty for none). The
   // name ends in "_<unit>" (Registry checks it).
   std::string unit;
+  // Gauges only: how the multi-process aggregate combines processes.
+  GaugeMode multiprocess_mode = GaugeMode::all;
 };
 
 class FamilyBase {
  public:
-  explicit FamilyBase(FamilyInfo info) : info_(std::move(info)) {}
+  // The family's series record into `store` (a multi-process file) when
+  // given; by default into the store of this process's multi-process mode,
+  // if it is on (detail::shared_series_store()).
+  explicit FamilyBase(FamilyInfo info, std::shared_ptr<detail::SeriesStore> store = detail::shared_series_store())
+      : info_(std::move(info)), store_(std::move(store)) {}
   virtual ~FamilyBase() = default;
   FamilyBase(const FamilyBase&) = delete;
   FamilyBase& operator=(const FamilyBase&) = delete;
@@ -59,9 +84,26 @@ class FamilyBase {
   const FamilyInfo& info() const noexcept { return info_; }
   virtual std::size_t size() const = 0;
 
+  // Whether the series record into a multi-process file, which the
+  // multi-process aggregate reads (rather than this object).
+  bool shared() const noexcept { return store_ != nullptr && !retired_.load(std::memory_order_acquire); }
+
+  // Takes the family's series out of the multi-process aggregate (the family
+  // left its registry); later series record in this process only.
+  virtual void retire() = 0;
+
  protected:
   FamilyInfo info_;
+  const std::shared_ptr<detail::SeriesStore> store_;
+  std::atomic<bool> retired_{false};
 };
+
+namespace detail {
+// Whether a and b define the same metric, help aside.
+bool same_definition(const FamilyInfo& a, const FamilyInfo& b) noexcept;
+// "gauge with label names ('a', 'b')", "histogram with ..., scale 6, buckets (...)": for error messages.
+std::string describe(const FamilyInfo& info);
+}  // namespace detail
 
 namespace detail {
 // Throws std::invalid_argument unless `values` has one entry per label name.
@@ -90,8 +132,9 @@ class Family final : public FamilyBase {
  public:
   static constexpr std::size_t kDefaultMaxSeries = 100000;
 
-  explicit Family(FamilyInfo info, std::size_t max_series = kDefaultMaxSeries)
-      : FamilyBase(std::move(info)), max_series_(max_series) {
+  explicit Family(FamilyInfo info, std::size_t max_series = kDefaultMaxSeries,
+                  std::shared_ptr<detail::SeriesStore> store = detail::shared_series_store())
+      : FamilyBase(std::move(info), std::move(store)), max_series_(max_series) {
     if (info_.label_names.empty()) unlabelled_ = add({});
   }
 
@@ -108,8 +151,7 @@ class Family final : public FamilyBase {
     auto it = index_.find(key);
     if (it != index_.end()) return series_[it->second].metric;
     if (index_.size() >= max_series_) throw_too_many();
-    index_.emplace(std::move(key), series_.size());
-    return add_locked(values);
+    return add_locked(std::move(key), values);
   }
 
   // The series for name=value pairs, in any order.
@@ -143,6 +185,7 @@ class Family final : public FamilyBase {
     // O(1): the slot becomes a hole that for_each() skips; the holes are
     // squeezed out (keeping creation order) once they outnumber the series.
     Series& slot = series_[it->second];
+    if (slot.record != 0) store_->retire(slot.record);
     slot.metric.reset();
     slot.label_values.clear();
     index_.erase(it);
@@ -156,10 +199,23 @@ class Family final : public FamilyBase {
   void clear() {
     if (info_.label_names.empty()) return;
     std::unique_lock lock(mutex_);
+    for (const Series& s : series_) {
+      if (s.record != 0) store_->retire(s.record);
+    }
     index_.clear();
     series_.clear();
     holes_ = 0;
     generation_.fetch_add(1, std::memory_order_release);
+  }
+
+  void retire() override {
+    if (store_ == nullptr) return;
+    std::unique_lock lock(mutex_);
+    retired_.store(true, std::memory_order_release);
+    for (Series& s : series_) {
+      if (s.record != 0) store_->retire(s.record);
+      s.record = 0;
+    }
   }
 
   // Changes whenever a series stops being exported (remove() or clear()): a
@@ -185,17 +241,21 @@ class Family final : public FamilyBase {
   struct Series {
     std::vector<std::string> label_values;
     std::shared_ptr<M> metric;
+    std::uint64_t record = 0;  // its record in the multi-process file; 0: none
   };
 
   std::shared_ptr<M> add(const std::vector<std::string>& values) {
     std::unique_lock lock(mutex_);
-    index_.emplace(detail::label_key(values), series_.size());
-    return add_locked(values);
+    return add_locked(detail::label_key(values), values);
   }
 
-  std::shared_ptr<M> add_locked(const std::vector<std::string>& values) {
-    std::shared_ptr<M> metric = make();
-    series_.push_back(Series{values, metric});
+  // Makes the series first, so a failure (a full multi-process file) leaves no trace.
+  std::shared_ptr<M> add_locked(std::string key, const std::vector<std::string>& values) {
+    std::uint64_t record = 0;
+    std::shared_ptr<M> metric = make(values, record);
+    series_.reserve(series_.size() + 1);
+    index_.emplace(std::move(key), series_.size());
+    series_.push_back(Series{values, metric, record});
     return metric;
   }
 
@@ -212,7 +272,23 @@ class Family final : public FamilyBase {
     holes_ = 0;
   }
 
-  std::shared_ptr<M> make() const {
+  std::shared_ptr<M> make(const std::vector<std::string>& values, std::uint64_t& record) const {
+    if (shared()) {
+      if constexpr (std::is_same_v<M, Histogram>) {
+        auto cells = store_->allocate(info_, values, detail::HistogramCells::bytes(info_.buckets.size()));
+        record = cells.record;
+        return std::make_shared<Histogram>(detail::HistogramCells::construct(cells.memory, info_.buckets.size()),
+                                           info_.scale, info_.buckets, info_.max_age_s);
+      } else if constexpr (std::is_same_v<M, Gauge>) {
+        auto cells = store_->allocate(info_, values, sizeof(detail::GaugeCells));
+        record = cells.record;
+        return std::make_shared<Gauge>(new (cells.memory) detail::GaugeCells, stamped(info_.multiprocess_mode));
+      } else {
+        auto cells = store_->allocate(info_, values, sizeof(detail::CounterCells));
+        record = cells.record;
+        return std::make_shared<Counter>(new (cells.memory) detail::CounterCells);
+      }
+    }
     if constexpr (std::is_same_v<M, Histogram>) {
       return std::make_shared<Histogram>(info_.scale, info_.buckets, info_.max_age_s);
     } else {

@@ -8,7 +8,7 @@
 #include <mutex>
 #include <vector>
 
-#include "veda/metrics/detail/sharded.hpp"
+#include "veda/metrics/detail/cells.hpp"
 #include "veda/metrics/exemplar.hpp"
 
 namespace veda {
@@ -46,6 +46,12 @@ struct HistogramSnapshot {
 
   // Lower (exclusive) bound of bucket index `index`: base^index.
   double bucket_lower(std::int32_t index) const noexcept;
+
+  // Adds `other`'s observations, bucket for bucket (exactly: the same
+  // buckets at the same scale): a histogram of the same family recorded
+  // elsewhere, e.g. by another process. The start is the earlier one.
+  // Throws std::invalid_argument when the scales or classic bounds differ.
+  void merge(const HistogramSnapshot& other);
 };
 
 // Records a distribution of non-negative values in exponential buckets.
@@ -66,12 +72,14 @@ struct HistogramSnapshot {
 // Thread-safety: observe() is lock-free and may run from any number of threads
 // concurrently with any reader. Each thread keeps count and sum in a cache line
 // of its own; bucket counters (exponential and classic) are shared atomics.
+// The counters (detail::HistogramCells) live in this object's own memory or
+// in a multi-process file (veda/metrics/multiprocess.hpp), at the same cost.
 class Histogram {
  public:
   static constexpr int kMinScale = 0;
   static constexpr int kMaxScale = 8;
   static constexpr int kDefaultScale = 6;
-  static constexpr std::int32_t kMaxBuckets = 4096;
+  static constexpr std::int32_t kMaxBuckets = detail::HistogramCells::kMaxBuckets;
 
   // Throws std::invalid_argument if scale is outside [kMinScale, kMaxScale],
   // or if `bounds` breaks a rule of check_bounds(). With bounds, each
@@ -80,6 +88,15 @@ class Histogram {
   // With max_age_s > 0, recent() and the exposed summary quantiles describe
   // about the last max_age_s seconds (see recent()); 0: no window.
   explicit Histogram(int scale = kDefaultScale, std::vector<double> bounds = {}, double max_age_s = 0.0);
+  // Records into `shared` (detail::HistogramCells::bytes(bounds.size()),
+  // zeroed or a previous run's), which must outlive this object: a series of
+  // a multi-process file. `bounds` as check_bounds() returns them.
+  Histogram(detail::HistogramCells* shared, int scale, std::vector<double> bounds, double max_age_s);
+
+  // The snapshot of cells recorded by a histogram of this scale and these
+  // (checked) classic bounds, in this process or another (see snapshot()).
+  static HistogramSnapshot read(const detail::HistogramCells& cells, int scale, const std::vector<double>& bounds,
+                                std::int64_t start_unix_nano);
 
   // Checks classic bucket bounds and returns them without a trailing +Inf
   // (which every classic histogram has implicitly). Throws
@@ -153,11 +170,6 @@ class Histogram {
   std::size_t record(double value) noexcept;
   std::int32_t window_origin(std::int32_t index) noexcept;
 
-  struct alignas(detail::kCacheLine) Shard {
-    std::atomic<std::uint64_t> count{0};
-    std::atomic<double> sum{0.0};
-  };
-
   const int scale_;
   const std::vector<double> bounds_;
   const double max_age_s_;
@@ -167,14 +179,11 @@ class Histogram {
   std::once_flag exemplars_once_;
   std::atomic<std::uint32_t> next_exemplar_{0};
   std::unique_ptr<detail::RecentWindow> window_;
-  std::unique_ptr<std::atomic<std::uint64_t>[]> bound_counts_;  // bounds_.size() + 1, or null
   const detail::ScaleTables* tables_;
-  std::atomic<std::int32_t> origin_;
-  std::unique_ptr<std::atomic<std::uint64_t>[]> buckets_;
-  Shard shards_[detail::kSlotCount];
-  alignas(detail::kCacheLine) std::atomic<std::uint64_t> zero_count_{0};
-  std::atomic<double> min_;
-  std::atomic<double> max_;
+  detail::OwnedCells own_;  // null when the cells are shared
+  detail::HistogramCells* cells_;
+  std::atomic<std::uint64_t>* bound_counts_;  // bounds_.size() + 1 of them, used only with bounds
+  std::atomic<std::uint64_t>* buckets_;       // kMaxBuckets
   std::atomic<std::uint64_t> rejected_{0};
   std::int64_t created_ns_;
 };

@@ -5,7 +5,6 @@
 #include <memory>
 #include <mutex>
 
-#include "veda/detail/fork.hpp"
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "veda/detail/fork.hpp"
 #include "veda/metrics/family.hpp"
 #include "veda/metrics/names.hpp"
 #include "veda/metrics/sample_family.hpp"
@@ -68,8 +68,10 @@ class Registry {
   // must end in "_<unit>" (std::invalid_argument otherwise).
   std::shared_ptr<CounterFamily> counter(std::string name, std::string help,
                                          std::vector<std::string> label_names = {}, std::string unit = {});
+  // `multiprocess_mode`: how the multi-process aggregate combines processes.
   std::shared_ptr<GaugeFamily> gauge(std::string name, std::string help,
-                                     std::vector<std::string> label_names = {}, std::string unit = {});
+                                     std::vector<std::string> label_names = {}, std::string unit = {},
+                                     GaugeMode multiprocess_mode = GaugeMode::all);
   // `buckets`: classic bucket bounds (see Histogram::check_bounds); empty for
   // none. `max_age_s` > 0: the summary quantiles describe about that many
   // recent seconds (Histogram::recent()). Re-registering must give the same
@@ -98,7 +100,8 @@ class Registry {
 
   // Removes a family by name (a counter's with or without "_total"); returns
   // false if there was none.
-  // Handles held elsewhere keep working but are no longer exported.
+  // Handles held elsewhere keep working but are no longer exported (in
+  // multi-process mode, by this process: the family is retired).
   bool unregister(std::string_view name);
   void clear();
 
@@ -115,7 +118,19 @@ class Registry {
   // families exposing at least one of those sample names (a counter "x" is
   // named by "x", "x_total" or "x_created"; a histogram by "x", "x_sum",
   // "x_count", "x_bucket", "x_created").
+  // With a multi-process directory (set_multiprocess_directory()), each
+  // family whose series are in a multi-process file is collected as the
+  // aggregate of every process's (multiprocess::aggregate()), and the
+  // aggregate's families this registry lacks (other processes made them)
+  // follow its own. Throws what multiprocess::aggregate() throws.
   std::vector<FamilySnapshot> collect(const NameSet* only = nullptr) const;
+
+  // Makes collect() and every rendering report the aggregate of the
+  // processes recording in `directory` (see collect()); empty: this
+  // process's values only. multiprocess::enable() sets it on the default
+  // registry.
+  void set_multiprocess_directory(std::string directory);
+  std::string multiprocess_directory() const;
 
   // What one scrape asks for.
   struct Scrape {
@@ -142,12 +157,15 @@ class Registry {
   std::string encode_protobuf() const { return encode_protobuf(Scrape{}); }
 
  private:
+  template <class M>
+  std::shared_ptr<Family<M>> register_family(FamilyInfo info);
   std::shared_ptr<FamilyBase> find_or_check(const FamilyInfo& info);
   void insert(const std::shared_ptr<FamilyBase>& family);
 
   mutable detail::ForkSafeMutex mutex_;  // never left locked by fork()
   std::vector<std::shared_ptr<FamilyBase>> families_;
   std::unordered_map<std::string, std::string> exposed_;  // sample name -> family name
+  std::string multiprocess_directory_;
 };
 
 // The process-wide registry every metric registers in unless told otherwise.
