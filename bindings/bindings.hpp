@@ -14,6 +14,11 @@ void init_gpu(nanobind::module_& m);
 void init_tracing(nanobind::module_& m);
 void init_instruments(nanobind::module_& m);  // after init_metrics
 void init_states(nanobind::module_& m);
+void init_multiprocess(nanobind::module_& m);
+
+// Turns what the multi-process aggregate queued (veda::multiprocess::take_warnings())
+// into Python RuntimeWarnings; call with the GIL held after collecting.
+void warn_multiprocess();
 
 // The current span (the ContextVar that bindings/tracing.cpp owns) as an
 // exemplar; false, `out` untouched, when no span is current.

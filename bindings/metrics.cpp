@@ -379,7 +379,8 @@ void bind_family(nb::module_& m, const char* name, const char* doc) {
       .def_prop_ro("name", [](const F& f) { return f.info().name; })
       .def_prop_ro("help", [](const F& f) { return f.info().help; })
       .def_prop_ro("label_names", [](const F& f) { return f.info().label_names; })
-      .def_prop_ro("max_series", &F::max_series);
+      .def_prop_ro("max_series", &F::max_series)
+      .def_prop_ro("shared", &F::shared, "Whether the series record into a multi-process file.");
 }
 
 // Where a collected value came from, spelled out only for an error message.
@@ -722,7 +723,20 @@ void init_metrics(nb::module_& m) {
   nb::class_<Registry>(m, "Registry", "A set of metric families rendered together.")
       .def(nb::init<>())
       .def("counter", &Registry::counter, "name"_a, "help"_a, "label_names"_a = Labels{}, "unit"_a = "")
-      .def("gauge", &Registry::gauge, "name"_a, "help"_a, "label_names"_a = Labels{}, "unit"_a = "")
+      .def(
+          "gauge",
+          [](Registry& r, std::string name, std::string help, Labels label_names, std::string unit,
+             std::string_view multiprocess_mode) {
+            return r.gauge(std::move(name), std::move(help), std::move(label_names), std::move(unit),
+                           gauge_mode_from(multiprocess_mode));
+          },
+          "name"_a, "help"_a, "label_names"_a = Labels{}, "unit"_a = "", "multiprocess_mode"_a = "all",
+          "A gauge family; multiprocess_mode: how the multi-process aggregate combines processes (all, liveall, "
+          "min, livemin, max, livemax, sum, livesum, mostrecent, livemostrecent).")
+      .def("set_multiprocess_directory", &Registry::set_multiprocess_directory, "directory"_a,
+           "Makes every rendering report the aggregate of the processes recording in `directory` ('' : this "
+           "process only).")
+      .def("multiprocess_directory", &Registry::multiprocess_directory)
       .def("histogram", &Registry::histogram, "name"_a, "help"_a, "label_names"_a = Labels{},
            "scale"_a = Histogram::kDefaultScale, "buckets"_a = std::vector<double>{}, "max_age_s"_a = 0.0,
            "unit"_a = "",
@@ -757,8 +771,13 @@ void init_metrics(nb::module_& m) {
           "render_prometheus",
           [](const Registry& r, nb::handle collected, nb::handle names, std::string_view escaping) {
             Registry::Scrape scrape = scrape_from_python(collected, names, escaping);
-            nb::gil_scoped_release release;
-            return r.render_prometheus(scrape);
+            std::string out;
+            {
+              nb::gil_scoped_release release;
+              out = r.render_prometheus(scrape);
+            }
+            warn_multiprocess();
+            return out;
           },
           "collected"_a = nb::tuple(), "names"_a = nb::none(), "escaping"_a = "underscores",
           nb::sig("def render_prometheus(self, collected: Sequence[object] = (), names: Iterable[str] | None = None, "
@@ -773,8 +792,13 @@ void init_metrics(nb::module_& m) {
              std::string_view escaping) {
             Registry::Scrape scrape = scrape_from_python(collected, names, escaping);
             scrape.created_series = created_series;
-            nb::gil_scoped_release release;
-            return r.render_openmetrics(scrape);
+            std::string out;
+            {
+              nb::gil_scoped_release release;
+              out = r.render_openmetrics(scrape);
+            }
+            warn_multiprocess();
+            return out;
           },
           "created_series"_a = true, "collected"_a = nb::tuple(), "names"_a = nb::none(),
           "escaping"_a = "underscores",
@@ -791,6 +815,7 @@ void init_metrics(nb::module_& m) {
               nb::gil_scoped_release release;
               body = r.encode_protobuf(scrape);
             }
+            warn_multiprocess();
             return nb::bytes(body.data(), body.size());
           },
           "collected"_a = nb::tuple(), "names"_a = nb::none(), "escaping"_a = "underscores",
@@ -808,6 +833,7 @@ void init_metrics(nb::module_& m) {
               nb::gil_scoped_release release;
               body = encode_otlp_metrics(r.collect(), attributes, scope_name, scope_version, time_unix_nano);
             }
+            warn_multiprocess();
             return nb::bytes(body.data(), body.size());
           },
           "resource"_a, "scope_name"_a, "scope_version"_a, "time_unix_nano"_a,
@@ -822,6 +848,7 @@ void init_metrics(nb::module_& m) {
               nb::gil_scoped_release release;
               families = r.collect();
             }
+            warn_multiprocess();
             nb::list out;
             std::string quantile;
             for (const FamilySnapshot& family : families) {

@@ -12,4 +12,5 @@ NB_MODULE(_core, m) {
   veda::bindings::init_future(m);
   veda::bindings::init_runtime(m);
   veda::bindings::init_tracing(m);
+  veda::bindings::init_multiprocess(m);
 }

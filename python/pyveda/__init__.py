@@ -12,6 +12,11 @@ operators already run (Prometheus, OpenTelemetry collectors, Jaeger).
 
 from pyveda._version import __version__
 from pyveda import telemetry
+from pyveda.telemetry import multiprocess as _multiprocess
+
+# Before any metric exists: PYVEDA_MULTIPROC_DIR / PROMETHEUS_MULTIPROC_DIR turn multi-process mode on.
+_multiprocess._enable_from_environment()
+del _multiprocess
 from pyveda.config import Config, ConfigBuilder
 from pyveda.runtime import (
     Future,

@@ -159,7 +159,8 @@ void GpuGauges::update(const std::vector<GpuDeviceSample>& samples) noexcept {
       std::vector<std::shared_ptr<GaugeFamily>> families;
       for (const GpuGaugeSpec& spec : kGpuGauges) {
         registry_.unregister(spec.metric.name);
-        families.push_back(registry_.gauge(std::string(spec.metric.name), std::string(spec.metric.help), kGpuLabelNames));
+        families.push_back(registry_.gauge(std::string(spec.metric.name), std::string(spec.metric.help), kGpuLabelNames,
+                                           {}, GaugeMode::livemostrecent));  // a device's reading, whoever took it
       }
       families_ = std::move(families);
       registered_ = true;

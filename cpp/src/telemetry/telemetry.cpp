@@ -32,15 +32,17 @@ using detail::steady_now_ns;
 
 // A fresh family for a catalogue entry, replacing one an earlier
 // TelemetrySystem left in the registry, and its one series.
+// `mode`: how a gauge combines across processes in multi-process mode.
 template <class M>
-std::shared_ptr<M> fresh(Registry& registry, const RuntimeMetric& metric, double max_age_s = 0.0) {
+std::shared_ptr<M> fresh(Registry& registry, const RuntimeMetric& metric, double max_age_s = 0.0,
+                         GaugeMode mode = GaugeMode::livesum) {
   const std::string name(metric.name);
   const std::string help(metric.help);
   registry.unregister(name);
   if constexpr (std::is_same_v<M, Counter>) {
     return registry.counter(name, help)->labels(std::vector<std::string>{});
   } else if constexpr (std::is_same_v<M, Gauge>) {
-    return registry.gauge(name, help)->labels(std::vector<std::string>{});
+    return registry.gauge(name, help, {}, {}, mode)->labels(std::vector<std::string>{});
   } else {
     return registry.histogram(name, help, {}, Histogram::kDefaultScale, {}, max_age_s)->labels(std::vector<std::string>{});
   }
@@ -135,19 +137,24 @@ TelemetrySystem::Impl::Impl(TelemetryOptions options, Registry& registry)
   queue_wait_ = fresh<Histogram>(registry_, m::queue_wait_ms);
   run_time_ = fresh<Histogram>(registry_, m::run_time_ms);
   throughput_ = fresh<Gauge>(registry_, m::throughput);
-  cpu_ = fresh<Gauge>(registry_, m::cpu_utilization);
-  memory_ = fresh<Gauge>(registry_, m::memory_used);
+  // Machine-wide readings: in multi-process mode the latest of any live process.
+  cpu_ = fresh<Gauge>(registry_, m::cpu_utilization, 0.0, GaugeMode::livemostrecent);
+  memory_ = fresh<Gauge>(registry_, m::memory_used, 0.0, GaugeMode::livemostrecent);
   rss_ = fresh<Gauge>(registry_, m::process_rss);
 
-  pending_->set_function([this] {
-    const auto s = scheduler();
-    return s ? static_cast<double>(s->pending()) : 0.0;
-  });
-  running_->set_function([this] {
-    const auto s = scheduler();
-    return s ? static_cast<double>(s->running()) : 0.0;
-  });
-  throughput_->set_function([this] { return throughput(); });
+  // Read when scraped; in a multi-process file (which other processes read)
+  // stored at each snapshot instead.
+  if (!pending_->shared()) {
+    pending_->set_function([this] {
+      const auto s = scheduler();
+      return s ? static_cast<double>(s->pending()) : 0.0;
+    });
+    running_->set_function([this] {
+      const auto s = scheduler();
+      return s ? static_cast<double>(s->running()) : 0.0;
+    });
+    throughput_->set_function([this] { return throughput(); });
+  }
   gpu_gauges_ = std::make_unique<detail::GpuGauges>(registry_);
 
   Point start;
@@ -250,6 +257,11 @@ MetricsSnapshot TelemetrySystem::Impl::snapshot() {
   cpu_->set(s.cpu_utilization_percent);
   memory_->set(s.memory_used_mb);
   rss_->set(s.process_rss_mb);
+  if (pending_->shared()) {
+    pending_->set(static_cast<double>(s.tasks_pending));
+    running_->set(static_cast<double>(s.tasks_running));
+    throughput_->set(s.throughput_tasks_per_sec);
+  }
   if (options_.gpu_sampler) {
     detail::fill_gpu_fields(s, options_.gpu_sampler);
     gpu_gauges_->update(s.gpus);

@@ -260,9 +260,13 @@ class Gauge(_Metric, _core.Gauge):
     ``set_to_current_time()``, ``get()``, ``track_inprogress()``, ``time()``,
     ``set_function(f)``.
 
-    ``multiprocess_mode`` is checked against prometheus_client's modes and
-    otherwise ignored: the values live in this process's core (so the
-    ``mostrecent`` modes do not refuse ``inc()``/``dec()`` as there).
+    ``multiprocess_mode`` (prometheus_client's modes) says how multi-process
+    mode (:mod:`pyveda.telemetry.multiprocess`) combines the processes'
+    values; without that mode it changes nothing. The ``mostrecent`` modes
+    keep the time of every change, ``inc()``/``dec()`` included, so they do
+    not refuse those as prometheus_client does. In multi-process mode a
+    ``set_function`` gauge stores its function's value whenever this process
+    collects; other processes see the value stored last.
     """
 
     __slots__ = ("_registry", "_function")
@@ -289,7 +293,8 @@ class Gauge(_Metric, _core.Gauge):
                 f"Gauge {name!r}: invalid multiprocess mode {multiprocess_mode!r}; "
                 f"expected one of: {', '.join(self._MULTIPROC_MODES)}"
             )
-        self._setup(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues, {})
+        self._setup(name, documentation, labelnames, namespace, subsystem, unit, registry, _labelvalues,
+                    {"multiprocess_mode": multiprocess_mode})
 
     # track_inprogress() -> InprogressTracker (inc() when a block or decorated function starts, dec()
     # when it ends; ValueError on a labelled gauge) and time() -> Timer (sets the gauge to the seconds

@@ -254,8 +254,12 @@ void enable(const Options& options) {
   if (dir.empty()) throw std::invalid_argument("the multi-process directory must not be empty");
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
-    throw std::invalid_argument("the multi-process directory '" + dir + "' does not exist (" + detail::reason(errno) +
-                                "); create it, empty, before the service's processes start");
+    if (errno == ENOENT) {
+      throw std::invalid_argument("the multi-process directory '" + dir +
+                                  "' does not exist; create it, empty, before the service's processes start");
+    }
+    throw std::invalid_argument("the multi-process directory '" + dir + "' cannot be reached: " +
+                                detail::reason(errno));
   }
   if (!S_ISDIR(st.st_mode)) {
     throw std::invalid_argument("the multi-process directory '" + dir + "' is not a directory");
