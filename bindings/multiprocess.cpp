@@ -28,7 +28,7 @@ void init_multiprocess(nb::module_& m) {
       [](std::string directory, std::string service, std::size_t file_bytes) {
         multiprocess::enable({std::move(directory), std::move(service), file_bytes});
       },
-      "directory"_a, "service"_a = "", "file_bytes"_a = std::size_t{1} << 30,
+      "directory"_a, "service"_a = "", "file_bytes"_a = std::size_t{256} << 20,
       "Records every family created from now on into this process's file in `directory` (and makes the "
       "default registry render the aggregate). ValueError for a missing directory or another one than "
       "before, RuntimeError when the file cannot be created.");

@@ -192,7 +192,7 @@ def test_bad_file_size_in_the_environment_warns_and_uses_the_default(tmp_path):
         print(multiprocess.enabled())
     """, tmp_path, env={"PYVEDA_MULTIPROC_FILE_MB": "lots"})
     assert out.strip() == "True"
-    assert "ignoring PYVEDA_MULTIPROC_FILE_MB='lots': expected a whole number of MiB >= 1; using 1024" in err, err
+    assert "ignoring PYVEDA_MULTIPROC_FILE_MB='lots': expected a whole number of MiB >= 1; using 256" in err, err
 
 
 def test_damaged_and_foreign_files_are_named_in_warnings(tmp_path):

@@ -32,7 +32,7 @@ would do it anyway)::
     def child_exit(server, worker):
         multiprocess.mark_process_dead(worker.pid)
 
-``PYVEDA_MULTIPROC_FILE_MB`` (default 1024) is the room in each process's
+``PYVEDA_MULTIPROC_FILE_MB`` (default 256) is the room in each process's
 file: address space and a sparse file of which only the pages in use take
 memory or disk (see :func:`series_bytes`).
 """
@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 _DIRECTORY_VARIABLES = ("PYVEDA_MULTIPROC_DIR", "PROMETHEUS_MULTIPROC_DIR")
-_DEFAULT_FILE_MB = 1024
+_DEFAULT_FILE_MB = 256
 
 
 def _directory_from_environment() -> Optional[str]:

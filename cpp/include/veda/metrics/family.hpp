@@ -277,7 +277,7 @@ class Family final : public FamilyBase {
       if constexpr (std::is_same_v<M, Histogram>) {
         auto cells = store_->allocate(info_, values, detail::HistogramCells::bytes(info_.buckets.size()));
         record = cells.record;
-        return std::make_shared<Histogram>(detail::HistogramCells::construct(cells.memory, info_.buckets.size()),
+        return std::make_shared<Histogram>(detail::HistogramCells::construct(cells.memory, info_.buckets.size(), true),
                                            info_.scale, info_.buckets, info_.max_age_s);
       } else if constexpr (std::is_same_v<M, Gauge>) {
         auto cells = store_->allocate(info_, values, sizeof(detail::GaugeCells));

@@ -33,7 +33,7 @@ struct Options {
   // Room in each process's file (address space and a sparse file; only the
   // pages the series use take memory or disk). A full file makes the next
   // new series throw std::length_error.
-  std::size_t file_bytes = std::size_t{1} << 30;
+  std::size_t file_bytes = std::size_t{256} << 20;
 };
 
 // Bytes a process's file takes per series (without its label values and

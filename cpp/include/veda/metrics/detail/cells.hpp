@@ -68,9 +68,13 @@ struct HistogramCells {
   }
 
   // Constructs the header and its trailing counters in `memory` (at least
-  // bytes(classic_bounds), aligned to kCacheLine).
-  static HistogramCells* construct(void* memory, std::size_t classic_bounds) noexcept {
+  // bytes(classic_bounds), aligned to kCacheLine). With `zeroed` (memory
+  // known to be all zero bytes, as a fresh multi-process file is), the
+  // counters are left as they are, already zero, so the pages of buckets
+  // never observed are never touched and take no memory or disk.
+  static HistogramCells* construct(void* memory, std::size_t classic_bounds, bool zeroed = false) noexcept {
     auto* cells = new (memory) HistogramCells;
+    if (zeroed) return cells;
     auto* counts = cells->classic();
     for (std::size_t i = 0; i < classic_bounds + 1 + kMaxBuckets; ++i) new (counts + i) std::atomic<std::uint64_t>(0);
     return cells;
