@@ -138,6 +138,11 @@ TEST(Fork, AnInheritedRuntimeRefusesWorkAndIsDestroyedWithoutHanging) {
       return true;
     });
     fresh.scheduler().help_until([&] { return ran.load() == 100; });
+    // A task is counted just after its callable returns: wait (bounded) for the last count.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (fresh.telemetry()->executed().get() < 100 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(1ms);
+    }
     return fresh.telemetry()->executed().get() == 100 ? 0 : 5;
   });
   EXPECT_EQ(status, 0) << "-1: the child hung; 1-5: the check that failed";

@@ -1,0 +1,332 @@
+"""PyVeda behind the OpenTelemetry API: code written against ``opentelemetry-api``
+(and the contrib instrumentations) records into PyVeda's span store.
+
+>>> from opentelemetry import trace
+>>> import pyveda.otel
+>>> provider = pyveda.otel.TracerProvider()
+>>> trace.set_tracer_provider(provider)
+>>> tracer = trace.get_tracer("shop")
+>>> with tracer.start_as_current_span("checkout", attributes={"items": 3}):
+...     pass
+>>> [s.name for s in provider.tracing.get_spans()]
+['checkout']
+
+Spans are PyVeda's (made by ``provider.tracing``, a
+:class:`~pyveda.telemetry.TracingSystem`), so they are exported with it
+(OTLP, Jaeger) and cost what PyVeda's spans cost. There is one current span:
+making the provider installs a runtime context (OpenTelemetry's
+``_RuntimeContext`` interface, :class:`RuntimeContext`) that keeps
+OpenTelemetry's current span and PyVeda's the same. Inside ``tracing.span(...)`` the API's
+``get_current_span()`` is that span (same ids), a PyVeda span opened inside
+an API span is its child, and tasks spawned inside either carry it.
+
+Not recorded (yet): span links (counted in ``provider.dropped_links``) and
+``update_name`` after the start (the name is kept; a warning says so once).
+
+Needs ``opentelemetry-api`` (the ``otel`` extra).
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any, Mapping, Optional, Sequence
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context.context import Context, _RuntimeContext
+from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags, TraceState
+from opentelemetry.trace.propagation import _SPAN_KEY
+
+from pyveda import _core
+from pyveda.telemetry.tracing import TracingSystem
+
+__all__ = ["RuntimeContext", "Span", "Tracer", "TracerProvider"]
+
+_current_core_span = _core.current_span  # PyVeda's current span (a ContextVar)
+_core_span_type = _core.Span
+
+
+def _as_api_span(core_span: Any) -> "Span":
+    return Span(core_span, None)
+
+
+class RuntimeContext(_RuntimeContext):
+    """OpenTelemetry's runtime context, kept in step with PyVeda's current span.
+
+    ``attach()`` of a context whose span is one of PyVeda's also makes it
+    PyVeda's current span; ``get_current()`` inside a PyVeda span opened with
+    ``TracingSystem.span()`` returns a context holding that span.
+    """
+
+    def __init__(self) -> None:
+        self._inner = ContextVarsRuntimeContext()
+
+    def attach(self, context: Context) -> Any:
+        span = context.get(_SPAN_KEY)
+        core = span._span if type(span) is Span else None
+        return self._inner.attach(context), _current_core_span.set(core)
+
+    def get_current(self) -> Context:
+        context = self._inner.get_current()
+        core = _current_core_span.get()
+        if core is None:
+            return context
+        span = context.get(_SPAN_KEY)
+        if type(span) is Span and span._span is core:
+            return context
+        return trace.set_span_in_context(_as_api_span(core), context)
+
+    def detach(self, token: Any) -> None:
+        inner, core = token
+        _current_core_span.reset(core)
+        self._inner.detach(inner)
+
+
+_install_lock = threading.Lock()
+
+
+def _install_runtime_context() -> None:
+    """Makes OpenTelemetry's context functions use :class:`RuntimeContext` (once)."""
+    with _install_lock:
+        if not isinstance(otel_context._RUNTIME_CONTEXT, RuntimeContext):
+            otel_context._RUNTIME_CONTEXT = RuntimeContext()
+
+
+# OpenTelemetry's SpanKind (INTERNAL=0 ... CONSUMER=4) is OTLP's minus one.
+_KINDS = {kind: kind.value + 1 for kind in trace.SpanKind}
+
+
+class Span(trace.Span):
+    """An OpenTelemetry API span over a PyVeda span (``pyveda_span``)."""
+
+    __slots__ = ("_span", "_context", "_provider", "_record_exception", "_set_status_on_exception")
+
+    def __init__(self, core_span: Any, provider: Optional["TracerProvider"], record_exception: bool = True,
+                 set_status_on_exception: bool = True) -> None:
+        self._span = core_span
+        self._context: Optional[SpanContext] = None
+        self._provider = provider
+        self._record_exception = record_exception
+        self._set_status_on_exception = set_status_on_exception
+
+    @property
+    def pyveda_span(self) -> Any:
+        """The PyVeda span underneath."""
+        return self._span
+
+    @property
+    def name(self) -> str:
+        return str(self._span.name)
+
+    @property
+    def kind(self) -> trace.SpanKind:
+        return trace.SpanKind(self._span._kind - 1)
+
+    def get_span_context(self) -> SpanContext:
+        context = self._context
+        if context is None:
+            span = self._span
+            state = span.trace_state
+            context = self._context = SpanContext(
+                int(span.trace_id, 16), int(span.span_id, 16), False, TraceFlags(span.flags & 0xFF),
+                TraceState.from_header([state]) if state else TraceState(),
+            )
+        return context
+
+    def is_recording(self) -> bool:
+        return bool(self._span.is_recording)
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self._span.set_attribute(key, value)
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        self._span.set_attributes(attributes)
+
+    def add_event(self, name: str, attributes: Optional[Mapping[str, Any]] = None,
+                  timestamp: Optional[int] = None) -> None:
+        self._span.add_event(name, attributes, timestamp)
+
+    def add_link(self, context: SpanContext, attributes: Optional[Mapping[str, Any]] = None) -> None:
+        if self._provider is not None:
+            self._provider._drop_links(1)
+
+    def update_name(self, name: str) -> None:
+        if name != self._span.name:
+            _warn_once("update_name", "pyveda.otel: Span.update_name() is not supported yet; the span keeps "
+                                      "the name it started with")
+
+    def set_status(self, status: Any, description: Optional[str] = None) -> None:
+        if isinstance(status, Status):
+            code, description = status.status_code, status.description
+        elif isinstance(status, StatusCode):
+            code = status
+        else:
+            raise TypeError(f"set_status() takes a Status or a StatusCode, got {type(status).__name__}")
+        self._span.set_status(code.value, description or "")
+
+    def record_exception(self, exception: BaseException, attributes: Optional[Mapping[str, Any]] = None,
+                         timestamp: Optional[int] = None, escaped: bool = False) -> None:
+        extra = dict(attributes or {})
+        extra.setdefault("exception.escaped", str(bool(escaped)))
+        self._span.record_exception(exception, extra)
+
+    def end(self, end_time: Optional[int] = None) -> None:
+        self._span.end(end_time)
+
+    # OpenTelemetry's span as a context manager: ends it; making it current is use_span()'s job.
+    def __enter__(self) -> "Span":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc is not None and self._span.is_recording:
+            if self._record_exception:
+                self.record_exception(exc, escaped=True)
+            if self._set_status_on_exception:
+                self._span.set_status(StatusCode.ERROR.value, f"{exc_type.__name__}: {exc}")
+        self._span.end(None)
+
+    def __repr__(self) -> str:
+        return f"pyveda.otel.Span({self._span.name!r}, trace_id={self._span.trace_id}, span_id={self._span.span_id})"
+
+
+_warned = set()
+
+
+def _warn_once(key: str, message: str) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+
+
+class _CurrentSpan:
+    """start_as_current_span()'s context manager (and decorator): the span starts at
+    ``__enter__``, is current while the block runs and ends after it."""
+
+    __slots__ = ("_tracer", "_args", "_end_on_exit", "_span", "_token")
+
+    def __init__(self, tracer: "Tracer", args: tuple, end_on_exit: bool) -> None:
+        self._tracer = tracer
+        self._args = args
+        self._end_on_exit = end_on_exit
+
+    def __enter__(self) -> Span:
+        span = self._span = self._tracer.start_span(*self._args)
+        self._token = otel_context.attach(trace.set_span_in_context(span))
+        return span
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        span = self._span
+        try:
+            if exc is not None and span._span.is_recording:
+                if span._record_exception:
+                    span.record_exception(exc, escaped=True)
+                if span._set_status_on_exception:
+                    span._span.set_status(StatusCode.ERROR.value, f"{exc_type.__name__}: {exc}")
+        finally:
+            otel_context.detach(self._token)
+            if self._end_on_exit:
+                span._span.end(None)
+
+    def __call__(self, fn: Any) -> Any:
+        """``@tracer.start_as_current_span("name")``: a new span around each call."""
+        import functools
+
+        tracer, args, end_on_exit = self._tracer, self._args, self._end_on_exit
+
+        @functools.wraps(fn)
+        def traced(*a: Any, **k: Any) -> Any:
+            with _CurrentSpan(tracer, args, end_on_exit):
+                return fn(*a, **k)
+
+        return traced
+
+
+class Tracer(trace.Tracer):
+    """Makes OpenTelemetry API spans that are PyVeda spans of ``provider.tracing``."""
+
+    __slots__ = ("_provider", "_core_span")
+
+    def __init__(self, provider: "TracerProvider") -> None:
+        self._provider = provider
+        self._core_span = provider.tracing.span
+
+    def start_span(self, name: str, context: Optional[Context] = None, kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+                   attributes: Optional[Mapping[str, Any]] = None, links: Optional[Sequence[trace.Link]] = None,
+                   start_time: Optional[int] = None, record_exception: bool = True,
+                   set_status_on_exception: bool = True) -> Span:
+        if links:
+            self._provider._drop_links(len(links))
+        otel_kind = _KINDS.get(kind)
+        if otel_kind is None:
+            raise ValueError(f"kind must be an opentelemetry.trace.SpanKind, got {kind!r}")
+        parent = trace.get_current_span(context)
+        if type(parent) is Span:
+            core = self._core_span(name, attributes, parent._span, None, otel_kind, None, start_time)
+        else:
+            parent_context = parent.get_span_context()
+            if parent_context.is_valid:
+                remote = (
+                    format(parent_context.trace_id, "032x"), format(parent_context.span_id, "016x"),
+                    int(parent_context.trace_flags), parent_context.trace_state.to_header(), parent_context.is_remote,
+                )
+                core = self._core_span(name, attributes, None, None, otel_kind, remote, start_time)
+            else:
+                # No parent in the context given: a root span, whatever PyVeda's current span is.
+                token = _current_core_span.set(None)
+                try:
+                    core = self._core_span(name, attributes, None, None, otel_kind, None, start_time)
+                finally:
+                    _current_core_span.reset(token)
+        return Span(core, self._provider, record_exception, set_status_on_exception)
+
+    def start_as_current_span(self, name: str, context: Optional[Context] = None,
+                              kind: trace.SpanKind = trace.SpanKind.INTERNAL,
+                              attributes: Optional[Mapping[str, Any]] = None,
+                              links: Optional[Sequence[trace.Link]] = None, start_time: Optional[int] = None,
+                              record_exception: bool = True, set_status_on_exception: bool = True,
+                              end_on_exit: bool = True) -> Any:
+        return _CurrentSpan(self, (name, context, kind, attributes, links, start_time, record_exception,
+                                   set_status_on_exception), end_on_exit)
+
+
+class TracerProvider(trace.TracerProvider):
+    """``opentelemetry.trace.TracerProvider`` on PyVeda's tracer.
+
+    ``tracing``: the :class:`~pyveda.telemetry.TracingSystem` the spans go to
+    (default: a new one, with ``service_name`` and ``resource_attributes``,
+    whose defaults come from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``).
+    Making one installs :class:`RuntimeContext` as OpenTelemetry's runtime
+    context. ``force_flush()`` and ``shutdown()`` are the SDK's calls; spans
+    are in the store as soon as they end, so both return at once.
+    """
+
+    def __init__(self, tracing: Optional[TracingSystem] = None, *, service_name: Optional[str] = None,
+                 resource_attributes: Optional[Mapping[str, Any]] = None) -> None:
+        if tracing is None:
+            tracing = TracingSystem(service_name=service_name, resource_attributes=resource_attributes)
+        elif not isinstance(tracing, TracingSystem):
+            raise TypeError(f"tracing must be a pyveda.telemetry.TracingSystem, got {type(tracing).__name__}")
+        elif service_name is not None or resource_attributes is not None:
+            raise ValueError("give service_name and resource_attributes to the TracingSystem, not beside it")
+        self.tracing = tracing
+        self._tracer = Tracer(self)
+        self._lock = threading.Lock()
+        self.dropped_links = 0
+        _install_runtime_context()
+
+    def get_tracer(self, instrumenting_module_name: str, instrumenting_library_version: Optional[str] = None,
+                   schema_url: Optional[str] = None, attributes: Optional[Mapping[str, Any]] = None) -> Tracer:
+        return self._tracer
+
+    def _drop_links(self, n: int) -> None:
+        with self._lock:
+            self.dropped_links += n
+        _warn_once("links", "pyveda.otel: span links are not recorded yet (counted in TracerProvider.dropped_links)")
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+    def shutdown(self) -> None:
+        return None

@@ -1,0 +1,206 @@
+"""pyveda.otel: the OpenTelemetry API (and its contrib instrumentations) on PyVeda's tracer.
+
+The API's documented behaviour is checked against PyVeda: the current span,
+context attach/detach, use_span(end_on_exit=...), non-recording and invalid
+parents, status, exceptions, events, kinds; one current span shared with
+TracingSystem.span(); W3C propagation; and the contrib WSGI middleware and
+requests instrumentation across a real HTTP hop on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import threading
+import wsgiref.simple_server
+
+import pytest
+
+trace = pytest.importorskip("opentelemetry.trace")
+from opentelemetry import context as otel_context  # noqa: E402
+from opentelemetry import propagate  # noqa: E402
+from opentelemetry.trace import Status, StatusCode  # noqa: E402
+
+import pyveda as veda  # noqa: E402
+import pyveda.otel  # noqa: E402
+from pyveda.telemetry import SpanKind as VedaKind  # noqa: E402
+
+
+@pytest.fixture
+def provider():
+    return pyveda.otel.TracerProvider(service_name="otel-test")
+
+
+@pytest.fixture
+def tracer(provider):
+    return provider.get_tracer("tests")
+
+
+def spans_by_name(provider):
+    return {s.name: s for s in provider.tracing.get_spans()}
+
+
+def test_start_as_current_span_nests_and_records(provider, tracer):
+    with tracer.start_as_current_span("outer", attributes={"k": 1}, kind=trace.SpanKind.SERVER) as outer:
+        assert trace.get_current_span() is outer
+        assert outer.is_recording()
+        with tracer.start_as_current_span("inner") as inner:
+            assert trace.get_current_span() is inner
+            inner.add_event("step", {"n": 2})
+            inner.set_status(Status(StatusCode.OK))
+        assert trace.get_current_span() is outer
+    assert not trace.get_current_span().get_span_context().is_valid
+    assert not outer.is_recording()
+    spans = spans_by_name(provider)
+    assert spans["inner"].parent_span_id == spans["outer"].span_id
+    assert spans["inner"].trace_id == spans["outer"].trace_id
+    assert spans["outer"].attributes == {"k": 1}
+    assert spans["outer"].kind == VedaKind.SERVER
+    assert spans["inner"].kind == VedaKind.INTERNAL
+    assert [e.name for e in spans["inner"].events] == ["step"]
+    assert spans["inner"].status == StatusCode.OK.value
+    context = outer.get_span_context()
+    assert format(context.trace_id, "032x") == spans["outer"].trace_id
+    assert format(context.span_id, "016x") == spans["outer"].span_id
+    assert context.trace_flags.sampled and not context.is_remote
+
+
+def test_exceptions_are_recorded_and_set_the_status(provider, tracer):
+    with pytest.raises(KeyError):
+        with tracer.start_as_current_span("fails"):
+            raise KeyError("missing")
+    with pytest.raises(ValueError):
+        with tracer.start_as_current_span("quiet", record_exception=False, set_status_on_exception=False):
+            raise ValueError("x")
+    spans = spans_by_name(provider)
+    assert spans["fails"].status == StatusCode.ERROR.value
+    event = spans["fails"].events[0]
+    assert event.name == "exception"
+    assert event.attributes["exception.type"] == "KeyError"
+    assert event.attributes["exception.escaped"] == "True"
+    assert spans["quiet"].status == StatusCode.UNSET.value and spans["quiet"].events == []
+
+
+def test_use_span_and_detach(provider, tracer):
+    span = tracer.start_span("manual")
+    assert not trace.get_current_span().get_span_context().is_valid  # start_span does not make it current
+    with trace.use_span(span, end_on_exit=False):
+        assert trace.get_current_span() is span
+    assert span.is_recording()  # not ended
+    token = otel_context.attach(trace.set_span_in_context(span))
+    assert trace.get_current_span() is span
+    otel_context.detach(token)
+    assert not trace.get_current_span().get_span_context().is_valid
+    with trace.use_span(span, end_on_exit=True):
+        pass
+    assert not span.is_recording()
+    assert "manual" in spans_by_name(provider)
+
+
+def test_invalid_and_explicit_root_contexts_start_new_traces(provider, tracer):
+    with tracer.start_as_current_span("current") as current:
+        invalid = trace.set_span_in_context(trace.INVALID_SPAN)
+        root = tracer.start_span("root", context=invalid)
+        empty = tracer.start_span("empty", context=otel_context.Context())
+        child = tracer.start_span("child")
+        for s in (root, empty, child):
+            s.end()
+    spans = spans_by_name(provider)
+    assert spans["root"].parent_span_id is None and spans["root"].trace_id != spans["current"].trace_id
+    assert spans["empty"].parent_span_id is None
+    assert spans["child"].parent_span_id == spans["current"].span_id
+    assert current.get_span_context().is_valid
+
+
+def test_a_remote_parent_from_the_w3c_propagator(provider, tracer):
+    carrier = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "k=v"}
+    context = propagate.extract(carrier)
+    with tracer.start_as_current_span("server", context=context, kind=trace.SpanKind.SERVER) as span:
+        out = {}
+        propagate.inject(out)
+    record = spans_by_name(provider)["server"]
+    assert record.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert record.parent_span_id == "00f067aa0ba902b7"
+    assert out["traceparent"] == f"00-4bf92f3577b34da6a3ce929d0e0e4736-{record.span_id}-01"
+    assert span.get_span_context().trace_state.get("k") == "v"
+
+
+def test_one_current_span_with_tracing_system_and_tasks(provider, tracer, global_runtime):
+    tracing = provider.tracing
+    with tracing.span("native") as native:
+        current = trace.get_current_span()
+        assert format(current.get_span_context().span_id, "016x") == native.span_id
+        with tracer.start_as_current_span("api") as api:
+            with tracing.span("native-child") as native_child:
+                pass
+            # Spawned tasks carry the current span.
+            veda.init()
+            seen = veda.spawn(lambda: trace.get_current_span().get_span_context().span_id).result(timeout=30)
+            assert seen == api.get_span_context().span_id
+    spans = spans_by_name(provider)
+    assert spans["api"].parent_span_id == native.span_id
+    assert spans["native-child"].parent_span_id == spans["api"].span_id
+    assert native_child.trace_id == native.trace_id
+
+
+def test_bad_input_says_what_is_allowed(provider, tracer):
+    with pytest.raises(TypeError, match="set_status\\(\\) takes a Status or a StatusCode, got str"):
+        tracer.start_span("x").set_status("ok")
+    with pytest.raises(ValueError, match="kind must be an opentelemetry.trace.SpanKind, got 7"):
+        tracer.start_span("x", kind=7)
+    with pytest.raises(TypeError, match="tracing must be a pyveda.telemetry.TracingSystem, got dict"):
+        pyveda.otel.TracerProvider(tracing={})
+    with pytest.raises(TypeError, match="attribute"):
+        tracer.start_span("x", attributes={"k": object()})
+
+
+def test_links_are_counted_as_dropped(provider, tracer):
+    other = tracer.start_span("other")
+    with pytest.warns(RuntimeWarning, match="span links are not recorded yet"):
+        tracer.start_span("linked", links=[trace.Link(other.get_span_context())]).end()
+    assert provider.dropped_links == 1
+
+
+def test_contrib_wsgi_and_requests_across_a_real_hop(provider):
+    requests = pytest.importorskip("requests")
+    wsgi = pytest.importorskip("opentelemetry.instrumentation.wsgi")
+    instrumentation = pytest.importorskip("opentelemetry.instrumentation.requests")
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"hello"]
+
+    server = wsgiref.simple_server.make_server(
+        "127.0.0.1", 0, wsgi.OpenTelemetryMiddleware(app, tracer_provider=provider),
+        handler_class=type("Quiet", (wsgiref.simple_server.WSGIRequestHandler,), {"log_message": lambda *a: None}),
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    instrumentor = instrumentation.RequestsInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        response = requests.get(f"http://127.0.0.1:{server.server_port}/hello?x=1", timeout=10)
+        assert response.status_code == 200 and response.text == "hello"
+    finally:
+        instrumentor.uninstrument()
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    spans = provider.tracing.get_spans()
+    client = [s for s in spans if s.kind == VedaKind.CLIENT]
+    server_spans = [s for s in spans if s.kind == VedaKind.SERVER]
+    assert len(client) == 1 and len(server_spans) == 1, [(s.name, s.kind) for s in spans]
+    assert server_spans[0].parent_span_id == client[0].span_id  # traceparent crossed the hop
+    assert server_spans[0].trace_id == client[0].trace_id
+    # Semantic conventions as the instrumentations set them (old or new names).
+    assert client[0].attributes.get("http.request.method", client[0].attributes.get("http.method")) == "GET"
+    status = server_spans[0].attributes.get("http.response.status_code",
+                                            server_spans[0].attributes.get("http.status_code"))
+    assert status == 200
+    # Both in one OTLP export.
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest.FromString(provider.tracing.export_otlp("protobuf"))
+    exported = [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    assert {s.span_id.hex() for s in exported} >= {client[0].span_id, server_spans[0].span_id}
+    resource = {a.key: a.value.string_value for a in request.resource_spans[0].resource.attributes}
+    assert resource["service.name"] == "otel-test"
+    assert resource["service.instance.id"]
