@@ -6,10 +6,13 @@
 #include <nanobind/stl/string_view.h>
 #include <nanobind/stl/vector.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bindings.hpp"
+#include "veda/telemetry/telemetry.hpp"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -25,10 +28,10 @@ void warn_multiprocess() {
 void init_multiprocess(nb::module_& m) {
   m.def(
       "multiprocess_enable",
-      [](std::string directory, std::string service, std::size_t file_bytes) {
-        multiprocess::enable({std::move(directory), std::move(service), file_bytes});
+      [](std::string directory, std::string service, std::size_t file_bytes, bool pid_label) {
+        multiprocess::enable({std::move(directory), std::move(service), file_bytes, pid_label});
       },
-      "directory"_a, "service"_a = "", "file_bytes"_a = std::size_t{256} << 20,
+      "directory"_a, "service"_a = "", "file_bytes"_a = std::size_t{256} << 20, "pid_label"_a = false,
       "Records every family created from now on into this process's file in `directory` (and makes the "
       "default registry render the aggregate). ValueError for a missing directory or another one than "
       "before, RuntimeError when the file cannot be created.");
@@ -47,6 +50,22 @@ void init_multiprocess(nb::module_& m) {
         return folded;
       },
       "directory"_a, "pid"_a, "Folds the files of process `pid` into the archive if it has exited; the count folded.");
+  m.def(
+      "runtime_snapshot_of",
+      [](const Registry& registry) {
+        MetricsSnapshot snapshot;
+        {
+          nb::gil_scoped_release release;
+          const double now =
+              std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+          snapshot = from_families(registry.collect(), now);
+        }
+        warn_multiprocess();
+        return snapshot;
+      },
+      "registry"_a,
+      "The runtime's figures as `registry` collects them (in multi-process mode: every process's runtimes "
+      "summed), as a MetricsSnapshot.");
   m.def(
       "multiprocess_series_bytes",
       [](std::string_view kind, std::size_t classic_bounds) {

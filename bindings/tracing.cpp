@@ -686,7 +686,7 @@ void init_tracing(nb::module_& m) {
           "__init__",
           [](PyTracer* t, std::size_t capacity, std::size_t max_attributes, std::size_t max_events,
              std::size_t max_event_attributes, std::optional<std::size_t> max_attribute_length,
-             nb::handle span_class) {
+             nb::handle span_class, std::string_view sampler, std::string_view sampler_arg) {
             if (span_class.is_none()) span_class = nb::handle(reinterpret_cast<PyObject*>(types.span_base));
             if (!PyType_Check(span_class.ptr()) ||
                 !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(span_class.ptr()), types.span_base)) {
@@ -699,16 +699,22 @@ void init_tracing(nb::module_& m) {
             limits.max_events = max_events;
             limits.max_event_attributes = max_event_attributes;
             limits.max_attribute_length = max_attribute_length.value_or(SpanLimits::kUnlimited);
-            new (t) PyTracer{veda::Tracer(capacity, limits), nb::borrow(span_class)};
+            new (t) PyTracer{veda::Tracer(capacity, limits, Sampler::from_name(sampler, sampler_arg)),
+                             nb::borrow(span_class)};
           },
           "capacity"_a = SpanStore::kDefaultCapacity, "max_attributes"_a = SpanLimits{}.max_attributes,
           "max_events"_a = SpanLimits{}.max_events, "max_event_attributes"_a = SpanLimits{}.max_event_attributes,
           "max_attribute_length"_a.none() = nb::none(), "span_class"_a.none() = nb::none(),
+          "sampler"_a = "parentbased_always_on", "sampler_arg"_a = "",
           nb::sig("def __init__(self, capacity: int = 100000, max_attributes: int = 128, max_events: int = 128, "
                   "max_event_attributes: int = 128, max_attribute_length: int | None = None, "
-                  "span_class: type[Span] | None = None) -> None"),
+                  "span_class: type[Span] | None = None, sampler: str = 'parentbased_always_on', "
+                  "sampler_arg: str = '') -> None"),
           "Span limits as OpenTelemetry's (max_attribute_length None: strings kept whole); span_class: "
-          "the class of the spans this tracer makes (default Span).")
+          "the class of the spans this tracer makes (default Span); sampler and sampler_arg as "
+          "OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG name them (ValueError naming what is allowed).")
+      .def_prop_ro("sampler", [](const PyTracer& t) { return t.tracer.sampler().description(); },
+                   "The sampler, as the OpenTelemetry SDK describes it (e.g. ParentBased{root:AlwaysOnSampler}).")
       .def_prop_ro(
           "span_limits",
           [](const PyTracer& t) {

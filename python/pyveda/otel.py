@@ -85,13 +85,15 @@ class RuntimeContext(_RuntimeContext):
 
 
 _install_lock = threading.Lock()
+_RUNTIME = RuntimeContext()
+_otel_current = _RUNTIME._inner._current_context  # the ContextVar behind OpenTelemetry's current Context
 
 
 def _install_runtime_context() -> None:
     """Makes OpenTelemetry's context functions use :class:`RuntimeContext` (once)."""
     with _install_lock:
-        if not isinstance(otel_context._RUNTIME_CONTEXT, RuntimeContext):
-            otel_context._RUNTIME_CONTEXT = RuntimeContext()
+        if otel_context._RUNTIME_CONTEXT is not _RUNTIME:
+            otel_context._RUNTIME_CONTEXT = _RUNTIME
 
 
 # OpenTelemetry's SpanKind (INTERNAL=0 ... CONSUMER=4) is OTLP's minus one.
@@ -213,7 +215,12 @@ class _CurrentSpan:
 
     def __enter__(self) -> Span:
         span = self._span = self._tracer.start_span(*self._args)
-        self._token = otel_context.attach(trace.set_span_in_context(span))
+        if otel_context._RUNTIME_CONTEXT is _RUNTIME:
+            # What attach(set_span_in_context(span)) does, without going through the API twice.
+            context = Context({**_otel_current.get(), _SPAN_KEY: span})
+            self._token = (_otel_current.set(context), _current_core_span.set(span._span))
+        else:
+            self._token = otel_context.attach(trace.set_span_in_context(span))
         return span
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -225,7 +232,12 @@ class _CurrentSpan:
                 if span._set_status_on_exception:
                     span._span.set_status(StatusCode.ERROR.value, f"{exc_type.__name__}: {exc}")
         finally:
-            otel_context.detach(self._token)
+            token = self._token
+            if otel_context._RUNTIME_CONTEXT is _RUNTIME and type(token) is tuple:
+                _current_core_span.reset(token[1])
+                _otel_current.reset(token[0])
+            else:
+                otel_context.detach(token)
             if self._end_on_exit:
                 span._span.end(None)
 
@@ -261,7 +273,14 @@ class Tracer(trace.Tracer):
         otel_kind = _KINDS.get(kind)
         if otel_kind is None:
             raise ValueError(f"kind must be an opentelemetry.trace.SpanKind, got {kind!r}")
-        parent = trace.get_current_span(context)
+        if context is None and otel_context._RUNTIME_CONTEXT is _RUNTIME:
+            parent = _otel_current.get().get(_SPAN_KEY)
+            if parent is None or type(parent) is Span:
+                # The current span is PyVeda's (or there is none): the core finds it itself.
+                return Span(self._core_span(name, attributes, None, None, otel_kind, None, start_time),
+                            self._provider, record_exception, set_status_on_exception)
+        else:
+            parent = trace.get_current_span(context)
         if type(parent) is Span:
             core = self._core_span(name, attributes, parent._span, None, otel_kind, None, start_time)
         else:
@@ -295,21 +314,25 @@ class TracerProvider(trace.TracerProvider):
     """``opentelemetry.trace.TracerProvider`` on PyVeda's tracer.
 
     ``tracing``: the :class:`~pyveda.telemetry.TracingSystem` the spans go to
-    (default: a new one, with ``service_name`` and ``resource_attributes``,
-    whose defaults come from ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``).
+    (default: a new one, with ``service_name``, ``resource_attributes`` and
+    ``sampler``/``sampler_arg``, whose defaults come from ``OTEL_SERVICE_NAME``,
+    ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_TRACES_SAMPLER``/``_ARG``).
     Making one installs :class:`RuntimeContext` as OpenTelemetry's runtime
     context. ``force_flush()`` and ``shutdown()`` are the SDK's calls; spans
     are in the store as soon as they end, so both return at once.
     """
 
     def __init__(self, tracing: Optional[TracingSystem] = None, *, service_name: Optional[str] = None,
-                 resource_attributes: Optional[Mapping[str, Any]] = None) -> None:
+                 resource_attributes: Optional[Mapping[str, Any]] = None, sampler: Optional[str] = None,
+                 sampler_arg: Optional[Any] = None) -> None:
         if tracing is None:
-            tracing = TracingSystem(service_name=service_name, resource_attributes=resource_attributes)
+            tracing = TracingSystem(service_name=service_name, resource_attributes=resource_attributes,
+                                    sampler=sampler, sampler_arg=sampler_arg)
         elif not isinstance(tracing, TracingSystem):
             raise TypeError(f"tracing must be a pyveda.telemetry.TracingSystem, got {type(tracing).__name__}")
-        elif service_name is not None or resource_attributes is not None:
-            raise ValueError("give service_name and resource_attributes to the TracingSystem, not beside it")
+        elif any(v is not None for v in (service_name, resource_attributes, sampler, sampler_arg)):
+            raise ValueError("give service_name, resource_attributes and the sampler to the TracingSystem, "
+                             "not beside it")
         self.tracing = tracing
         self._tracer = Tracer(self)
         self._lock = threading.Lock()

@@ -173,7 +173,7 @@ def test_bad_arguments_say_what_is_allowed(tmp_path):
             multiprocess.MultiProcessCollector(None)
         with pytest.raises(ValueError, match="kind must be 'counter', 'gauge' or 'histogram'"):
             multiprocess.series_bytes("summary")
-        assert multiprocess.series_bytes("gauge") == 16 and multiprocess.series_bytes("counter") > 1000
+        assert multiprocess.series_bytes("gauge") == 64 and multiprocess.series_bytes("counter") == 1152 + 704
         multiprocess.enable({str(tmp_path)!r})
         with pytest.raises(ValueError, match="already records into the multi-process directory"):
             multiprocess.enable({str(tmp_path / "other")!r})
@@ -229,3 +229,48 @@ def test_a_gauge_with_a_function_stores_its_value_at_collection(tmp_path):
         # ... which leaves with it; the parent's own collection stores its 5.
         assert "queue_depth 5\\n" in generate_latest().decode()
     """, tmp_path)
+
+
+def test_exemplars_json_and_the_pid_label(tmp_path):
+    run("""
+        import json, os, urllib.request
+        import pyveda as veda
+        from pyveda.telemetry import Counter, REGISTRY, start_http_server
+
+        jobs = Counter("jobs", "Jobs.")
+        pid = os.fork()
+        if pid == 0:
+            jobs.inc(2, exemplar={"job_id": "child-7"})
+            veda.init(veda.Config.builder().telemetry(True).build())
+            assert [veda.spawn(pow, 2, k).result(timeout=30) for k in range(5)] == [1, 2, 4, 8, 16]
+            veda.shutdown()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        jobs.inc(1)
+        om = REGISTRY.generate_openmetrics()
+        # The child's exemplar outlives it (folded into the archive with its count).
+        assert 'jobs_total{pid="' not in om
+        assert 'jobs_total 3 # {job_id="child-7"} 2' in om, om
+        # /metrics.json: every process's runtime summed; this one started none.
+        with start_http_server(port=0, registry=REGISTRY) as server:
+            with urllib.request.urlopen(server.url + ".json", timeout=10) as reply:
+                data = json.load(reply)
+        assert data["tasks"]["executed"] == 5, data
+        assert data["tasks"]["failed"] == 0 and data["latency"]["p99_ms"] >= 0, data
+        print("ok")
+    """, tmp_path)
+    apart = tmp_path / "apart"
+    apart.mkdir()
+    run("""
+        import os
+        from pyveda.telemetry import Counter, generate_latest
+        c = Counter("apart", "Apart.")
+        c.inc()
+        pid = os.fork()
+        if pid == 0:
+            c.inc(4)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        text = generate_latest().decode()
+        assert f'apart_total{{pid="{pid}"}} 4' in text and f'apart_total{{pid="{os.getpid()}"}} 1' in text, text
+    """, apart, env={"PYVEDA_MULTIPROC_PID_LABEL": "1"})

@@ -204,3 +204,54 @@ def test_contrib_wsgi_and_requests_across_a_real_hop(provider):
     resource = {a.key: a.value.string_value for a in request.resource_spans[0].resource.attributes}
     assert resource["service.name"] == "otel-test"
     assert resource["service.instance.id"]
+
+
+def test_samplers_decide_at_the_start_and_unsampled_spans_are_not_stored():
+    from pyveda.telemetry import TracingSystem
+
+    provider = pyveda.otel.TracerProvider(sampler="always_off")
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("dropped", attributes={"k": 1}) as span:
+        assert not span.is_recording()
+        assert not span.get_span_context().trace_flags.sampled
+        carrier = {}
+        propagate.inject(carrier)
+        assert carrier["traceparent"].endswith("-00")  # the context still propagates
+        with provider.tracing.span("native child") as child:
+            assert not child.is_recording  # parent-based would follow; always_off drops it anyway
+    assert provider.tracing.get_spans() == []
+    assert provider.tracing.sampler == "AlwaysOffSampler"
+    # Parent-based (the default) follows a remote parent's flag.
+    default = pyveda.otel.TracerProvider()
+    assert default.tracing.sampler == "ParentBased{root:AlwaysOnSampler}"
+    unsampled = propagate.extract({"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"})
+    assert not default.get_tracer("t").start_span("s", context=unsampled).is_recording()
+    # traceidratio keeps about that share of traces.
+    half = TracingSystem(sampler="traceidratio", sampler_arg=0.5)
+    for _ in range(2000):
+        with half.span("s"):
+            pass
+    assert 800 <= len(half.get_spans()) <= 1200
+
+
+def test_bad_samplers_say_what_is_allowed(monkeypatch):
+    from pyveda.telemetry import TracingSystem
+
+    with pytest.raises(ValueError, match="^unknown sampler 'sometimes'; expected one of: always_on, always_off, "
+                                         "traceidratio, parentbased_always_on"):
+        TracingSystem(sampler="sometimes")
+    with pytest.raises(ValueError, match=r"ratio must be a number in \[0, 1\], got 1.5"):
+        TracingSystem(sampler="traceidratio", sampler_arg=1.5)
+    with pytest.raises(TypeError, match="sampler must be a str"):
+        TracingSystem(sampler=1)
+    with pytest.raises(ValueError, match="sampler_arg needs sampler="):
+        TracingSystem(sampler_arg=0.5)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "bogus")
+    with pytest.warns(RuntimeWarning, match="ignoring OTEL_TRACES_SAMPLER='bogus': expected one of"):
+        assert TracingSystem().sampler == "ParentBased{root:AlwaysOnSampler}"
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "lots")
+    with pytest.warns(RuntimeWarning, match=r"ignoring OTEL_TRACES_SAMPLER_ARG='lots': expected a ratio in \[0, 1\]"):
+        assert TracingSystem().sampler == "ParentBased{root:TraceIdRatioBased{1}}"
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    assert TracingSystem().sampler == "ParentBased{root:TraceIdRatioBased{0.25}}"

@@ -11,9 +11,11 @@ namespace veda {
 Counter::Counter()
     : own_(detail::allocate_cells(sizeof(detail::CounterCells))),
       cells_(new (own_.get()) detail::CounterCells),
-      created_ns_(detail::unix_now_ns()) {}
+      created_ns_(detail::unix_now_ns()),
+      exemplars_(1) {}
 
-Counter::Counter(detail::CounterCells* shared) noexcept : cells_(shared), created_ns_(detail::unix_now_ns()) {}
+Counter::Counter(detail::CounterCells* shared, void* shared_exemplar)
+    : cells_(shared), created_ns_(detail::unix_now_ns()), exemplars_(1, shared_exemplar) {}
 
 void Counter::inc_checked(double amount) {
   if (!valid_amount(amount)) {

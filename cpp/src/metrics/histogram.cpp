@@ -131,12 +131,14 @@ std::int32_t origin_of(std::uint32_t code) noexcept { return static_cast<std::in
 }  // namespace
 
 Histogram::Histogram(int scale, std::vector<double> bounds, double max_age_s)
-    : Histogram(nullptr, scale, std::move(bounds), max_age_s) {}
+    : Histogram(nullptr, scale, std::move(bounds), max_age_s, nullptr) {}
 
-Histogram::Histogram(detail::HistogramCells* shared, int scale, std::vector<double> bounds, double max_age_s)
+Histogram::Histogram(detail::HistogramCells* shared, int scale, std::vector<double> bounds, double max_age_s,
+                     void* shared_exemplars)
     : scale_(scale),
       bounds_(bounds.empty() ? std::move(bounds) : check_bounds(std::move(bounds))),
       max_age_s_(max_age_s),
+      shared_exemplars_(shared_exemplars),
       tables_(nullptr),
       cells_(shared),
       created_ns_(detail::unix_now_ns()) {
@@ -197,8 +199,7 @@ void Histogram::observe(double value, Exemplar exemplar) {
   }
   const std::size_t classic = record(value);
   std::call_once(exemplars_once_, [this] {
-    exemplar_storage_ =
-        std::make_unique<detail::ExemplarSlots>(bounds_.empty() ? kNativeExemplars : bounds_.size() + 1);
+    exemplar_storage_ = std::make_unique<detail::ExemplarSlots>(exemplar_slots(bounds_.size()), shared_exemplars_);
     exemplars_.store(exemplar_storage_.get(), std::memory_order_release);
   });
   const std::size_t slot =

@@ -1,4 +1,4 @@
-// to_families(): a MetricsSnapshot as the catalogue's families.
+// to_families(): a MetricsSnapshot as the catalogue's families; from_families(): back.
 #include "veda/telemetry/catalogue.hpp"
 
 #include <iterator>
@@ -77,6 +77,61 @@ std::vector<FamilySnapshot> to_families(const MetricsSnapshot& s) {
     if (s.gpu_memory_used_mb) families.push_back(scalar(m::gpu_memory_used, *s.gpu_memory_used_mb));
   }
   return families;
+}
+
+namespace {
+
+const SeriesSnapshot* only_series(const std::vector<FamilySnapshot>& families, const RuntimeMetric& metric) {
+  for (const FamilySnapshot& f : families) {
+    if (f.info.name == metric.name && f.info.type == metric.type && !f.series.empty()) return &f.series.front();
+  }
+  return nullptr;
+}
+
+double value_of(const std::vector<FamilySnapshot>& families, const RuntimeMetric& metric) {
+  const SeriesSnapshot* s = only_series(families, metric);
+  return s != nullptr ? s->value : 0.0;
+}
+
+std::uint64_t count_of(const std::vector<FamilySnapshot>& families, const RuntimeMetric& metric) {
+  const double v = value_of(families, metric);
+  return v > 0 ? static_cast<std::uint64_t>(v + 0.5) : 0;
+}
+
+double or_zero(double v) noexcept { return v != v ? 0.0 : v; }
+
+}  // namespace
+
+MetricsSnapshot from_families(const std::vector<FamilySnapshot>& families, double timestamp) {
+  namespace m = runtime_metrics;
+  MetricsSnapshot s;
+  s.timestamp = timestamp;
+  s.tasks_executed = count_of(families, m::tasks_executed);
+  s.tasks_failed = count_of(families, m::tasks_failed);
+  s.tasks_pending = count_of(families, m::tasks_pending);
+  s.tasks_running = count_of(families, m::tasks_running);
+  s.throughput_tasks_per_sec = value_of(families, m::throughput);
+  s.cpu_utilization_percent = value_of(families, m::cpu_utilization);
+  s.memory_used_mb = value_of(families, m::memory_used);
+  s.process_rss_mb = value_of(families, m::process_rss);
+  if (const SeriesSnapshot* executed = only_series(families, m::tasks_executed)) {
+    s.start_unix_nano = executed->start_unix_nano;
+  }
+  if (const SeriesSnapshot* latency = only_series(families, m::latency_ms)) {
+    const HistogramSnapshot& h = latency->histogram;
+    s.latency_count = h.count;
+    s.latency_sum_ms = h.sum;
+    if (h.count > 0) {
+      s.avg_latency_ms = or_zero(h.mean());
+      s.p50_latency_ms = or_zero(h.percentile(50));
+      s.p90_latency_ms = or_zero(h.percentile(90));
+      s.p95_latency_ms = or_zero(h.percentile(95));
+      s.p99_latency_ms = or_zero(h.percentile(99));
+    }
+    if (!latency->no_buckets) s.latency_histogram = std::make_shared<const HistogramSnapshot>(h);
+  }
+  s.system_ok = only_series(families, m::cpu_utilization) != nullptr;
+  return s;
 }
 
 }  // namespace veda

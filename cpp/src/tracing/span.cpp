@@ -52,21 +52,24 @@ Span::Span(std::shared_ptr<SpanData> live, std::shared_ptr<SpanStore> store, con
 Span::Span(std::shared_ptr<const SpanData> finished) noexcept : data_(std::move(finished)) {}
 
 Span Span::start(std::string name, SpanKind kind, const SpanParent* parent, std::int64_t start_time_unix_nano,
-                 std::shared_ptr<SpanStore> store, const SpanLimits& limits) {
+                 std::shared_ptr<SpanStore> store, const SpanLimits& limits, bool sampled, const TraceId* trace_id) {
   auto data = std::make_shared<SpanData>();
+  const std::uint32_t sampled_flag = sampled ? kSpanFlagsSampled : 0u;
   if (parent != nullptr) {
     data->trace_id = parent->trace_id;
     data->parent_span_id = parent->span_id;
     data->trace_state = parent->trace_state;
-    data->flags = (parent->trace_flags & 0xFFu) | kSpanFlagsHasIsRemote | (parent->is_remote ? kSpanFlagsIsRemote : 0u);
+    data->flags = (parent->trace_flags & 0xFEu) | sampled_flag | kSpanFlagsHasIsRemote |
+                  (parent->is_remote ? kSpanFlagsIsRemote : 0u);
   } else {
-    data->trace_id = generate_trace_id();
-    data->flags = kSpanFlagsSampled | kSpanFlagsHasIsRemote;
+    data->trace_id = trace_id != nullptr ? *trace_id : generate_trace_id();
+    data->flags = sampled_flag | kSpanFlagsHasIsRemote;
   }
   data->span_id = generate_span_id();
   data->name = std::move(name);
   data->kind = kind;
   data->start_time_unix_nano = start_time_unix_nano;
+  if (!sampled) return Span(std::shared_ptr<const SpanData>(std::move(data)));  // ids only: never recording
   return Span(std::move(data), std::move(store), limits);
 }
 

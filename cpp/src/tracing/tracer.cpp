@@ -60,18 +60,22 @@ const SpanAncestry& SpanScope::thread_ancestry() noexcept {
 
 // --- the tracer ---------------------------------------------------------------------------------
 
-Tracer::Tracer(std::size_t capacity, SpanLimits limits)
-    : Tracer(std::make_shared<SpanStore>(capacity), limits) {}
+Tracer::Tracer(std::size_t capacity, SpanLimits limits, Sampler sampler)
+    : Tracer(std::make_shared<SpanStore>(capacity), limits, sampler) {}
 
-Tracer::Tracer(std::shared_ptr<SpanStore> store, SpanLimits limits) : store_(std::move(store)), limits_(limits) {
+Tracer::Tracer(std::shared_ptr<SpanStore> store, SpanLimits limits, Sampler sampler)
+    : store_(std::move(store)), limits_(limits), sampler_(sampler) {
   if (!store_) throw std::invalid_argument("Tracer: the span store must not be null");
 }
 
 Span Tracer::start_span(std::string name, SpanStartOptions options, const SpanAncestry& ancestry) const {
   const std::optional<SpanParent> parent = choose_parent(options, ancestry);
   const std::int64_t start = options.start_time_unix_nano ? *options.start_time_unix_nano : unix_nano_now();
-  Span span = Span::start(std::move(name), options.kind, parent ? &*parent : nullptr, start, store_, limits_);
-  if (!options.attributes.empty()) span.set_attributes(std::move(options.attributes));
+  const SpanParent* p = parent ? &*parent : nullptr;
+  const TraceId trace_id = p != nullptr ? p->trace_id : generate_trace_id();
+  const bool sampled = sampler_.should_sample(trace_id, p);
+  Span span = Span::start(std::move(name), options.kind, p, start, store_, limits_, sampled, &trace_id);
+  if (sampled && !options.attributes.empty()) span.set_attributes(std::move(options.attributes));
   return span;
 }
 

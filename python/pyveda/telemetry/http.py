@@ -20,7 +20,9 @@ Endpoints (GET and HEAD; other methods get 405):
   ``Accept-Encoding`` allows it. ``?name[]=a&name[]=b`` limits the reply
   to those families (``registry.restricted_registry``), as in prometheus_client.
 * ``/metrics.json``: the runtime's current snapshot (``export_json()``), or
-  503 with a JSON error when there is no runtime or its telemetry is off.
+  503 with a JSON error when there is no runtime or its telemetry is off. In
+  multi-process mode, the snapshot of every process's runtime summed (the
+  percentiles from the merged lifetime histogram).
 * ``/healthz``: ``ok``.
 * anything else: 404.
 
@@ -53,6 +55,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
+from pyveda import _core
 from pyveda._checks import seconds
 from pyveda.telemetry.registry import (
     CONTENT_TYPE_PLAIN_0_0_4,
@@ -456,6 +459,12 @@ def _server_classes() -> Tuple[type, type]:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)
+            elif path == "/metrics.json" and _multiprocess_directory(app.registry):
+                # Every process's runtime, summed (multi-process mode), even if this one has none.
+                from pyveda.telemetry.system import MetricsSnapshot
+
+                snapshot = MetricsSnapshot._wrap(_core.runtime_snapshot_of(app.registry._core))
+                self._send(200, json.dumps(snapshot.export_json()).encode("utf-8"), "application/json")
             elif path == "/metrics.json":
                 runtime = app.current_runtime()
                 if runtime is None or runtime.telemetry is None:
@@ -672,6 +681,11 @@ class MetricsServer:
 
     def __repr__(self) -> str:
         return f"<MetricsServer {self.url}{' (shut down)' if self._closed else ''}>"
+
+
+def _multiprocess_directory(registry: Any) -> str:
+    """The multi-process directory ``registry`` renders the aggregate of ('' when none)."""
+    return str(registry._core.multiprocess_directory())
 
 
 def start_http_server(

@@ -86,13 +86,17 @@ def _file_mb_from_environment() -> int:
     return value
 
 
-def enable(path: Optional[str] = None, *, service: Optional[str] = None, file_mb: Optional[int] = None) -> str:
+def enable(path: Optional[str] = None, *, service: Optional[str] = None, file_mb: Optional[int] = None,
+           pid_label: Optional[bool] = None) -> str:
     """Records every metric created from now on into this process's file in ``path``.
 
     ``path`` defaults to ``PYVEDA_MULTIPROC_DIR`` / ``PROMETHEUS_MULTIPROC_DIR``;
     ``service`` to ``OTEL_SERVICE_NAME`` (files of another service are left
     out of the aggregate with a warning); ``file_mb`` to
-    ``PYVEDA_MULTIPROC_FILE_MB``. Metrics created before stay in this process
+    ``PYVEDA_MULTIPROC_FILE_MB``; ``pid_label`` to ``PYVEDA_MULTIPROC_PID_LABEL``
+    (``1``/``true``: the aggregate this process renders keeps each process's
+    series apart under a ``pid`` label instead of summing them; give every
+    process the same setting). Metrics created before stay in this process
     only. Returns the directory. ValueError when no directory is given or set,
     when it does not exist or is not a directory, or when this process already
     records into another one; RuntimeError when the file cannot be created
@@ -114,7 +118,11 @@ def enable(path: Optional[str] = None, *, service: Optional[str] = None, file_mb
         file_mb = _file_mb_from_environment()
     elif isinstance(file_mb, bool) or not isinstance(file_mb, int) or file_mb < 1:
         raise ValueError(f"multiprocess.enable(): file_mb must be a whole number of MiB >= 1, got {file_mb!r}")
-    _core.multiprocess_enable(os.path.abspath(path), service, file_mb << 20)
+    if pid_label is None:
+        pid_label = os.environ.get("PYVEDA_MULTIPROC_PID_LABEL", "").strip().lower() in ("1", "true", "yes")
+    elif not isinstance(pid_label, bool):
+        raise TypeError(f"multiprocess.enable(): pid_label must be a bool, got {type(pid_label).__name__}")
+    _core.multiprocess_enable(os.path.abspath(path), service, file_mb << 20, pid_label)
     return directory()
 
 

@@ -184,6 +184,44 @@ def _span_limit(name: str, value: Optional[int], env_names: Tuple[str, ...], def
     return default
 
 
+_SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
+             "parentbased_traceidratio")
+
+
+def _sampler_settings(sampler: Optional[str], sampler_arg: Optional[Union[float, str]]) -> Dict[str, str]:
+    """The core's sampler name and ratio text: the arguments (checked), else the OTEL_TRACES_SAMPLER variables."""
+    if sampler is not None:
+        if not isinstance(sampler, str):
+            raise TypeError(f"sampler must be a str (one of: {', '.join(_SAMPLERS)}), got {type(sampler).__name__}")
+        if sampler_arg is None:
+            arg = ""
+        elif isinstance(sampler_arg, bool) or not isinstance(sampler_arg, (int, float, str)):
+            raise TypeError(f"sampler_arg must be a ratio in [0, 1], got {type(sampler_arg).__name__}")
+        else:
+            arg = repr(float(sampler_arg)) if not isinstance(sampler_arg, str) else sampler_arg
+        return {"sampler": sampler, "sampler_arg": arg}
+    if sampler_arg is not None:
+        raise ValueError("sampler_arg needs sampler= (traceidratio or parentbased_traceidratio)")
+    name = os.environ.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    arg = os.environ.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    if not name:
+        return {}
+    if name not in _SAMPLERS:
+        warnings.warn(f"pyveda: ignoring OTEL_TRACES_SAMPLER={name!r}: expected one of {', '.join(_SAMPLERS)}; "
+                      "using parentbased_always_on", RuntimeWarning, stacklevel=3)
+        return {}
+    if "traceidratio" in name and arg:
+        try:
+            ratio = float(arg)
+        except ValueError:
+            ratio = -1.0
+        if not 0.0 <= ratio <= 1.0:
+            warnings.warn(f"pyveda: ignoring OTEL_TRACES_SAMPLER_ARG={arg!r}: expected a ratio in [0, 1]; using 1.0",
+                          RuntimeWarning, stacklevel=3)
+            arg = ""
+    return {"sampler": name, "sampler_arg": arg if "traceidratio" in name else ""}
+
+
 class TracingSystem(_core.Tracer):
     """Creates spans and keeps the finished ones (at most ``capacity``; oldest dropped first).
 
@@ -218,6 +256,18 @@ class TracingSystem(_core.Tracer):
     ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``); a variable that is not a
     non-negative integer is ignored with a warning.
 
+    Sampling, as OpenTelemetry's samplers decide it at the span's start:
+    ``sampler`` is ``always_on``, ``always_off``, ``traceidratio``,
+    ``parentbased_always_on`` (the default), ``parentbased_always_off`` or
+    ``parentbased_traceidratio``, and ``sampler_arg`` the ratio in [0, 1] of
+    the ratio samplers (default 1.0); unset, they come from
+    ``OTEL_TRACES_SAMPLER`` and ``OTEL_TRACES_SAMPLER_ARG``. A bad argument
+    raises ValueError naming what is allowed; a bad variable is ignored with a
+    warning and the default used. An unsampled span keeps its ids (its
+    context still propagates, with the sampled flag clear), records nothing
+    and never reaches the store; ``sampler`` reads the sampler back as the
+    SDK describes it.
+
     Thread-safety: spans may be created and ended from any thread.
     """
 
@@ -231,6 +281,8 @@ class TracingSystem(_core.Tracer):
         max_events: Optional[int] = None,
         max_event_attributes: Optional[int] = None,
         max_attribute_length: Optional[int] = None,
+        sampler: Optional[str] = None,
+        sampler_arg: Optional[Union[float, str]] = None,
     ) -> None:
         if type(capacity) is not int or not 1 <= capacity < 1 << 64:
             raise ValueError(f"capacity must be a positive int below 2**64, got {capacity!r}")
@@ -248,6 +300,7 @@ class TracingSystem(_core.Tracer):
                 None,
             ),
             span_class=Span,
+            **_sampler_settings(sampler, sampler_arg),
         )
         self.service_name = service_name
         self._resource_extra = _check_attributes(resource_attributes)

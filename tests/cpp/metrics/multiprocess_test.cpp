@@ -409,6 +409,83 @@ TEST(MultiProcess, ADamagedArchiveIsKeptAsideAndNamed) {
   });
 }
 
+TEST(MultiProcess, ExemplarsOfEveryProcessReachTheAggregateAndSurviveTheFold) {
+  in_own_process([] {
+    TempDir dir;
+    multiprocess::enable({dir.path, ""});
+    auto c = default_registry().counter("mp_ex", "With exemplars.");
+    auto h = default_registry().histogram("mp_ex_seconds", "With exemplars.", {}, 6, {0.1, 1.0});
+    Exemplar mine;
+    mine.labels = {{"user", "parent"}};
+    mine.unix_nano = 1000;
+    c->unlabelled().inc(1, mine);
+    child_process([&] {
+      Exemplar e;
+      e.labels = {{"user", "child"}, {"region", "\u00e9u"}};
+      e.unix_nano = 2000;  // later than the parent's: it wins the counter's slot
+      e.has_span = true;
+      e.trace_id[0] = 0xab;
+      e.span_id[7] = 0xcd;
+      c->unlabelled().inc(2, e);
+      e.unix_nano = 3000;
+      h->unlabelled().observe(0.5, e);  // the (0.1, 1] bucket's slot
+    });
+    multiprocess::Aggregate a = multiprocess::aggregate(dir.path);  // folds the child
+    EXPECT_EQ(a.folded_processes, 1u);
+    const auto& counter = find(a.families, "mp_ex")->series.at(0);
+    ASSERT_EQ(counter.exemplars.size(), 1u);
+    const Exemplar& got = counter.exemplars[0].second;
+    EXPECT_EQ(got.labels, (std::vector<std::pair<std::string, std::string>>{{"user", "child"}, {"region", "\u00e9u"}}));
+    EXPECT_EQ(got.value, 2.0);
+    EXPECT_TRUE(got.has_span);
+    EXPECT_EQ(got.trace_id[0], 0xab);
+    EXPECT_EQ(got.span_id[7], 0xcd);
+    const auto& histogram = find(a.families, "mp_ex_seconds")->series.at(0);
+    ASSERT_EQ(histogram.exemplars.size(), 1u);
+    EXPECT_EQ(histogram.exemplars[0].first, 1);
+    EXPECT_EQ(histogram.exemplars[0].second.value, 0.5);
+    // OpenMetrics carries them.
+    const std::string om = default_registry().render_openmetrics();
+    EXPECT_NE(om.find("mp_ex_total 3 # {trace_id=\"ab"), std::string::npos) << om;
+    // A newer exemplar in this process replaces the archived one.
+    mine.unix_nano = 5000;
+    c->unlabelled().inc(1, mine);
+    a = multiprocess::aggregate(dir.path);
+    EXPECT_EQ(find(a.families, "mp_ex")->series.at(0).exemplars.at(0).second.labels.at(0).second, "parent");
+  });
+}
+
+TEST(MultiProcess, APidLabelKeepsEveryProcessApart) {
+  in_own_process([] {
+    TempDir dir;
+    multiprocess::Options options{dir.path, ""};
+    options.pid_label = true;
+    multiprocess::enable(options);
+    auto c = default_registry().counter("mp_apart", "Apart.", {"kind"});
+    c->labels({"a"})->inc(1);
+    const pid_t child = ::fork();
+    if (child == 0) {
+      c->labels({"a"})->inc(5);
+      ::_exit(0);
+    }
+    ASSERT_EQ(wait_for(child, 30s), 0);
+    const multiprocess::Aggregate a = multiprocess::aggregate(dir.path);
+    const FamilySnapshot* f = find(a.families, "mp_apart");
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->info.label_names, (std::vector<std::string>{"kind", "pid"}));
+    ASSERT_EQ(f->series.size(), 2u);  // the dead child's, from the archive, and ours
+    EXPECT_EQ(f->series[0].label_values, (std::vector<std::string>{"a", std::to_string(child)}));
+    EXPECT_EQ(f->series[0].value, 5.0);
+    EXPECT_EQ(f->series[1].label_values, (std::vector<std::string>{"a", std::to_string(::getpid())}));
+    EXPECT_EQ(f->series[1].value, 1.0);
+    // Read without the label, the archive's per-pid family and this process's disagree: named, not mixed.
+    const multiprocess::Aggregate mixed = multiprocess::aggregate(dir.path, false);
+    EXPECT_TRUE(has_warning(mixed.warnings, "defines metric 'mp_apart' as a counter with label names ('kind')"))
+        << ::testing::PrintToString(mixed.warnings);
+    EXPECT_EQ(find(mixed.families, "mp_apart")->series.size(), 1u);
+  });
+}
+
 TEST(HistogramSnapshotMerge, AddsBucketForBucketAtAnyOffsets) {
   Histogram a;
   Histogram b;

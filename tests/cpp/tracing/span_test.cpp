@@ -62,7 +62,9 @@ TEST(Span, RemoteParentSetsTheRemoteBitsAndKeepsTraceState) {
   remote.trace_flags = 0x00;  // not sampled upstream
   remote.trace_state = "vendor=1";
   remote.is_remote = true;
-  Span span = Span::start("server", SpanKind::kServer, &remote, 5, nullptr);
+  // The tracer's sampler (parentbased) decides "not sampled" after such a parent.
+  Span span = Span::start("server", SpanKind::kServer, &remote, 5, nullptr, SpanLimits{}, false);
+  EXPECT_FALSE(span.is_recording());
   EXPECT_EQ(span.data().trace_id, remote.trace_id);
   EXPECT_EQ(span.data().parent_span_id, remote.span_id);
   EXPECT_EQ(span.data().trace_state, "vendor=1");

@@ -25,8 +25,9 @@ class Counter {
  public:
   Counter();
   // Records into `shared` (zeroed or a previous run's cells), which must
-  // outlive this object: a series of a multi-process file.
-  explicit Counter(detail::CounterCells* shared) noexcept;
+  // outlive this object: a series of a multi-process file, whose exemplar
+  // (detail::kSharedExemplarBytes at `shared_exemplar`) other processes read.
+  Counter(detail::CounterCells* shared, void* shared_exemplar);
   Counter(const Counter&) = delete;
   Counter& operator=(const Counter&) = delete;
 
@@ -79,7 +80,7 @@ class Counter {
   const std::int64_t created_ns_;
   std::atomic<std::uint64_t> rejected_{0};
   std::mutex reset_mutex_;
-  detail::ExemplarSlots exemplars_{1};
+  detail::ExemplarSlots exemplars_;
 };
 
 }  // namespace veda

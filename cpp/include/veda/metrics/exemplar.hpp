@@ -50,17 +50,34 @@ void check_exemplar_labels(const std::vector<std::pair<std::string, std::string>
 
 namespace detail {
 
+// One exemplar slot in a multi-process file (veda/metrics/multiprocess.hpp):
+// a sequence lock, the exemplar's value, time and ids, and its labels, so
+// that another process reads a whole exemplar or none. All zero: empty.
+inline constexpr std::size_t kSharedExemplarBytes = 704;
+
+// Writes `e` into the shared slot at `slot` (kSharedExemplarBytes, aligned to
+// 8). Writers of one slot must not overlap (ExemplarSlots holds its mutex).
+void write_shared_exemplar(void* slot, const Exemplar& e) noexcept;
+// Reads the shared slot at `slot` into `out`; false when it is empty, or
+// was being written on every try (another process in the middle of it).
+bool read_shared_exemplar(const void* slot, Exemplar& out);
+
 // Exemplar slots of one series: the latest exemplar per slot (a counter has
 // one, a histogram with classic buckets one per bucket, one without them a
 // few for its native form). Writes take a mutex; they happen only for
 // observations that carry an exemplar.
 class ExemplarSlots {
  public:
-  explicit ExemplarSlots(std::size_t slots) : slots_(slots) {}
+  // With `shared` (size() * kSharedExemplarBytes of a multi-process file),
+  // every exemplar is also written there for other processes to read.
+  explicit ExemplarSlots(std::size_t slots, void* shared = nullptr)
+      : slots_(slots), shared_(static_cast<char*>(shared)) {}
 
   void set(std::size_t slot, Exemplar exemplar) {
     std::lock_guard<std::mutex> lock(mutex_);
-    slots_[slot % slots_.size()] = std::move(exemplar);
+    slot %= slots_.size();
+    if (shared_ != nullptr) write_shared_exemplar(shared_ + slot * kSharedExemplarBytes, exemplar);
+    slots_[slot] = std::move(exemplar);
     any_.store(true, std::memory_order_release);
   }
 
@@ -81,6 +98,7 @@ class ExemplarSlots {
  private:
   mutable std::mutex mutex_;
   std::vector<Exemplar> slots_;  // unix_nano == 0: empty
+  char* const shared_;
   std::atomic<bool> any_{false};  // some slot holds an exemplar
 };
 

@@ -99,6 +99,38 @@ class FamilyBase {
 };
 
 namespace detail {
+// A series in a multi-process file: its cells (veda/metrics/detail/cells.hpp),
+// then, on a cache line, its exemplar slots (kSharedExemplarBytes each; a
+// counter has one, a histogram Histogram::exemplar_slots(), a gauge none).
+inline std::size_t shared_cell_bytes(const FamilyInfo& info) noexcept {
+  switch (info.type) {
+    case MetricType::counter:
+      return sizeof(CounterCells);
+    case MetricType::gauge:
+      return sizeof(GaugeCells);
+    case MetricType::histogram:
+      return HistogramCells::bytes(info.buckets.size());
+  }
+  return 0;
+}
+inline std::size_t shared_exemplar_slots(const FamilyInfo& info) noexcept {
+  switch (info.type) {
+    case MetricType::counter:
+      return 1;
+    case MetricType::gauge:
+      return 0;
+    case MetricType::histogram:
+      return Histogram::exemplar_slots(info.buckets.size());
+  }
+  return 0;
+}
+inline std::size_t shared_exemplar_offset(const FamilyInfo& info) noexcept {
+  return (shared_cell_bytes(info) + kCacheLine - 1) / kCacheLine * kCacheLine;
+}
+inline std::size_t shared_series_bytes(const FamilyInfo& info) noexcept {
+  return shared_exemplar_offset(info) + shared_exemplar_slots(info) * kSharedExemplarBytes;
+}
+
 // Whether a and b define the same metric, help aside.
 bool same_definition(const FamilyInfo& a, const FamilyInfo& b) noexcept;
 // "gauge with label names ('a', 'b')", "histogram with ..., scale 6, buckets (...)": for error messages.
@@ -274,19 +306,16 @@ class Family final : public FamilyBase {
 
   std::shared_ptr<M> make(const std::vector<std::string>& values, std::uint64_t& record) const {
     if (shared()) {
+      auto cells = store_->allocate(info_, values, detail::shared_series_bytes(info_));
+      record = cells.record;
+      void* exemplars = static_cast<char*>(cells.memory) + detail::shared_exemplar_offset(info_);
       if constexpr (std::is_same_v<M, Histogram>) {
-        auto cells = store_->allocate(info_, values, detail::HistogramCells::bytes(info_.buckets.size()));
-        record = cells.record;
         return std::make_shared<Histogram>(detail::HistogramCells::construct(cells.memory, info_.buckets.size(), true),
-                                           info_.scale, info_.buckets, info_.max_age_s);
+                                           info_.scale, info_.buckets, info_.max_age_s, exemplars);
       } else if constexpr (std::is_same_v<M, Gauge>) {
-        auto cells = store_->allocate(info_, values, sizeof(detail::GaugeCells));
-        record = cells.record;
         return std::make_shared<Gauge>(new (cells.memory) detail::GaugeCells, stamped(info_.multiprocess_mode));
       } else {
-        auto cells = store_->allocate(info_, values, sizeof(detail::CounterCells));
-        record = cells.record;
-        return std::make_shared<Counter>(new (cells.memory) detail::CounterCells);
+        return std::make_shared<Counter>(new (cells.memory) detail::CounterCells, exemplars);
       }
     }
     if constexpr (std::is_same_v<M, Histogram>) {

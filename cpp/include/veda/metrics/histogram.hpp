@@ -90,8 +90,16 @@ class Histogram {
   explicit Histogram(int scale = kDefaultScale, std::vector<double> bounds = {}, double max_age_s = 0.0);
   // Records into `shared` (detail::HistogramCells::bytes(bounds.size()),
   // zeroed or a previous run's), which must outlive this object: a series of
-  // a multi-process file. `bounds` as check_bounds() returns them.
-  Histogram(detail::HistogramCells* shared, int scale, std::vector<double> bounds, double max_age_s);
+  // a multi-process file. `bounds` as check_bounds() returns them. Its
+  // exemplars also go to `shared_exemplars` (exemplar_slots(bounds.size())
+  // slots of detail::kSharedExemplarBytes), for other processes to read.
+  Histogram(detail::HistogramCells* shared, int scale, std::vector<double> bounds, double max_age_s,
+            void* shared_exemplars);
+
+  // Exemplar slots of a histogram: one per classic bucket, else kNativeExemplars.
+  static std::size_t exemplar_slots(std::size_t classic_bounds) noexcept {
+    return classic_bounds == 0 ? kNativeExemplars : classic_bounds + 1;
+  }
 
   // The snapshot of cells recorded by a histogram of this scale and these
   // (checked) classic bounds, in this process or another (see snapshot()).
@@ -178,6 +186,7 @@ class Histogram {
   std::atomic<detail::ExemplarSlots*> exemplars_{nullptr};
   std::once_flag exemplars_once_;
   std::atomic<std::uint32_t> next_exemplar_{0};
+  void* const shared_exemplars_;
   std::unique_ptr<detail::RecentWindow> window_;
   const detail::ScaleTables* tables_;
   detail::OwnedCells own_;  // null when the cells are shared

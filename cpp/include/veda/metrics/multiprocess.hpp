@@ -34,11 +34,17 @@ struct Options {
   // pages the series use take memory or disk). A full file makes the next
   // new series throw std::length_error.
   std::size_t file_bytes = std::size_t{256} << 20;
+  // Per-process series: the aggregate this process renders keeps every
+  // process's series apart under a "pid" label (as the "all" gauge modes
+  // do) instead of summing them; dead processes' stay, per pid, in the
+  // archive. Give every process of the service the same setting.
+  bool pid_label = false;
 };
 
 // Bytes a process's file takes per series (without its label values and
 // the family's description, a few hundred bytes more): a counter records
-// into one cache line per thread slot, a histogram also into its buckets.
+// into one cache line per thread slot, a histogram also into its buckets;
+// both have their exemplar slots (detail::kSharedExemplarBytes each).
 std::size_t counter_series_bytes() noexcept;
 std::size_t gauge_series_bytes() noexcept;
 std::size_t histogram_series_bytes(std::size_t classic_bounds) noexcept;
@@ -66,7 +72,8 @@ struct Aggregate {
   // The families of every process, in the order first seen (archive, then
   // files in name order), their series summed: counters and histograms
   // exactly (buckets merged), gauges by FamilyInfo::multiprocess_mode (the
-  // "all" modes add a "pid" label). Exemplars are not shared.
+  // "all" modes add a "pid" label); per exemplar slot, the exemplar any
+  // process recorded last.
   std::vector<FamilySnapshot> families;
   // Files left out, named with the reason: not a PyVeda file, damaged or
   // truncated, another service's, a metric defined differently from
@@ -81,7 +88,10 @@ struct Aggregate {
 // the archive first. Throws std::runtime_error naming the path when the
 // directory cannot be read, the lock is held by another process for more
 // than 10 s, or the archive cannot be written.
+// With `pid_label` (default: Options::pid_label of this process, else
+// false), every series keeps a "pid" label instead of being summed.
 Aggregate aggregate(const std::string& directory);
+Aggregate aggregate(const std::string& directory, bool pid_label);
 
 // Folds the files of process `pid` into the archive now, if it has exited
 // (gunicorn's child_exit hook); aggregate() does it anyway for every dead

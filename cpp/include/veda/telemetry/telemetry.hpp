@@ -71,6 +71,14 @@ struct MetricsSnapshot {
 // gauges when the snapshot has GPU data. Every snapshot format renders these.
 std::vector<FamilySnapshot> to_families(const MetricsSnapshot& snapshot);
 
+// The other way: the runtime's figures in `families` (a registry's
+// collect(), e.g. the multi-process aggregate of every process's runtime),
+// stamped `timestamp`. Counts, gauges and the latency histogram are read as
+// collected; the percentiles and mean come from the latency histogram's
+// lifetime buckets (a collection has no recent window). GPU figures and
+// memory_total_mb are left empty. Families that are missing read as zero.
+MetricsSnapshot from_families(const std::vector<FamilySnapshot>& families, double timestamp);
+
 // The snapshot in Prometheus text format 0.0.4 and as OpenMetrics 1.0 text:
 // to_families(snapshot) rendered, so every name, help text, type and quantile
 // set is the registry's (/metrics). The

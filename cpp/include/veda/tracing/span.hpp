@@ -112,11 +112,15 @@ class SpanStore;
 class Span {
  public:
   // Starts a span at start_time_unix_nano. parent == nullptr starts a new
-  // trace. `store` receives the record at end(); null keeps it only here.
-  // Span.flags: the parent's W3C trace flags (sampled for a new trace), plus
-  // "is-remote known" and, for a remote parent, "is remote".
+  // trace (in `trace_id` when given). `store` receives the record at end();
+  // null keeps it only here. Span.flags: the W3C sampled flag as `sampled`
+  // says, the parent's other trace flags, plus "is-remote known" and, for a
+  // remote parent, "is remote". An unsampled span never records: it has its
+  // ids and flags (for propagation), is_recording() is false from the
+  // start, and nothing reaches the store.
   static Span start(std::string name, SpanKind kind, const SpanParent* parent, std::int64_t start_time_unix_nano,
-                    std::shared_ptr<SpanStore> store, const SpanLimits& limits = {});
+                    std::shared_ptr<SpanStore> store, const SpanLimits& limits = {}, bool sampled = true,
+                    const TraceId* trace_id = nullptr);
 
   // A read-only view of a finished record (as SpanStore::records() gives them).
   explicit Span(std::shared_ptr<const SpanData> finished) noexcept;

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "veda/tracing/ids.hpp"
+#include "veda/tracing/sampler.hpp"
 #include "veda/tracing/span.hpp"
 #include "veda/tracing/span_store.hpp"
 
@@ -82,22 +83,26 @@ class SpanScope {
 class Tracer {
  public:
   // A tracer with its own store of `capacity` spans (std::invalid_argument for 0).
-  explicit Tracer(std::size_t capacity = SpanStore::kDefaultCapacity, SpanLimits limits = {});
+  explicit Tracer(std::size_t capacity = SpanStore::kDefaultCapacity, SpanLimits limits = {},
+                  Sampler sampler = Sampler());
   // A tracer ending its spans into `store` (std::invalid_argument for null).
-  Tracer(std::shared_ptr<SpanStore> store, SpanLimits limits);
+  Tracer(std::shared_ptr<SpanStore> store, SpanLimits limits, Sampler sampler = Sampler());
 
-  // A started, recording span whose parent choose_parent(options, ancestry)
-  // picks, with options.attributes set. End it with Span::end().
+  // A started span whose parent choose_parent(options, ancestry) picks:
+  // recording, with options.attributes set, when the sampler samples it;
+  // else one that only carries its ids (Span::start). End it with Span::end().
   Span start_span(std::string name, SpanStartOptions options, const SpanAncestry& ancestry) const;
   // The same with this thread's SpanScope chain as the ancestry.
   Span start_span(std::string name, SpanStartOptions options = {}) const;
 
   const std::shared_ptr<SpanStore>& store() const noexcept { return store_; }
   const SpanLimits& limits() const noexcept { return limits_; }
+  const Sampler& sampler() const noexcept { return sampler_; }
 
  private:
   std::shared_ptr<SpanStore> store_;
   SpanLimits limits_;
+  Sampler sampler_;
 };
 
 // An exception, as OpenTelemetry's semantic conventions record it.

@@ -24,6 +24,8 @@
 #include <vector>
 
 #include "metrics/multiprocess/format.hpp"
+#include "metrics/multiprocess/process_file.hpp"
+#include "veda/metrics/exemplar.hpp"
 #include "veda/metrics/multiprocess.hpp"
 
 namespace veda::multiprocess {
@@ -60,7 +62,22 @@ struct Point {
   std::int64_t start_unix_nano = 0;
   std::int64_t changed_unix_nano = 0;  // gauges in a mostrecent mode
   HistogramSnapshot histogram;
+  std::vector<std::pair<std::int32_t, Exemplar>> exemplars;  // (slot, exemplar), slots ascending
 };
+
+// Per slot, the exemplar recorded last in any process.
+void merge_exemplars(std::vector<std::pair<std::int32_t, Exemplar>>& into,
+                     const std::vector<std::pair<std::int32_t, Exemplar>>& add) {
+  for (const auto& [slot, exemplar] : add) {
+    auto it = std::find_if(into.begin(), into.end(), [&](const auto& e) { return e.first == slot; });
+    if (it == into.end()) {
+      into.emplace_back(slot, exemplar);
+    } else if (exemplar.unix_nano > it->second.unix_nano) {
+      it->second = exemplar;
+    }
+  }
+  std::sort(into.begin(), into.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+}
 
 struct MergedFamily {
   FamilyInfo info;  // as exposed: an "all" gauge has the pid label
@@ -70,7 +87,7 @@ struct MergedFamily {
 };
 
 // The label that tells processes apart in the "all" gauge modes.
-std::string pid_label(const FamilyInfo& info) {
+std::string pid_label_name(const FamilyInfo& info) {
   for (const std::string& name : info.label_names) {
     if (name == "pid") return "process_pid";
   }
@@ -80,6 +97,7 @@ std::string pid_label(const FamilyInfo& info) {
 bool per_process(GaugeMode mode) { return mode == GaugeMode::all || mode == GaugeMode::liveall; }
 
 void merge_point(const FamilyInfo& info, Point& into, const Point& add) {
+  if (!add.exemplars.empty()) merge_exemplars(into.exemplars, add.exemplars);
   if (add.start_unix_nano != 0 && (into.start_unix_nano == 0 || add.start_unix_nano < into.start_unix_nano)) {
     into.start_unix_nano = add.start_unix_nano;
   }
@@ -270,6 +288,13 @@ ProcessRead read_process_file(int fd, const std::string& name) {
                                                 info.scale, info.buckets, created);
             break;
         }
+        const char* slots = at + veda::detail::shared_exemplar_offset(info);
+        for (std::size_t i = 0; i < veda::detail::shared_exemplar_slots(info); ++i) {
+          Exemplar e;
+          if (veda::detail::read_shared_exemplar(slots + i * veda::detail::kSharedExemplarBytes, e)) {
+            s.point.exemplars.emplace_back(static_cast<std::int32_t>(i), std::move(e));
+          }
+        }
         out.series.push_back(std::move(s));
       }
     } else {
@@ -280,8 +305,10 @@ ProcessRead read_process_file(int fd, const std::string& name) {
   return out;
 }
 
-// Adds a process's series; `live` false leaves out the live* gauges.
-void merge_process(Merger& into, const ProcessRead& process, bool live, std::vector<std::string>& warnings) {
+// Adds a process's series; `live` false leaves out the live* gauges. With
+// `pid_label`, every family keeps processes apart as the "all" gauges do.
+void merge_process(Merger& into, const ProcessRead& process, bool live, bool pid_label,
+                   std::vector<std::string>& warnings) {
   std::vector<MergedFamily*> target(process.families.size(), nullptr);
   std::vector<bool> refused(process.families.size(), false);
   const std::string pid = std::to_string(process.pid);
@@ -290,9 +317,10 @@ void merge_process(Merger& into, const ProcessRead& process, bool live, std::vec
     const bool gauge = info.type == MetricType::gauge;
     if (gauge && !live && live_only(info.multiprocess_mode)) continue;
     if (refused[s.family]) continue;
+    const bool apart = pid_label || (gauge && per_process(info.multiprocess_mode));
     if (target[s.family] == nullptr) {
       FamilyInfo exposed = info;
-      if (gauge && per_process(info.multiprocess_mode)) exposed.label_names.push_back(pid_label(info));
+      if (apart) exposed.label_names.push_back(pid_label_name(info));
       target[s.family] = into.family(exposed, process.name, warnings);
       if (target[s.family] == nullptr) {
         refused[s.family] = true;
@@ -300,7 +328,7 @@ void merge_process(Merger& into, const ProcessRead& process, bool live, std::vec
       }
     }
     std::vector<std::string> labels = s.labels;
-    if (gauge && per_process(info.multiprocess_mode)) labels.push_back(pid);
+    if (apart) labels.push_back(pid);
     Merger::add(*target[s.family], std::move(labels), s.point);
   }
 }
@@ -316,6 +344,20 @@ void encode_point(Writer& w, const FamilyInfo& info, const Point& p) {
   w.put(p.value);
   w.put(p.start_unix_nano);
   w.put(p.changed_unix_nano);
+  w.put(static_cast<std::uint32_t>(p.exemplars.size()));
+  for (const auto& [slot, e] : p.exemplars) {
+    w.put(slot);
+    w.put(e.value);
+    w.put(e.unix_nano);
+    w.put(static_cast<std::uint8_t>(e.has_span));
+    for (const std::uint8_t b : e.trace_id) w.put(b);
+    for (const std::uint8_t b : e.span_id) w.put(b);
+    w.put(static_cast<std::uint32_t>(e.labels.size()));
+    for (const auto& [name, value] : e.labels) {
+      w.put_string(name);
+      w.put_string(value);
+    }
+  }
   if (info.type != MetricType::histogram) return;
   const HistogramSnapshot& h = p.histogram;
   w.put(h.zero_count);
@@ -335,6 +377,24 @@ Point decode_point(Reader& r, const FamilyInfo& info) {
   p.value = r.get<double>();
   p.start_unix_nano = r.get<std::int64_t>();
   p.changed_unix_nano = r.get<std::int64_t>();
+  const auto exemplars = r.get<std::uint32_t>();
+  if (exemplars > veda::detail::shared_exemplar_slots(info)) throw FormatError("a series has too many exemplars");
+  for (std::uint32_t i = 0; i < exemplars; ++i) {
+    Exemplar e;
+    const auto slot = r.get<std::int32_t>();
+    e.value = r.get<double>();
+    e.unix_nano = r.get<std::int64_t>();
+    e.has_span = r.get<std::uint8_t>() != 0;
+    for (std::uint8_t& b : e.trace_id) b = r.get<std::uint8_t>();
+    for (std::uint8_t& b : e.span_id) b = r.get<std::uint8_t>();
+    const auto labels = r.get<std::uint32_t>();
+    if (labels > 128) throw FormatError("an exemplar has too many labels");
+    for (std::uint32_t j = 0; j < labels; ++j) {
+      std::string name = r.get_string();
+      e.labels.emplace_back(std::move(name), r.get_string());
+    }
+    p.exemplars.emplace_back(slot, std::move(e));
+  }
   if (info.type != MetricType::histogram) return p;
   HistogramSnapshot& h = p.histogram;
   h.scale = info.scale;
@@ -533,7 +593,7 @@ struct Scan {
 
 // Folds dead processes' files (all, or only `only_pid`'s) into the archive
 // and, with `want`, returns the aggregate.
-Scan scan(const std::string& directory, std::optional<std::int64_t> only_pid, bool want) {
+Scan scan(const std::string& directory, std::optional<std::int64_t> only_pid, bool want, bool pid_label) {
   DirectoryLock lock(directory);
   Scan out;
   std::vector<std::string>& warnings = out.result.warnings;
@@ -603,7 +663,7 @@ Scan scan(const std::string& directory, std::optional<std::int64_t> only_pid, bo
       }
     }
     if (dead && (!only_pid || *only_pid == process.pid)) {
-      merge_process(archive.merged, process, false, warnings);
+      merge_process(archive.merged, process, false, pid_label, warnings);
       archive.folded.insert(name);
       to_delete.push_back(name);
       archive_changed = true;
@@ -625,7 +685,7 @@ Scan scan(const std::string& directory, std::optional<std::int64_t> only_pid, bo
   if (!want) return out;
   Merger result = std::move(archive.merged);
   for (const auto& [process, lives] : unfolded) {
-    merge_process(result, process, lives, warnings);
+    merge_process(result, process, lives, pid_label, warnings);
     if (lives) ++out.result.live_processes;
   }
   out.result.folded_processes = out.folded;
@@ -640,6 +700,7 @@ Scan scan(const std::string& directory, std::optional<std::int64_t> only_pid, bo
       s.value = point.value;
       s.start_unix_nano = point.start_unix_nano;
       s.histogram = std::move(point.histogram);
+      s.exemplars = std::move(point.exemplars);
       family.series.push_back(std::move(s));
     }
     out.result.families.push_back(std::move(family));
@@ -659,14 +720,16 @@ void queue_warnings(const std::vector<std::string>& warnings) {
 
 }  // namespace
 
-Aggregate aggregate(const std::string& directory) {
-  Scan s = scan(directory, std::nullopt, true);
+Aggregate aggregate(const std::string& directory) { return aggregate(directory, detail::pid_label_default()); }
+
+Aggregate aggregate(const std::string& directory, bool pid_label) {
+  Scan s = scan(directory, std::nullopt, true, pid_label);
   queue_warnings(s.result.warnings);
   return std::move(s.result);
 }
 
 std::size_t mark_process_dead(const std::string& directory, std::int64_t pid) {
-  Scan s = scan(directory, pid, false);
+  Scan s = scan(directory, pid, false, detail::pid_label_default());
   queue_warnings(s.result.warnings);
   return s.folded;
 }

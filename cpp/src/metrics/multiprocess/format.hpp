@@ -186,17 +186,7 @@ inline FamilyInfo decode_info(Reader& r) {
   return info;
 }
 
-// The cells a series of this family takes.
-inline std::size_t cell_bytes(const FamilyInfo& info) noexcept {
-  switch (info.type) {
-    case MetricType::counter:
-      return sizeof(veda::detail::CounterCells);
-    case MetricType::gauge:
-      return sizeof(veda::detail::GaugeCells);
-    case MetricType::histogram:
-      return veda::detail::HistogramCells::bytes(info.buckets.size());
-  }
-  return 0;
-}
+// The bytes a series of this family takes after its key.
+inline std::size_t cell_bytes(const FamilyInfo& info) noexcept { return veda::detail::shared_series_bytes(info); }
 
 }  // namespace veda::multiprocess::detail

@@ -225,6 +225,7 @@ struct Global {
   std::shared_ptr<ProcessFile> owner;
   std::atomic<ProcessFile*> file{nullptr};
   std::string directory;
+  std::atomic<bool> pid_label{false};
 };
 
 Global& global() {
@@ -271,11 +272,16 @@ void enable(const Options& options) {
   std::call_once(registered, [] { ::pthread_atfork(nullptr, nullptr, detail::child_after_fork); });
   g.owner = file;
   g.directory = dir;
+  g.pid_label.store(options.pid_label, std::memory_order_relaxed);
   g.file.store(file.get(), std::memory_order_release);
   default_registry().set_multiprocess_directory(dir);
 }
 
 bool enabled() noexcept { return detail::global().file.load(std::memory_order_acquire) != nullptr; }
+
+namespace detail {
+bool pid_label_default() noexcept { return global().pid_label.load(std::memory_order_relaxed); }
+}  // namespace detail
 
 std::string directory() {
   auto& g = detail::global();
@@ -288,10 +294,19 @@ std::string process_file() {
   return file != nullptr ? file->path() : std::string();
 }
 
-std::size_t counter_series_bytes() noexcept { return sizeof(veda::detail::CounterCells); }
-std::size_t gauge_series_bytes() noexcept { return sizeof(veda::detail::GaugeCells); }
+namespace {
+std::size_t series_bytes(MetricType type, std::size_t classic_bounds) noexcept {
+  FamilyInfo info;
+  info.type = type;
+  info.buckets.assign(classic_bounds, 0.0);
+  return veda::detail::shared_series_bytes(info);
+}
+}  // namespace
+
+std::size_t counter_series_bytes() noexcept { return series_bytes(MetricType::counter, 0); }
+std::size_t gauge_series_bytes() noexcept { return series_bytes(MetricType::gauge, 0); }
 std::size_t histogram_series_bytes(std::size_t classic_bounds) noexcept {
-  return veda::detail::HistogramCells::bytes(classic_bounds);
+  return series_bytes(MetricType::histogram, classic_bounds);
 }
 
 }  // namespace veda::multiprocess

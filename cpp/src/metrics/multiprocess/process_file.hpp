@@ -14,6 +14,9 @@
 
 namespace veda::multiprocess::detail {
 
+// Options::pid_label of this process's enable() (false before it).
+bool pid_label_default() noexcept;
+
 // Thread-safety: allocate(), retire() and path() may be called from any
 // thread; allocate() takes a fork-safe lock (so a child never inherits it
 // held). The mapping is never unmapped: series record until the process ends.

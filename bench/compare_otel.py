@@ -1,0 +1,101 @@
+"""Times the OpenTelemetry API on PyVeda (pyveda.otel) beside the OpenTelemetry SDK, in one run.
+
+Usage: python bench/compare_otel.py [--quick] [--markdown]
+
+The same statements run against a tracer from ``pyveda.otel.TracerProvider``
+and one from the SDK's ``TracerProvider`` with a ``SimpleSpanProcessor`` and
+an ``InMemorySpanExporter`` (each finished span kept, as PyVeda's store
+keeps it); the SDK without any processor is shown too. Each library runs in
+a process of its own (installing pyveda.otel changes the API's runtime
+context). ns per operation, best of several timeit repeats; ratio = SDK
+time / PyVeda time. Needs the `bench` extra: pip install ".[bench]".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import textwrap
+
+WORKER = textwrap.dedent(r'''
+    import json, sys, timeit
+    from opentelemetry import trace
+    which, quick = sys.argv[1], sys.argv[2] == "1"
+    if which.startswith("pyveda"):
+        import pyveda.otel
+        sampler = "always_off" if which == "pyveda-off" else "parentbased_always_on"
+        provider = pyveda.otel.TracerProvider(pyveda.telemetry.TracingSystem(capacity=1 << 16, sampler=sampler))
+    else:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, ALWAYS_ON
+        provider = TracerProvider(sampler=ALWAYS_OFF if which == "sdk-off" else ParentBased(ALWAYS_ON))
+        if which in ("sdk", "sdk-off"):
+            from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+            from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+            exporter = InMemorySpanExporter()
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("bench")
+    env = {"tracer": tracer, "trace": trace}
+    cases = {
+        "start_as_current_span('s', attributes={'k': 1})":
+            "with tracer.start_as_current_span('s', attributes={'k': 1}):\n    pass",
+        "start_span('s').end()": "tracer.start_span('s').end()",
+        "two nested current spans": (
+            "with tracer.start_as_current_span('a'):\n    with tracer.start_as_current_span('b'):\n        pass"),
+        "get_current_span() in a span": None,
+    }
+    number, repeat = (2_000, 3) if quick else (20_000, 7)
+    out = {}
+    for name, stmt in cases.items():
+        if stmt is None:
+            with tracer.start_as_current_span("outer"):
+                out[name] = min(timeit.repeat("trace.get_current_span()", globals=env, number=number * 10,
+                                              repeat=repeat)) / (number * 10) * 1e9
+            continue
+        out[name] = min(timeit.repeat(stmt, globals=env, number=number, repeat=repeat)) / number * 1e9
+        if which in ("sdk", "sdk-off"):
+            exporter.clear()
+    print(json.dumps(out))
+''')
+
+
+def run(which: str, quick: bool) -> dict:
+    result = subprocess.run([sys.executable, "-c", WORKER, which, "1" if quick else "0"], capture_output=True,
+                            text=True, timeout=900)
+    if result.returncode != 0:
+        raise SystemExit(f"{which} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run)")
+    parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    args = parser.parse_args()
+    ours = run("pyveda", args.quick)
+    sdk = run("sdk", args.quick)
+    bare = run("sdk-no-processor", args.quick)
+    key = "start_as_current_span('s', attributes={'k': 1})"
+    ours_off, sdk_off = run("pyveda-off", args.quick), run("sdk-off", args.quick)
+    ours["unsampled: " + key] = ours_off[key]
+    sdk["unsampled: " + key] = sdk_off[key]
+    bare["unsampled: " + key] = float("nan")
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    print(f"# compare_otel: the OpenTelemetry API, ns per operation ({machine})")
+    if args.markdown:
+        print("| operation | pyveda.otel | opentelemetry-sdk | ratio | sdk, no processor |")
+        print("|---|---:|---:|---:|---:|")
+    for op, t in ours.items():
+        if args.markdown:
+            print(f"| {op} | {t:,.0f} | {sdk[op]:,.0f} | {sdk[op] / t:.1f}x | {bare[op]:,.0f} |")
+        else:
+            print(f"{op:50s} pyveda.otel {t:8,.0f}  sdk {sdk[op]:8,.0f} ({sdk[op] / t:5.1f}x)"
+                  f"  sdk without a processor {bare[op]:8,.0f}")
+
+
+if __name__ == "__main__":
+    main()
