@@ -149,10 +149,4 @@ def test_gunicorn_workers_aggregate_exactly(tmp_path, preload):
     finally:
         if prometheus is not None:
             stop_server(prometheus[0], prometheus[1])
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        stop_server(process, log)  # SIGTERM: gunicorn stops its workers and exits

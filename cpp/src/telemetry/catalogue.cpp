@@ -102,6 +102,15 @@ double or_zero(double v) noexcept { return v != v ? 0.0 : v; }
 
 }  // namespace
 
+void detail::set_latency_figures(MetricsSnapshot& s, const HistogramSnapshot& latency) {
+  if (latency.count == 0) return;
+  s.avg_latency_ms = or_zero(latency.mean());
+  s.p50_latency_ms = or_zero(latency.percentile(50));
+  s.p90_latency_ms = or_zero(latency.percentile(90));
+  s.p95_latency_ms = or_zero(latency.percentile(95));
+  s.p99_latency_ms = or_zero(latency.percentile(99));
+}
+
 MetricsSnapshot from_families(const std::vector<FamilySnapshot>& families, double timestamp) {
   namespace m = runtime_metrics;
   MetricsSnapshot s;
@@ -121,13 +130,7 @@ MetricsSnapshot from_families(const std::vector<FamilySnapshot>& families, doubl
     const HistogramSnapshot& h = latency->histogram;
     s.latency_count = h.count;
     s.latency_sum_ms = h.sum;
-    if (h.count > 0) {
-      s.avg_latency_ms = or_zero(h.mean());
-      s.p50_latency_ms = or_zero(h.percentile(50));
-      s.p90_latency_ms = or_zero(h.percentile(90));
-      s.p95_latency_ms = or_zero(h.percentile(95));
-      s.p99_latency_ms = or_zero(h.percentile(99));
-    }
+    detail::set_latency_figures(s, h);
     if (!latency->no_buckets) s.latency_histogram = std::make_shared<const HistogramSnapshot>(h);
   }
   s.system_ok = only_series(families, m::cpu_utilization) != nullptr;

@@ -48,8 +48,6 @@ std::shared_ptr<M> fresh(Registry& registry, const RuntimeMetric& metric, double
   }
 }
 
-double or_zero(double v) noexcept { return std::isnan(v) ? 0.0 : v; }
-
 }  // namespace
 
 // The state behind a TelemetrySystem and the work on it; the public methods
@@ -229,13 +227,7 @@ MetricsSnapshot TelemetrySystem::Impl::snapshot() {
   s.start_unix_nano = executed_->created_unix_nano();
   // Percentiles and mean of the recent window; count, sum and buckets of the lifetime.
   const HistogramSnapshot recent = latency_->recent(latency);
-  if (recent.count > 0) {
-    s.avg_latency_ms = or_zero(recent.mean());
-    s.p50_latency_ms = or_zero(recent.percentile(50));
-    s.p90_latency_ms = or_zero(recent.percentile(90));
-    s.p95_latency_ms = or_zero(recent.percentile(95));
-    s.p99_latency_ms = or_zero(recent.percentile(99));
-  }
+  detail::set_latency_figures(s, recent);
   s.latency_histogram = std::make_shared<const HistogramSnapshot>(std::move(latency));
 
   Point start;

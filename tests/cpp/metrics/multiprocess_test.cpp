@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/test_support.hpp"
 #include "veda/metrics/registry.hpp"
 #include "veda/metrics/text_format.hpp"
 
@@ -34,13 +35,6 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-#if defined(__SANITIZE_THREAD__)
-#define VEDA_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define VEDA_TEST_TSAN 1
-#endif
-#endif
 
 int wait_for(pid_t pid, std::chrono::seconds limit) {
   const auto deadline = std::chrono::steady_clock::now() + limit;

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "veda/detail/fork.hpp"
+#include "support/test_support.hpp"
 #include "veda/metrics/registry.hpp"
 
 namespace veda {
@@ -26,13 +27,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-#if defined(__SANITIZE_THREAD__)
-#define VEDA_TEST_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define VEDA_TEST_TSAN 1
-#endif
-#endif
 
 // ThreadSanitizer supports neither new threads in a child of a multi-threaded
 // process nor a child that exits with the parent's other threads unjoined

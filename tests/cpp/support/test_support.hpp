@@ -24,6 +24,17 @@
 #define VEDA_TEST_HAVE_DLFCN 1
 #endif
 
+// VEDA_TEST_TSAN: defined in a ThreadSanitizer build, which supports neither
+// new threads in a child of a multi-threaded process nor a child that exits
+// with the parent's other threads unjoined (the fork tests skip there).
+#if defined(__SANITIZE_THREAD__)
+#define VEDA_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define VEDA_TEST_TSAN 1
+#endif
+#endif
+
 namespace veda {
 namespace test {
 

@@ -79,6 +79,11 @@ std::vector<FamilySnapshot> to_families(const MetricsSnapshot& snapshot);
 // memory_total_mb are left empty. Families that are missing read as zero.
 MetricsSnapshot from_families(const std::vector<FamilySnapshot>& families, double timestamp);
 
+namespace detail {
+// Sets the snapshot's mean and p50/p90/p95/p99 from `latency` (left at 0 when it is empty).
+void set_latency_figures(MetricsSnapshot& snapshot, const HistogramSnapshot& latency);
+}  // namespace detail
+
 // The snapshot in Prometheus text format 0.0.4 and as OpenMetrics 1.0 text:
 // to_families(snapshot) rendered, so every name, help text, type and quantile
 // set is the registry's (/metrics). The
