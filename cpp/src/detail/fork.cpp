@@ -1,6 +1,8 @@
 // The fork generation counter (see veda/detail/fork.hpp).
 #include "veda/detail/fork.hpp"
 
+#include <new>
+
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
 #endif
@@ -20,17 +22,26 @@ struct ForkSafeLockList {
     return *instance;
   }
 
-  // Before fork(): the list, then each lock; after it (both sides): each
-  // lock, then the list.
+  // Before fork(): the list, then each lock, level by level (see
+  // ForkLockLevel); after it (both sides): each lock, then the list.
   static void prepare() noexcept {
     ForkSafeLockList& list = get();
     list.lock.lock();
-    for (ForkSafeLockBase* m = list.head; m != nullptr; m = m->next_) m->lock_for_fork();
+    for (int level = 0; level < kForkLevels; ++level) {
+      for (ForkSafeLockBase* m = list.head; m != nullptr; m = m->next_) {
+        if (m->level_ == level) m->lock_for_fork();
+      }
+    }
   }
-  static void release() noexcept {
+  static void release_in_parent() noexcept {
     ForkSafeLockList& list = get();
     for (ForkSafeLockBase* m = list.head; m != nullptr; m = m->next_) m->unlock_after_fork();
     list.lock.unlock();
+  }
+  static void renew_in_child() noexcept {
+    ForkSafeLockList& list = get();
+    for (ForkSafeLockBase* m = list.head; m != nullptr; m = m->next_) m->renew_in_child();
+    new (&list.lock) std::mutex();
   }
 };
 
@@ -54,10 +65,10 @@ namespace {
 
 #if defined(__unix__) || defined(__APPLE__)
 void prepare_fork() noexcept { ForkSafeLockList::prepare(); }
-void after_fork_in_parent() noexcept { ForkSafeLockList::release(); }
+void after_fork_in_parent() noexcept { ForkSafeLockList::release_in_parent(); }
 void after_fork_in_child() noexcept {
   g_fork_generation.fetch_add(1, std::memory_order_relaxed);
-  ForkSafeLockList::release();
+  ForkSafeLockList::renew_in_child();
 }
 
 // Registered at load time, so no fork() can come before it.

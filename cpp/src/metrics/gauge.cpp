@@ -7,9 +7,9 @@
 
 namespace veda {
 
-Gauge::Gauge() noexcept : cells_(&own_), created_ns_(detail::unix_now_ns()) {}
+Gauge::Gauge() : cells_(&own_), created_ns_(detail::unix_now_ns()) {}
 
-Gauge::Gauge(detail::GaugeCells* shared, bool stamped) noexcept
+Gauge::Gauge(detail::GaugeCells* shared, bool stamped)
     : cells_(shared), stamped_(stamped), created_ns_(detail::unix_now_ns()) {}
 
 void Gauge::stamp() noexcept { cells_->changed_unix_nano.store(detail::unix_now_ns(), std::memory_order_relaxed); }
@@ -26,7 +26,7 @@ void Gauge::set_function(std::function<double()> fn) {
   }
   std::unique_ptr<const std::function<double()>> next;
   if (fn) next = std::make_unique<const std::function<double()>>(std::move(fn));
-  std::lock_guard<std::mutex> lock(function_mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(function_mutex_);
   function_ = std::move(next);
   has_function_.store(function_ != nullptr, std::memory_order_release);
 }
@@ -34,7 +34,7 @@ void Gauge::set_function(std::function<double()> fn) {
 double Gauge::call_function() const noexcept {
   // Called under the mutex, so set_function() returns only once no call of
   // the old function is in flight: its owner may then destroy what it reads.
-  std::lock_guard<std::mutex> lock(function_mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(function_mutex_);
   if (!function_) return cells_->value.load(std::memory_order_relaxed);
   try {
     return (*function_)();

@@ -56,7 +56,7 @@ RecentWindow::RecentWindow(double window_s, std::int64_t start_steady_ns, const 
 }
 
 HistogramSnapshot RecentWindow::recent(const HistogramSnapshot& cumulative, std::int64_t now_ns) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  std::lock_guard<ForkSafeMutex> lock(mutex_);
   // The newest baseline at least one window old; the ones before it are no longer needed.
   std::size_t chosen = 0;
   for (std::size_t i = baselines_.size(); i-- > 0;) {

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <utility>
 
+#include "veda/detail/fork.hpp"
 #include "veda/metrics/histogram.hpp"
 
 namespace veda::detail {
@@ -43,7 +44,7 @@ class RecentWindow {
 
  private:
   const std::int64_t window_ns_;
-  std::mutex mutex_;
+  detail::ForkSafeMutex mutex_{detail::kForkLevelSeries};  // never left locked by fork()
   std::deque<std::pair<std::int64_t, HistogramSnapshot>> baselines_;  // oldest first
 };
 

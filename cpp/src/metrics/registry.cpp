@@ -255,6 +255,7 @@ bool Registry::contains(const std::shared_ptr<FamilyBase>& family) const {
 }
 
 bool Registry::unregister(std::string_view name) {
+  std::shared_ptr<FamilyBase> gone;  // dropped after the lock: its series' locks leave the fork list
   std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   // A counter is stored without "_total"; accept the name with it too.
   auto it = std::find_if(families_.begin(), families_.end(), [&](const auto& f) {
@@ -266,14 +267,16 @@ bool Registry::unregister(std::string_view name) {
   if (it == families_.end()) return false;
   for (const std::string& sample : exposed_names((*it)->info())) exposed_.erase(sample);
   (*it)->retire();
+  gone = std::move(*it);
   families_.erase(it);
   return true;
 }
 
 void Registry::clear() {
+  std::vector<std::shared_ptr<FamilyBase>> gone;  // dropped after the lock, as in unregister()
   std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   for (const auto& family : families_) family->retire();
-  families_.clear();
+  gone.swap(families_);
   exposed_.clear();
 }
 

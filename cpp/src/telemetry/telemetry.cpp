@@ -90,10 +90,10 @@ struct TelemetrySystem::Impl {
   std::shared_ptr<Gauge> memory_;
   std::shared_ptr<Gauge> rss_;
 
-  mutable std::mutex scheduler_mutex_;
+  mutable detail::ForkSafeMutex scheduler_mutex_;  // leaf level: never left locked by fork()
   std::weak_ptr<const Scheduler> scheduler_;
 
-  mutable std::mutex points_mutex_;
+  mutable detail::ForkSafeMutex points_mutex_;
   std::deque<Point> points_;
 
   mutable std::mutex history_mutex_;
@@ -172,7 +172,7 @@ TelemetrySystem::Impl::~Impl() {
 }
 
 std::shared_ptr<const Scheduler> TelemetrySystem::Impl::scheduler() const {
-  std::lock_guard<std::mutex> lock(scheduler_mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(scheduler_mutex_);
   return scheduler_.lock();
 }
 
@@ -196,7 +196,7 @@ double TelemetrySystem::Impl::throughput() const {
   const auto executed = static_cast<std::uint64_t>(executed_->get());
   Point start;
   {
-    std::lock_guard<std::mutex> lock(points_mutex_);
+    std::lock_guard<detail::ForkSafeMutex> lock(points_mutex_);
     start = window_start(now);
   }
   const double seconds = static_cast<double>(now - start.steady_ns) / 1e9;
@@ -232,7 +232,7 @@ MetricsSnapshot TelemetrySystem::Impl::snapshot() {
 
   Point start;
   {
-    std::lock_guard<std::mutex> lock(points_mutex_);
+    std::lock_guard<detail::ForkSafeMutex> lock(points_mutex_);
     start = window_start(now.steady_ns);
     record_point(now);
   }
@@ -363,7 +363,7 @@ TelemetrySystem::~TelemetrySystem() {
 }
 
 void TelemetrySystem::attach(const std::shared_ptr<const Scheduler>& scheduler) {
-  std::lock_guard<std::mutex> lock(impl_->scheduler_mutex_);
+  std::lock_guard<detail::ForkSafeMutex> lock(impl_->scheduler_mutex_);
   impl_->scheduler_ = scheduler;
 }
 

@@ -88,6 +88,36 @@ TEST(Fork, AForkSafeMutexHeldByAnotherThreadIsFreeInTheChild) {
   mutex.unlock();
 }
 
+TEST(Fork, AFamilyAndASeriesInUseAcrossTheForkAreUsableInTheChild) {
+  VEDA_SKIP_UNDER_TSAN();
+  Registry registry;
+  auto family = registry.counter("busy_total", "Busy.", {"k"});
+  family->labels({"a"})->inc(1, Exemplar{});
+  auto windowed = registry.histogram("busy_ms", "Busy.", {}, Histogram::kDefaultScale, {}, 60.0);
+  windowed->unlabelled().observe(1.0);
+  std::atomic<bool> reading{false};
+  // A collection in another thread holds the family's lock, then the
+  // series' exemplar lock and the histogram's window lock, across the fork.
+  std::thread collector([&] {
+    family->for_each([&](const std::vector<std::string>&, const Counter& c) {
+      reading.store(true);
+      std::this_thread::sleep_for(50ms);  // fork() waits for this
+      (void)c.exemplars();
+    });
+    (void)windowed->unlabelled().recent();
+  });
+  while (!reading.load()) std::this_thread::yield();
+  const int status = run_in_child([&] {
+    family->labels({"b"})->inc();           // the family's lock
+    if (family->labels({"a"})->exemplars().size() != 1) return 1;  // the series' exemplar lock
+    (void)windowed->unlabelled().recent();  // the window's lock
+    (void)registry.collect();
+    return family->size() == 2 ? 0 : 2;
+  });
+  collector.join();
+  EXPECT_EQ(status, 0) << "-1: the child hung; 1-2: the check that failed";
+}
+
 TEST(Fork, AnInheritedRuntimeRefusesWorkAndIsDestroyedWithoutHanging) {
   VEDA_SKIP_UNDER_TSAN();
   Registry registry;

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <mutex>
+#include <new>
 
 namespace veda::detail {
 
@@ -34,14 +35,26 @@ class ProcessStamp {
 
 // The list every fork-safe lock joins (see ForkSafe below): a pthread_atfork
 // prepare handler takes every lock on it, and the parent and the child
-// release them all after the fork.
+// release them all after the fork (the child by starting new, unlocked ones).
+// The level of a fork-safe lock: the prepare handler takes every lock of
+// level 0, then of level 1, ..., so a thread may hold a lock while it waits
+// for one of a higher level (never of its own or a lower one) and fork()
+// still cannot deadlock: whatever it waits for has not been taken yet.
+enum ForkLockLevel : int {
+  kForkLevelRegistry = 0,  // a Registry's (a family's is taken under it)
+  kForkLevelFamily = 1,    // a Family's series index (a series' own locks are taken under it)
+  kForkLevelSeries = 2,    // one series' (recent window, exemplars, gauge function)
+  kForkLevelLeaf = 3,      // locks under which no other fork-safe lock is taken
+};
+inline constexpr int kForkLevels = 4;
+
 class ForkSafeLockBase {
  public:
   ForkSafeLockBase(const ForkSafeLockBase&) = delete;
   ForkSafeLockBase& operator=(const ForkSafeLockBase&) = delete;
 
  protected:
-  ForkSafeLockBase() = default;
+  explicit ForkSafeLockBase(int level) noexcept : level_(level) {}
   virtual ~ForkSafeLockBase() = default;
   // Called by the derived class once its mutex exists, and before it goes.
   void join_fork_list();
@@ -50,7 +63,9 @@ class ForkSafeLockBase {
  private:
   friend struct ForkSafeLockList;
   virtual void lock_for_fork() noexcept = 0;
-  virtual void unlock_after_fork() noexcept = 0;
+  virtual void unlock_after_fork() noexcept = 0;     // in the parent
+  virtual void renew_in_child() noexcept = 0;         // in the child
+  const int level_;
   ForkSafeLockBase* prev_ = nullptr;
   ForkSafeLockBase* next_ = nullptr;
 };
@@ -58,16 +73,17 @@ class ForkSafeLockBase {
 // A mutex (std::mutex, std::shared_mutex, ...) that fork() never leaves
 // locked in the child: the prepare handler takes it exclusively (waiting for
 // a thread that holds it to let go) and both sides release it after the
-// fork. For locks held briefly, never while waiting for another fork-safe
-// lock or for the Python GIL (the thread calling fork() may hold it), and
-// never while constructing or destroying a fork-safe lock (that takes the
-// list's lock, which the prepare handler holds while it waits). Meets
+// fork. For locks held briefly: while holding one, wait only for fork-safe
+// locks of a higher level (ForkLockLevel), never for the Python GIL (the
+// thread calling fork() may hold it), and never construct or destroy a
+// fork-safe lock (that takes the list's lock, which the prepare handler
+// holds while it waits). Meets
 // Lockable (and SharedLockable when M does), so std::lock_guard,
 // std::unique_lock and std::shared_lock work with it.
 template <class M>
 class ForkSafe final : public ForkSafeLockBase {
  public:
-  ForkSafe() { join_fork_list(); }
+  explicit ForkSafe(int level = kForkLevelLeaf) : ForkSafeLockBase(level) { join_fork_list(); }
   ~ForkSafe() override { leave_fork_list(); }
 
   void lock() { mutex_.lock(); }
@@ -80,6 +96,11 @@ class ForkSafe final : public ForkSafeLockBase {
  private:
   void lock_for_fork() noexcept override { mutex_.lock(); }
   void unlock_after_fork() noexcept override { mutex_.unlock(); }
+  // The child's thread is not the one that locked it (a new thread id), and
+  // a pthread rwlock unlocked by another thread counts it as a reader's
+  // unlock and stays write-locked; the state it guards is whole (the prepare
+  // handler held it), so the child starts a new, unlocked mutex in its place.
+  void renew_in_child() noexcept override { new (&mutex_) M(); }
   M mutex_;
 };
 

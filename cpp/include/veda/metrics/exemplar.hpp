@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "veda/detail/fork.hpp"
+
 namespace veda {
 
 struct Exemplar {
@@ -74,7 +76,7 @@ class ExemplarSlots {
       : slots_(slots), shared_(static_cast<char*>(shared)) {}
 
   void set(std::size_t slot, Exemplar exemplar) {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<ForkSafeMutex> lock(mutex_);
     slot %= slots_.size();
     if (shared_ != nullptr) write_shared_exemplar(shared_ + slot * kSharedExemplarBytes, exemplar);
     slots_[slot] = std::move(exemplar);
@@ -86,7 +88,7 @@ class ExemplarSlots {
   std::vector<std::pair<std::int32_t, Exemplar>> copy() const {
     std::vector<std::pair<std::int32_t, Exemplar>> out;
     if (!any_.load(std::memory_order_acquire)) return out;
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<ForkSafeMutex> lock(mutex_);
     for (std::size_t i = 0; i < slots_.size(); ++i) {
       if (slots_[i].unix_nano != 0) out.emplace_back(static_cast<std::int32_t>(i), slots_[i]);
     }
@@ -96,7 +98,7 @@ class ExemplarSlots {
   std::size_t size() const noexcept { return slots_.size(); }
 
  private:
-  mutable std::mutex mutex_;
+  mutable ForkSafeMutex mutex_{kForkLevelSeries};  // never left locked by fork()
   std::vector<Exemplar> slots_;  // unix_nano == 0: empty
   char* const shared_;
   std::atomic<bool> any_{false};  // some slot holds an exemplar

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "veda/detail/fork.hpp"
 #include "veda/metrics/counter.hpp"
 #include "veda/metrics/detail/series_store.hpp"
 #include "veda/metrics/gauge.hpp"
@@ -179,11 +180,24 @@ class Family final : public FamilyBase {
       auto it = index_.find(key);
       if (it != index_.end()) return series_[it->second].metric;
     }
+    // Made before the exclusive lock: a new series joins the fork-safe lock
+    // list and may write to a multi-process file, neither of which may
+    // happen under a fork-safe lock (veda/detail/fork.hpp).
+    std::uint64_t record = 0;
+    std::shared_ptr<M> metric = make(values, record);
     std::unique_lock lock(mutex_);
     auto it = index_.find(key);
-    if (it != index_.end()) return series_[it->second].metric;
-    if (index_.size() >= max_series_) throw_too_many();
-    return add_locked(std::move(key), values);
+    if (it == index_.end() && index_.size() < max_series_) {
+      insert_locked(std::move(key), values, metric, record);
+      return metric;
+    }
+    // Another thread made it meanwhile, or the family is full: this one goes unused.
+    if (record != 0) store_->retire(record);
+    std::shared_ptr<M> existing = it != index_.end() ? series_[it->second].metric : nullptr;
+    lock.unlock();
+    metric.reset();
+    if (!existing) throw_too_many();
+    return existing;
   }
 
   // The series for name=value pairs, in any order.
@@ -211,6 +225,7 @@ class Family final : public FamilyBase {
   bool remove(const std::vector<std::string>& values) {
     if (info_.label_names.empty()) detail::throw_unlabelled_remove(info_);
     detail::check_label_count(info_, values.size());
+    std::shared_ptr<M> gone;  // dropped after the lock (a series' locks leave the fork list)
     std::unique_lock lock(mutex_);
     auto it = index_.find(detail::label_key(values));
     if (it == index_.end()) return false;
@@ -218,7 +233,7 @@ class Family final : public FamilyBase {
     // squeezed out (keeping creation order) once they outnumber the series.
     Series& slot = series_[it->second];
     if (slot.record != 0) store_->retire(slot.record);
-    slot.metric.reset();
+    gone = std::move(slot.metric);
     slot.label_values.clear();
     index_.erase(it);
     ++holes_;
@@ -230,12 +245,13 @@ class Family final : public FamilyBase {
   // Removes every labelled series (an unlabelled family keeps its one series).
   void clear() {
     if (info_.label_names.empty()) return;
+    std::vector<Series> gone;  // dropped after the lock, as in remove()
     std::unique_lock lock(mutex_);
     for (const Series& s : series_) {
       if (s.record != 0) store_->retire(s.record);
     }
     index_.clear();
-    series_.clear();
+    gone.swap(series_);
     holes_ = 0;
     generation_.fetch_add(1, std::memory_order_release);
   }
@@ -276,19 +292,20 @@ class Family final : public FamilyBase {
     std::uint64_t record = 0;  // its record in the multi-process file; 0: none
   };
 
+  // The unlabelled family's one series, made by the constructor (no lock is held yet).
   std::shared_ptr<M> add(const std::vector<std::string>& values) {
-    std::unique_lock lock(mutex_);
-    return add_locked(detail::label_key(values), values);
-  }
-
-  // Makes the series first, so a failure (a full multi-process file) leaves no trace.
-  std::shared_ptr<M> add_locked(std::string key, const std::vector<std::string>& values) {
     std::uint64_t record = 0;
     std::shared_ptr<M> metric = make(values, record);
+    std::unique_lock lock(mutex_);
+    insert_locked(detail::label_key(values), values, metric, record);
+    return metric;
+  }
+
+  void insert_locked(std::string key, const std::vector<std::string>& values, const std::shared_ptr<M>& metric,
+                     std::uint64_t record) {
     series_.reserve(series_.size() + 1);
     index_.emplace(std::move(key), series_.size());
     series_.push_back(Series{values, metric, record});
-    return metric;
   }
 
   // Drops the holes remove() left, keeping creation order, and renumbers the index.
@@ -329,7 +346,7 @@ class Family final : public FamilyBase {
 
   const std::size_t max_series_;
   std::atomic<std::uint64_t> generation_{0};
-  mutable std::shared_mutex mutex_;
+  mutable detail::ForkSafe<std::shared_mutex> mutex_{detail::kForkLevelFamily};  // never left locked by fork()
   std::unordered_map<std::string, std::size_t> index_;
   std::vector<Series> series_;  // creation order; removed series leave holes (null metric)
   std::size_t holes_ = 0;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 
+#include "veda/detail/fork.hpp"
 #include "veda/metrics/detail/cells.hpp"
 
 namespace veda {
@@ -22,11 +23,11 @@ namespace veda {
 // (veda/metrics/multiprocess.hpp) that other processes read.
 class Gauge {
  public:
-  Gauge() noexcept;
+  Gauge();
   // Records into `shared`, which must outlive this object: a series of a
   // multi-process file. With `stamped`, every change also stores its time
   // (for the "mostrecent" modes).
-  Gauge(detail::GaugeCells* shared, bool stamped) noexcept;
+  Gauge(detail::GaugeCells* shared, bool stamped);
   Gauge(const Gauge&) = delete;
   Gauge& operator=(const Gauge&) = delete;
 
@@ -70,7 +71,7 @@ class Gauge {
   bool stamped_ = false;
   std::int64_t created_ns_;
   std::atomic<bool> has_function_{false};
-  mutable std::mutex function_mutex_;
+  mutable detail::ForkSafeMutex function_mutex_{detail::kForkLevelSeries};  // never left locked by fork()
   std::unique_ptr<const std::function<double()>> function_;
 };
 

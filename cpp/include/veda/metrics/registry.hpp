@@ -162,7 +162,7 @@ class Registry {
   std::shared_ptr<FamilyBase> find_or_check(const FamilyInfo& info);
   void insert(const std::shared_ptr<FamilyBase>& family);
 
-  mutable detail::ForkSafeMutex mutex_;  // never left locked by fork()
+  mutable detail::ForkSafeMutex mutex_{detail::kForkLevelRegistry};  // never left locked by fork()
   std::vector<std::shared_ptr<FamilyBase>> families_;
   std::unordered_map<std::string, std::string> exposed_;  // sample name -> family name
   std::string multiprocess_directory_;
