@@ -16,7 +16,6 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
@@ -26,26 +25,13 @@
 #include "metrics/multiprocess/process_file.hpp"
 #include "veda/detail/fork.hpp"
 #include "veda/metrics/multiprocess.hpp"
+#include "veda/tracing/ids.hpp"  // 8 random bytes, reseeded in a forked child
 
 namespace veda::multiprocess {
 namespace detail {
 namespace {
 
 std::string reason(int error) { return std::strerror(error); }
-
-std::string random_hex(std::size_t bytes) {
-  static thread_local std::mt19937_64 engine{std::random_device{}() ^
-                                            static_cast<std::uint64_t>(veda::detail::unix_now_ns())};
-  // Reseeded in a child by mixing its pid: a forked engine repeats its parent's numbers.
-  const std::uint64_t salt = static_cast<std::uint64_t>(::getpid()) * 0x9e3779b97f4a7c15ull;
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  while (out.size() < bytes * 2) {
-    std::uint64_t v = engine() ^ salt ^ static_cast<std::uint64_t>(veda::detail::unix_now_ns());
-    for (int i = 0; i < 16 && out.size() < bytes * 2; ++i, v >>= 4) out += digits[v & 15];
-  }
-  return out;
-}
 
 // A new file, flock()ed and sized, that appears under `path` only once it
 // is locked and its header written (so a reader never takes it for a dead
@@ -135,7 +121,7 @@ ProcessFile::ProcessFile(const Options& options)
 }
 
 std::string ProcessFile::next_path() const {
-  return directory_ + "/" + std::string(kFilePrefix) + std::to_string(::getpid()) + "-" + random_hex(8) +
+  return directory_ + "/" + std::string(kFilePrefix) + std::to_string(::getpid()) + "-" + to_hex(generate_span_id()) +
          std::string(kFileSuffix);
 }
 
