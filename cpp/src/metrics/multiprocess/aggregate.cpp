@@ -260,7 +260,7 @@ ProcessRead read_process_file(int fd, const std::string& name) {
       if (labels.size() != info.label_names.size()) {
         throw FormatError("a series of '" + info.name + "' has the wrong number of label values" + where);
       }
-      const std::size_t cells = detail::cell_bytes(info);
+      const std::size_t cells = veda::detail::shared_series_bytes(info);
       if (h->cells < sizeof(detail::RecordHeader) + h->key_bytes || h->cells % detail::kRecordAlign != 0 ||
           h->cells + cells > h->size) {
         throw FormatError("a series of '" + info.name + "' has its cells out of place" + where);
@@ -586,17 +586,12 @@ std::vector<std::string> list_directory(const std::string& directory) {
   return names;
 }
 
-struct Scan {
-  Aggregate result;
-  std::size_t folded = 0;
-};
-
 // Folds dead processes' files (all, or only `only_pid`'s) into the archive
-// and, with `want`, returns the aggregate.
-Scan scan(const std::string& directory, std::optional<std::int64_t> only_pid, bool want, bool pid_label) {
+// and, with `want`, also gives the aggregate's families.
+Aggregate scan(const std::string& directory, std::optional<std::int64_t> only_pid, bool want, bool pid_label) {
   DirectoryLock lock(directory);
-  Scan out;
-  std::vector<std::string>& warnings = out.result.warnings;
+  Aggregate out;
+  std::vector<std::string>& warnings = out.warnings;
   const std::string archive_path = directory + "/" + std::string(detail::kArchiveName);
   Archive archive;
   std::string bytes;
@@ -616,7 +611,6 @@ Scan scan(const std::string& directory, std::optional<std::int64_t> only_pid, bo
   std::string service;  // the directory's: of the first file that names one
   std::vector<std::pair<ProcessRead, bool>> unfolded;  // (file, its process lives)
   std::vector<std::string> to_delete;
-  bool archive_changed = false;
   for (const std::string& name : names) {
     const std::string path = directory + "/" + name;
     if (name == detail::kLockName || name == detail::kArchiveName ||
@@ -666,13 +660,12 @@ Scan scan(const std::string& directory, std::optional<std::int64_t> only_pid, bo
       merge_process(archive.merged, process, false, pid_label, warnings);
       archive.folded.insert(name);
       to_delete.push_back(name);
-      archive_changed = true;
-      ++out.folded;
+      ++out.folded_processes;
     } else if (want) {
       unfolded.emplace_back(std::move(process), !dead);
     }
   }
-  if (archive_changed) {
+  if (out.folded_processes != 0) {
     // Remember only folded files that still exist; the new ones are deleted next.
     std::set<std::string> still;
     for (const std::string& name : archive.folded) {
@@ -686,10 +679,9 @@ Scan scan(const std::string& directory, std::optional<std::int64_t> only_pid, bo
   Merger result = std::move(archive.merged);
   for (const auto& [process, lives] : unfolded) {
     merge_process(result, process, lives, pid_label, warnings);
-    if (lives) ++out.result.live_processes;
+    if (lives) ++out.live_processes;
   }
-  out.result.folded_processes = out.folded;
-  out.result.families.reserve(result.families().size());
+  out.families.reserve(result.families().size());
   for (MergedFamily& f : result.families()) {
     FamilySnapshot family;
     family.info = std::move(f.info);
@@ -703,7 +695,7 @@ Scan scan(const std::string& directory, std::optional<std::int64_t> only_pid, bo
       s.exemplars = std::move(point.exemplars);
       family.series.push_back(std::move(s));
     }
-    out.result.families.push_back(std::move(family));
+    out.families.push_back(std::move(family));
   }
   return out;
 }
@@ -723,15 +715,15 @@ void queue_warnings(const std::vector<std::string>& warnings) {
 Aggregate aggregate(const std::string& directory) { return aggregate(directory, detail::pid_label_default()); }
 
 Aggregate aggregate(const std::string& directory, bool pid_label) {
-  Scan s = scan(directory, std::nullopt, true, pid_label);
-  queue_warnings(s.result.warnings);
-  return std::move(s.result);
+  Aggregate a = scan(directory, std::nullopt, true, pid_label);
+  queue_warnings(a.warnings);
+  return a;
 }
 
 std::size_t mark_process_dead(const std::string& directory, std::int64_t pid) {
-  Scan s = scan(directory, pid, false, detail::pid_label_default());
-  queue_warnings(s.result.warnings);
-  return s.folded;
+  const Aggregate a = scan(directory, pid, false, detail::pid_label_default());
+  queue_warnings(a.warnings);
+  return a.folded_processes;
 }
 
 std::vector<std::string> take_warnings() {

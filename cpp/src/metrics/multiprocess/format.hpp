@@ -186,7 +186,4 @@ inline FamilyInfo decode_info(Reader& r) {
   return info;
 }
 
-// The bytes a series of this family takes after its key.
-inline std::size_t cell_bytes(const FamilyInfo& info) noexcept { return veda::detail::shared_series_bytes(info); }
-
 }  // namespace veda::multiprocess::detail
