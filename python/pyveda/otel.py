@@ -182,12 +182,17 @@ class Span(trace.Span):
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc is not None and self._span.is_recording:
+        if exc is not None:
+            self._escaped(exc_type, exc)
+        self._span.end(None)
+
+    def _escaped(self, exc_type: Any, exc: BaseException) -> None:
+        """An exception left the span's block: recorded and made its status, as the start asked."""
+        if self._span.is_recording:
             if self._record_exception:
                 self.record_exception(exc, escaped=True)
             if self._set_status_on_exception:
                 self._span.set_status(StatusCode.ERROR.value, f"{exc_type.__name__}: {exc}")
-        self._span.end(None)
 
     def __repr__(self) -> str:
         return f"pyveda.otel.Span({self._span.name!r}, trace_id={self._span.trace_id}, span_id={self._span.span_id})"
@@ -226,11 +231,8 @@ class _CurrentSpan:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         span = self._span
         try:
-            if exc is not None and span._span.is_recording:
-                if span._record_exception:
-                    span.record_exception(exc, escaped=True)
-                if span._set_status_on_exception:
-                    span._span.set_status(StatusCode.ERROR.value, f"{exc_type.__name__}: {exc}")
+            if exc is not None:
+                span._escaped(exc_type, exc)
         finally:
             token = self._token
             if otel_context._RUNTIME_CONTEXT is _RUNTIME and type(token) is tuple:
