@@ -87,26 +87,24 @@ std::string describe(const FamilyInfo& info) {
     out += (i ? ", '" : "'") + info.label_names[i] + "'";
   }
   out += ")";
-  if (info.summary) {
-    out += ", quantiles (";
+  // ", <what> (a, b, ...)" with the numbers as %g writes them.
+  auto append_numbers = [&out](const char* what, const std::vector<double>& numbers) {
+    out += std::string(", ") + what + " (";
     char text[32];
-    for (std::size_t i = 0; i < info.quantiles.size(); ++i) {
-      std::snprintf(text, sizeof text, "%s%g", i ? ", " : "", info.quantiles[i]);
+    for (std::size_t i = 0; i < numbers.size(); ++i) {
+      std::snprintf(text, sizeof text, "%s%g", i ? ", " : "", numbers[i]);
       out += text;
     }
     out += ")";
+  };
+  if (info.summary) {
+    append_numbers("quantiles", info.quantiles);
   } else if (info.type == MetricType::histogram) {
     out += ", scale " + std::to_string(info.scale);
     if (info.buckets.empty()) {
       out += ", no classic buckets";
     } else {
-      out += ", buckets (";
-      char text[32];
-      for (std::size_t i = 0; i < info.buckets.size(); ++i) {
-        std::snprintf(text, sizeof text, "%s%g", i ? ", " : "", info.buckets[i]);
-        out += text;
-      }
-      out += ")";
+      append_numbers("buckets", info.buckets);
     }
     if (info.max_age_s > 0) {
       char text[48];
