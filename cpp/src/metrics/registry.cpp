@@ -144,9 +144,9 @@ std::shared_ptr<Family<M>> Registry::register_family(FamilyInfo info) {
     std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
     if (auto existing = find_or_check(info)) return as_family<M>(existing);
   }
-  // Made without the lock: in multi-process mode the family writes to its
-  // file, whose lock is fork-safe too (no fork-safe lock is waited for
-  // while another is held).
+  // Made without the lock: a family's own lock joins the fork-safe list, and
+  // no fork-safe lock may be made while one is held (veda/detail/fork.hpp);
+  // in multi-process mode it also writes to this process's file.
   auto family = std::make_shared<Family<M>>(info);
   std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
   if (auto existing = find_or_check(info)) {  // another thread registered it meanwhile
