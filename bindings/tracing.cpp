@@ -16,6 +16,9 @@
 #include <nanobind/stl/string_view.h>
 #include <nanobind/stl/vector.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -91,6 +94,16 @@ Id user_id(PyObject* value, bool (*parse)(std::string_view, Id&) noexcept, const
   throw nb::value_error((std::string(what) + " must be " + std::to_string(id.size() * 2) +
                          " lowercase hex characters, not all zero; got " + short_repr(value))
                             .c_str());
+}
+
+// A span's links as (trace_id, span_id, trace_state, flags, attributes, dropped_attributes_count).
+nb::list from_links(const std::vector<SpanLink>& links) {
+  nb::list out;
+  for (const auto& l : links) {
+    out.append(nb::make_tuple(id_text(l.trace_id), id_text(l.span_id), l.trace_state, l.flags,
+                              from_attributes(l.attributes), l.dropped_attributes_count));
+  }
+  return out;
 }
 
 // --- spans --------------------------------------------------------------------------------------
@@ -273,20 +286,22 @@ class ContextAncestry final : public SpanAncestry {
   PySpan* current_;
 };
 
-enum SpanArg { kName, kAttributes, kParentSpanId, kTraceId, kKind, kContext, kStartTime, kSpanArgCount };
+enum SpanArg { kName, kAttributes, kParentSpanId, kTraceId, kKind, kContext, kStartTime, kLinks, kSpanArgCount };
 PyObject* span_arg_name(int i) {
   static PyObject* names[kSpanArgCount] = {
       PyUnicode_InternFromString("name"),         PyUnicode_InternFromString("attributes"),
       PyUnicode_InternFromString("parent_span_id"), PyUnicode_InternFromString("trace_id"),
       PyUnicode_InternFromString("kind"),         PyUnicode_InternFromString("context"),
-      PyUnicode_InternFromString("start_time")};
+      PyUnicode_InternFromString("start_time"),   PyUnicode_InternFromString("links")};
   return names[i];
 }
 
 // Fills `out` from positional and keyword arguments; TypeError like Python's for bad calls.
 void parse_span_args(PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames, PyObject* out[kSpanArgCount]) {
   if (nargs > kSpanArgCount) {
-    throw nb::type_error(("span() takes at most 7 arguments (" + std::to_string(nargs) + " given)").c_str());
+    throw nb::type_error(("span() takes at most " + std::to_string(kSpanArgCount) + " arguments (" +
+                          std::to_string(nargs) + " given)")
+                             .c_str());
   }
   for (Py_ssize_t i = 0; i < nargs; ++i) out[i] = args[i];
   const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
@@ -339,6 +354,48 @@ SpanParent remote_parent(PyObject* context) {
   return parent;
 }
 
+// A link to `target`: a Span (its own identity) or a SpanContext tuple, as
+// remote_parent() reads one; `attributes` a mapping or None.
+SpanLink make_link(PyObject* target, PyObject* attributes) {
+  SpanLink link;
+  if (PySpan* span = span_or_null(target)) {
+    const SpanData& d = span->span.data();
+    link.trace_id = d.trace_id;
+    link.span_id = d.span_id;
+    link.trace_state = d.trace_state;
+    link.flags = (d.flags & 0xFFu) | kSpanFlagsHasIsRemote;
+  } else {
+    if (!PyTuple_Check(target) || PyTuple_GET_SIZE(target) != 5) {
+      throw nb::type_error(("a link is to a Span or a SpanContext, got " + type_name_of(target)).c_str());
+    }
+    const SpanParent parent = remote_parent(target);
+    link.trace_id = parent.trace_id;
+    link.span_id = *parent.span_id;
+    link.trace_state = parent.trace_state;
+    link.flags = (parent.trace_flags & 0xFFu) | kSpanFlagsHasIsRemote | (parent.is_remote ? kSpanFlagsIsRemote : 0u);
+  }
+  if (given(attributes)) link.attributes = attributes_from_python(attributes);
+  return link;
+}
+
+// span(links=...): each item a Span, a SpanContext, or a (Span or SpanContext, attributes) pair.
+std::vector<SpanLink> links_arg(PyObject* links) {
+  nb::object items = nb::steal(PySequence_Fast(links, "links must be a list of Spans or SpanContexts"));
+  if (!items.is_valid()) throw nb::python_error();
+  std::vector<SpanLink> out;
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(items.ptr());
+  out.reserve(static_cast<std::size_t>(n));
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* item = PySequence_Fast_GET_ITEM(items.ptr(), i);
+    if (PyTuple_Check(item) && PyTuple_GET_SIZE(item) == 2) {
+      out.push_back(make_link(PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1)));
+    } else {
+      out.push_back(make_link(item, nullptr));
+    }
+  }
+  return out;
+}
+
 PyObject* tracer_span(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) noexcept {
   return guarded([&]() -> PyObject* {
     if (!nb::inst_ready(self)) throw std::runtime_error("span(): Tracer.__init__ was not called");
@@ -353,6 +410,7 @@ PyObject* tracer_span(PyObject* self, PyObject* const* args, Py_ssize_t nargs, P
     if (given(a[kAttributes])) options.attributes = attributes_from_python(a[kAttributes]);
     if (given(a[kStartTime])) options.start_time_unix_nano = time_arg(a[kStartTime], "start_time");
     if (given(a[kTraceId])) options.trace_id = user_id<TraceId>(a[kTraceId], &trace_id_from_hex, "trace_id");
+    if (given(a[kLinks])) options.links = links_arg(a[kLinks]);
     if (given(a[kContext])) {
       options.context = remote_parent(a[kContext]);
     } else if (PySpan* explicit_parent = span_or_null(a[kParentSpanId])) {
@@ -384,8 +442,9 @@ PyMethodDef tracer_methods[] = {
     {"span", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&tracer_span)),
      METH_FASTCALL | METH_KEYWORDS,
      "span(self, name, attributes=None, parent_span_id=None, trace_id=None, kind=SpanKind.INTERNAL, "
-     "context=None, start_time=None)\n--\n\n"
-     "A started span; use it as a context manager to make it current and end it."},
+     "context=None, start_time=None, links=None)\n--\n\n"
+     "A started span; use it as a context manager to make it current and end it. links: Spans or "
+     "SpanContexts (or (target, attributes) pairs) the span is linked to."},
     {nullptr, nullptr, 0, nullptr}};
 PyType_Slot tracer_slots[] = {{Py_tp_methods, tracer_methods}, {0, nullptr}};
 
@@ -450,7 +509,10 @@ void init_tracing(nb::module_& m) {
       .def_ro("status_message", &SpanData::status_message)
       .def_ro("dropped_attributes_count", &SpanData::dropped_attributes_count)
       .def_ro("dropped_events_count", &SpanData::dropped_events_count)
-      .def_ro("dropped_links_count", &SpanData::dropped_links_count);
+      .def_ro("dropped_links_count", &SpanData::dropped_links_count)
+      .def_prop_ro("links", [](const SpanData& s) { return from_links(s.links); },
+                   nb::sig("def links(self) -> list[tuple[str, str, str, int, dict[str, object], int]]"),
+                   "(trace_id, span_id, trace_state, flags, attributes, dropped_attributes_count) per link.");
 
   nb::class_<PySpan> span_class(
       m, "Span",
@@ -498,6 +560,11 @@ void init_tracing(nb::module_& m) {
                    nb::sig("def _events(self) -> list[tuple[int, str, dict[str, object], int]]"))
       .def_prop_ro("dropped_attributes_count", [](const PySpan& s) { return s.span.data().dropped_attributes_count; },
                    "Attributes dropped because the span had its maximum (TracingSystem max_attributes).")
+      .def_prop_ro("_links", [](const PySpan& s) { return from_links(s.span.data().links); },
+                   nb::sig("def _links(self) -> list[tuple[str, str, str, int, dict[str, object], int]]"),
+                   "(trace_id, span_id, trace_state, flags, attributes, dropped_attributes_count) per link.")
+      .def_prop_ro("dropped_links_count", [](const PySpan& s) { return s.span.data().dropped_links_count; },
+                   "Links dropped past max_links.")
       .def_prop_ro("dropped_events_count", [](const PySpan& s) { return s.span.data().dropped_events_count; },
                    "Events dropped because the span had its maximum (TracingSystem max_events).")
       .def_prop_ro("_status_code", [](const PySpan& s) { return static_cast<int>(s.span.data().status_code); })
@@ -546,6 +613,28 @@ void init_tracing(nb::module_& m) {
           nb::sig("def add_event(self, name: str, attributes: collections.abc.Mapping[str, object] | None = None, "
                   "timestamp: int | None = None) -> typing_extensions.Self"),
           "Adds an event (timestamp in ns since the epoch, default now); ignored once the span has ended.")
+      .def(
+          "add_link",
+          [](nb::handle self, nb::handle target, nb::handle attributes) {
+            as_span(self.ptr()).span.add_link(make_link(target.ptr(), attributes.ptr()));
+            return nb::borrow(self);
+          },
+          "context"_a.none(), "attributes"_a.none() = nb::none(),
+          nb::sig("def add_link(self, context: Span | tuple[str, str, int, str, bool], "
+                  "attributes: collections.abc.Mapping[str, object] | None = None) -> typing_extensions.Self"),
+          "Links this span to another span (a Span, or a SpanContext from extract()); ignored once the span "
+          "has ended, and counted in dropped_links_count past max_links.")
+      .def(
+          "update_name",
+          [](nb::handle self, nb::handle name) {
+            if (!PyUnicode_Check(name.ptr())) {
+              throw nb::type_error(("span name must be a str, got " + type_name_of(name.ptr())).c_str());
+            }
+            as_span(self.ptr()).span.update_name(utf8(name.ptr()));
+            return nb::borrow(self);
+          },
+          "name"_a.none(), nb::sig("def update_name(self, name: str) -> typing_extensions.Self"),
+          "Renames the span (the sampler decided on the first name); ignored once the span has ended.")
       .def(
           "record_exception",
           [](nb::handle self, nb::handle exception, nb::handle attributes) {
@@ -678,15 +767,17 @@ void init_tracing(nb::module_& m) {
       .def_prop_ro("capacity", &SpanStore::capacity)
       .def_prop_ro("dropped", &SpanStore::dropped, "Spans this store dropped because it was full.");
 
-  nb::class_<PyTracer>(m, "Tracer",
-                       "The native half of pyveda.telemetry.TracingSystem: a veda::Tracer, which starts "
-                       "spans, picks their parents and keeps the finished ones in its SpanStore.",
-                       nb::type_slots(tracer_slots))
+  nb::class_<PyTracer> tracer(m, "Tracer",
+                              "The native half of pyveda.telemetry.TracingSystem: a veda::Tracer, which starts "
+                              "spans, picks their parents and keeps the finished ones in its SpanStore.",
+                              nb::type_slots(tracer_slots));
+  tracer
       .def(
           "__init__",
           [](PyTracer* t, std::size_t capacity, std::size_t max_attributes, std::size_t max_events,
              std::size_t max_event_attributes, std::optional<std::size_t> max_attribute_length,
-             nb::handle span_class, std::string_view sampler, std::string_view sampler_arg) {
+             nb::handle span_class, std::string_view sampler, std::string_view sampler_arg, std::size_t max_links,
+             std::size_t max_link_attributes) {
             if (span_class.is_none()) span_class = nb::handle(reinterpret_cast<PyObject*>(types.span_base));
             if (!PyType_Check(span_class.ptr()) ||
                 !PyType_IsSubtype(reinterpret_cast<PyTypeObject*>(span_class.ptr()), types.span_base)) {
@@ -698,6 +789,8 @@ void init_tracing(nb::module_& m) {
             limits.max_attributes = max_attributes;
             limits.max_events = max_events;
             limits.max_event_attributes = max_event_attributes;
+            limits.max_links = max_links;
+            limits.max_link_attributes = max_link_attributes;
             limits.max_attribute_length = max_attribute_length.value_or(SpanLimits::kUnlimited);
             new (t) PyTracer{veda::Tracer(capacity, limits, Sampler::from_name(sampler, sampler_arg)),
                              nb::borrow(span_class)};
@@ -705,11 +798,12 @@ void init_tracing(nb::module_& m) {
           "capacity"_a = SpanStore::kDefaultCapacity, "max_attributes"_a = SpanLimits{}.max_attributes,
           "max_events"_a = SpanLimits{}.max_events, "max_event_attributes"_a = SpanLimits{}.max_event_attributes,
           "max_attribute_length"_a.none() = nb::none(), "span_class"_a.none() = nb::none(),
-          "sampler"_a = "parentbased_always_on", "sampler_arg"_a = "",
+          "sampler"_a = "parentbased_always_on", "sampler_arg"_a = "", "max_links"_a = SpanLimits{}.max_links,
+          "max_link_attributes"_a = SpanLimits{}.max_link_attributes,
           nb::sig("def __init__(self, capacity: int = 100000, max_attributes: int = 128, max_events: int = 128, "
                   "max_event_attributes: int = 128, max_attribute_length: int | None = None, "
                   "span_class: type[Span] | None = None, sampler: str = 'parentbased_always_on', "
-                  "sampler_arg: str = '') -> None"),
+                  "sampler_arg: str = '', max_links: int = 128, max_link_attributes: int = 128) -> None"),
           "Span limits as OpenTelemetry's (max_attribute_length None: strings kept whole); span_class: "
           "the class of the spans this tracer makes (default Span); sampler and sampler_arg as "
           "OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG name them (ValueError naming what is allowed).")
@@ -723,6 +817,8 @@ void init_tracing(nb::module_& m) {
             out["max_attributes"] = limits.max_attributes;
             out["max_events"] = limits.max_events;
             out["max_event_attributes"] = limits.max_event_attributes;
+            out["max_links"] = limits.max_links;
+            out["max_link_attributes"] = limits.max_link_attributes;
             out["max_attribute_length"] = limits.max_attribute_length == SpanLimits::kUnlimited
                                               ? nb::none()
                                               : nb::object(nb::int_(limits.max_attribute_length));
@@ -754,6 +850,21 @@ void init_tracing(nb::module_& m) {
           "after"_a, nb::sig("def _spans_since(self, after: int) -> tuple[list[Span], int]"),
           "The finished spans recorded after sequence number `after` that are still buffered, oldest first, "
           "and the newest sequence number (pass it as `after` next time to read each span once).");
+  tracer.def(
+      "_wait_for_spans",
+      [](const PyTracer& t, std::uint64_t sequence, double timeout) {
+        if (!(timeout >= 0.0)) throw nb::value_error("timeout must be a number of seconds >= 0");
+        const std::chrono::duration<double> seconds(std::min(timeout, 1e9));  // at most ~31 years
+        nb::gil_scoped_release release;
+        return t.tracer.store()->wait_for_added(sequence,
+                                                std::chrono::duration_cast<std::chrono::nanoseconds>(seconds));
+      },
+      "sequence"_a, "timeout"_a,
+      "Waits (without the GIL) until span number `sequence` has been recorded, _wake_span_waiters() is "
+      "called or `timeout` seconds pass; True if the span count has reached `sequence`.");
+  tracer.def(
+      "_wake_span_waiters", [](const PyTracer& t) { t.tracer.store()->wake(); },
+      "Ends every _wait_for_spans() in progress now.");
 }
 
 }  // namespace veda::bindings

@@ -20,8 +20,9 @@ OpenTelemetry's current span and PyVeda's the same. Inside ``tracing.span(...)``
 ``get_current_span()`` is that span (same ids), a PyVeda span opened inside
 an API span is its child, and tasks spawned inside either carry it.
 
-Not recorded (yet): span links (counted in ``provider.dropped_links``) and
-``update_name`` after the start (the name is kept; a warning says so once).
+Links (at the start or with ``add_link``) and ``update_name`` are recorded
+as the SDK records them; a link to an invalid span context is left out, as
+the SDK leaves one out that has no attributes and no trace state.
 
 Needs ``opentelemetry-api`` (the ``otel`` extra).
 """
@@ -29,7 +30,6 @@ Needs ``opentelemetry-api`` (the ``otel`` extra).
 from __future__ import annotations
 
 import threading
-import warnings
 from typing import Any, Mapping, Optional, Sequence
 
 from opentelemetry import context as otel_context
@@ -151,13 +151,12 @@ class Span(trace.Span):
         self._span.add_event(name, attributes, timestamp)
 
     def add_link(self, context: SpanContext, attributes: Optional[Mapping[str, Any]] = None) -> None:
-        if self._provider is not None:
-            self._provider._drop_links(1)
+        target = _link_target(context)
+        if target is not None:
+            self._span.add_link(target, attributes)
 
     def update_name(self, name: str) -> None:
-        if name != self._span.name:
-            _warn_once("update_name", "pyveda.otel: Span.update_name() is not supported yet; the span keeps "
-                                      "the name it started with")
+        self._span.update_name(name)
 
     def set_status(self, status: Any, description: Optional[str] = None) -> None:
         if isinstance(status, Status):
@@ -198,13 +197,26 @@ class Span(trace.Span):
         return f"pyveda.otel.Span({self._span.name!r}, trace_id={self._span.trace_id}, span_id={self._span.span_id})"
 
 
-_warned = set()
+def _link_target(context: Any) -> Any:
+    """What the core links to for an API SpanContext: a PyVeda context tuple (None: left out)."""
+    if not isinstance(context, SpanContext):
+        raise TypeError(f"a link is to an opentelemetry.trace.SpanContext, got {type(context).__name__}")
+    if not context.is_valid:
+        return None
+    return (format(context.trace_id, "032x"), format(context.span_id, "016x"), int(context.trace_flags),
+            context.trace_state.to_header(), context.is_remote)
 
 
-def _warn_once(key: str, message: str) -> None:
-    if key not in _warned:
-        _warned.add(key)
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
+def _core_links(links: Sequence[trace.Link]) -> Any:
+    """start_span(links=...) as the core takes them: (context tuple, attributes) pairs."""
+    out = []
+    for link in links:
+        if not isinstance(link, trace.Link):
+            raise TypeError(f"links must hold opentelemetry.trace.Link objects, got {type(link).__name__}")
+        target = _link_target(link.context)
+        if target is not None:
+            out.append((target, link.attributes))
+    return out
 
 
 class _CurrentSpan:
@@ -270,8 +282,7 @@ class Tracer(trace.Tracer):
                    attributes: Optional[Mapping[str, Any]] = None, links: Optional[Sequence[trace.Link]] = None,
                    start_time: Optional[int] = None, record_exception: bool = True,
                    set_status_on_exception: bool = True) -> Span:
-        if links:
-            self._provider._drop_links(len(links))
+        core_links = _core_links(links) if links else None
         otel_kind = _KINDS.get(kind)
         if otel_kind is None:
             raise ValueError(f"kind must be an opentelemetry.trace.SpanKind, got {kind!r}")
@@ -279,12 +290,12 @@ class Tracer(trace.Tracer):
             parent = _otel_current.get().get(_SPAN_KEY)
             if parent is None or type(parent) is Span:
                 # The current span is PyVeda's (or there is none): the core finds it itself.
-                return Span(self._core_span(name, attributes, None, None, otel_kind, None, start_time),
+                return Span(self._core_span(name, attributes, None, None, otel_kind, None, start_time, core_links),
                             self._provider, record_exception, set_status_on_exception)
         else:
             parent = trace.get_current_span(context)
         if type(parent) is Span:
-            core = self._core_span(name, attributes, parent._span, None, otel_kind, None, start_time)
+            core = self._core_span(name, attributes, parent._span, None, otel_kind, None, start_time, core_links)
         else:
             parent_context = parent.get_span_context()
             if parent_context.is_valid:
@@ -292,12 +303,12 @@ class Tracer(trace.Tracer):
                     format(parent_context.trace_id, "032x"), format(parent_context.span_id, "016x"),
                     int(parent_context.trace_flags), parent_context.trace_state.to_header(), parent_context.is_remote,
                 )
-                core = self._core_span(name, attributes, None, None, otel_kind, remote, start_time)
+                core = self._core_span(name, attributes, None, None, otel_kind, remote, start_time, core_links)
             else:
                 # No parent in the context given: a root span, whatever PyVeda's current span is.
                 token = _current_core_span.set(None)
                 try:
-                    core = self._core_span(name, attributes, None, None, otel_kind, None, start_time)
+                    core = self._core_span(name, attributes, None, None, otel_kind, None, start_time, core_links)
                 finally:
                     _current_core_span.reset(token)
         return Span(core, self._provider, record_exception, set_status_on_exception)
@@ -337,18 +348,11 @@ class TracerProvider(trace.TracerProvider):
                              "not beside it")
         self.tracing = tracing
         self._tracer = Tracer(self)
-        self._lock = threading.Lock()
-        self.dropped_links = 0
         _install_runtime_context()
 
     def get_tracer(self, instrumenting_module_name: str, instrumenting_library_version: Optional[str] = None,
                    schema_url: Optional[str] = None, attributes: Optional[Mapping[str, Any]] = None) -> Tracer:
         return self._tracer
-
-    def _drop_links(self, n: int) -> None:
-        with self._lock:
-            self.dropped_links += n
-        _warn_once("links", "pyveda.otel: span links are not recorded yet (counted in TracerProvider.dropped_links)")
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True

@@ -152,11 +152,62 @@ def test_bad_input_says_what_is_allowed(provider, tracer):
         tracer.start_span("x", attributes={"k": object()})
 
 
-def test_links_are_counted_as_dropped(provider, tracer):
+def test_links_and_update_name_are_recorded_and_exported(provider, tracer):
     other = tracer.start_span("other")
-    with pytest.warns(RuntimeWarning, match="span links are not recorded yet"):
-        tracer.start_span("linked", links=[trace.Link(other.get_span_context())]).end()
-    assert provider.dropped_links == 1
+    other.end()
+    remote = trace.SpanContext(0xABC, 0xDEF, True, trace.TraceFlags(1), trace.TraceState([("k", "v")]))
+    span = tracer.start_span("linked", links=[trace.Link(other.get_span_context(), {"why": "batch"}),
+                                              trace.Link(trace.INVALID_SPAN_CONTEXT)])  # invalid: left out
+    span.add_link(remote, {"n": 2})
+    span.update_name("renamed")
+    span.end()
+    span.update_name("after the end")  # ignored, as the SDK ignores it
+    record = spans_by_name(provider)["renamed"]
+    assert [(link.context.trace_id, link.context.span_id, link.attributes) for link in record.links] == [
+        (other.pyveda_span.trace_id, other.pyveda_span.span_id, {"why": "batch"}),
+        (format(0xABC, "032x"), format(0xDEF, "016x"), {"n": 2}),
+    ]
+    assert record.links[1].context.trace_state == "k=v" and record.links[1].context.is_remote
+    assert not record.links[0].context.is_remote
+    assert record.dropped_links_count == 0
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    request = ExportTraceServiceRequest.FromString(provider.tracing.export_otlp(encoding="protobuf"))
+    exported = {s.name: s for s in request.resource_spans[0].scope_spans[0].spans}["renamed"]
+    assert [link.span_id.hex() for link in exported.links] == [other.pyveda_span.span_id, format(0xDEF, "016x")]
+    assert exported.links[1].trace_state == "k=v" and exported.links[1].flags == 0x301
+    assert exported.links[0].attributes[0].key == "why"
+    jaeger = [s for t in provider.tracing.export_jaeger()["data"] for s in t["spans"]]
+    refs = {s["operationName"]: s["references"] for s in jaeger}
+    assert refs["renamed"][0] == {"refType": "FOLLOWS_FROM", "traceID": other.pyveda_span.trace_id,
+                                  "spanID": other.pyveda_span.span_id}
+
+
+def test_link_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("OTEL_SPAN_LINK_COUNT_LIMIT", "1")
+    monkeypatch.setenv("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "1")
+    provider = pyveda.otel.TracerProvider()
+    assert provider.tracing.span_limits["max_links"] == 1
+    tracer = provider.get_tracer("limits")
+    a, b = tracer.start_span("a"), tracer.start_span("b")
+    span = tracer.start_span("linked", links=[trace.Link(a.get_span_context(), {"x": 1, "y": 2}),
+                                              trace.Link(b.get_span_context())])
+    span.end()
+    record = spans_by_name(provider)["linked"]
+    assert len(record.links) == 1 and record.dropped_links_count == 1
+    assert record.links[0].attributes == {"x": 1} and record.links[0].dropped_attributes_count == 1
+
+
+def test_bad_links_say_what_is_allowed(provider, tracer):
+    with pytest.raises(TypeError, match="links must hold opentelemetry.trace.Link objects, got str"):
+        tracer.start_span("x", links=["nope"])
+    with pytest.raises(TypeError, match="a link is to an opentelemetry.trace.SpanContext, got int"):
+        tracer.start_span("x").add_link(5)
+    with pytest.raises(TypeError, match="a link is to a Span or a SpanContext, got int"):
+        provider.tracing.span("x", links=[5])
+    with pytest.raises(TypeError, match="span name must be a str, got int"):
+        tracer.start_span("x").update_name(3)
 
 
 def test_contrib_wsgi_and_requests_across_a_real_hop(provider):

@@ -258,7 +258,7 @@ def get_spans_by(tracing, name):
         (lambda t: t.span(b"op"), TypeError, "span name must be a str, got bytes"),
         (lambda t: t.span("op", colour="red"), TypeError, "unexpected keyword argument 'colour'"),
         (lambda t: t.span("op", None, name="x"), TypeError, "multiple values for argument 'name'"),
-        (lambda t: t.span("op", None, None, None, 1, None, None, 8), TypeError, "at most 7 arguments"),
+        (lambda t: t.span("op", None, None, None, 1, None, None, None, 9), TypeError, "at most 8 arguments"),
         (lambda t: t.span("op", kind=7), ValueError, r"kind must be a SpanKind \(0\.\.5\), got 7"),
         (lambda t: t.span("op", kind="server"), ValueError, "kind must be a SpanKind"),
         (lambda t: t.span("op", attributes=[("a", 1)]), TypeError, "attributes must be a mapping, got list"),
@@ -648,6 +648,7 @@ def test_span_limits_drop_count_and_export(monkeypatch):
     tracing = TracingSystem(max_attributes=2, max_events=2, max_event_attributes=1, max_attribute_length=4)
     assert tracing.span_limits == {
         "max_attributes": 2, "max_events": 2, "max_event_attributes": 1, "max_attribute_length": 4,
+        "max_links": 128, "max_link_attributes": 128,
     }
     limited_workload(tracing.span)
     (span,) = tracing.get_spans()
@@ -710,6 +711,7 @@ def test_span_limits_from_the_environment(monkeypatch):
     tracing = TracingSystem()
     assert tracing.span_limits == {
         "max_attributes": 1, "max_events": 0, "max_event_attributes": 128, "max_attribute_length": 3,
+        "max_links": 128, "max_link_attributes": 128,
     }
     with tracing.span("op", attributes={"a": "abcdef", "b": 1}) as span:
         span.add_event("dropped")

@@ -30,6 +30,20 @@ void put_span(std::string& out, const SpanData& s) {
     put_message(out, 11, event);
   }
   put_uint(out, 12, s.dropped_events_count);
+  std::string link;
+  for (const auto& l : s.links) {
+    link.clear();
+    put_bytes(link, 1, l.trace_id.data(), l.trace_id.size());
+    put_bytes(link, 2, l.span_id.data(), l.span_id.size());
+    put_nonempty(link, 3, l.trace_state);
+    put_attributes(link, 4, l.attributes);
+    put_uint(link, 5, l.dropped_attributes_count);
+    if (l.flags != 0) {
+      put_tag(link, 6, kFixed32);
+      put_fixed(link, l.flags, 4);
+    }
+    put_message(out, 13, link);
+  }
   put_uint(out, 14, s.dropped_links_count);
   if (s.status_code != StatusCode::kUnset || !s.status_message.empty()) {
     std::string status;

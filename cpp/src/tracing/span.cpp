@@ -117,6 +117,27 @@ bool Span::add_event(SpanEvent event) {
   return true;
 }
 
+bool Span::add_link(SpanLink link) {
+  if (live_ == nullptr) return false;
+  if (live_->links.size() >= limits_.max_links) {
+    ++live_->dropped_links_count;
+    return true;
+  }
+  if (link.attributes.size() > limits_.max_link_attributes) {
+    link.dropped_attributes_count += static_cast<std::uint32_t>(link.attributes.size() - limits_.max_link_attributes);
+    link.attributes.resize(limits_.max_link_attributes);
+  }
+  for (auto& a : link.attributes) truncate_strings(a.value, limits_.max_attribute_length);
+  live_->links.push_back(std::move(link));
+  return true;
+}
+
+bool Span::update_name(std::string name) {
+  if (live_ == nullptr) return false;
+  live_->name = std::move(name);
+  return true;
+}
+
 bool Span::set_status(StatusCode code, std::string description) {
   if (live_ == nullptr || live_->status_code == StatusCode::kOk) return false;
   live_->status_code = code;

@@ -42,18 +42,47 @@ void SpanStore::add(SpanData&& span) noexcept {
 
 void SpanStore::add(std::shared_ptr<const SpanData> span) noexcept {
   std::shared_ptr<const SpanData> evicted;
+  bool signal = false;
+  bool full = false;
   {
     std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
     ++added_;
+    if (added_ >= wake_at_) {
+      wake_at_ = std::numeric_limits<std::uint64_t>::max();
+      signal = true;
+    }
     if (ring_.size() < capacity_) {
       ring_.push_back(std::move(span));  // may throw bad_alloc only (see above)
-      return;
+    } else {
+      evicted = std::exchange(ring_[head_], std::move(span));
+      head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
+      ++dropped_;
+      full = true;
     }
-    evicted = std::exchange(ring_[head_], std::move(span));
-    head_ = head_ + 1 == capacity_ ? 0 : head_ + 1;
-    ++dropped_;
   }
-  dropped_counter_.inc();
+  if (signal) added_cv_.notify_all();
+  if (full) dropped_counter_.inc();
+}
+
+bool SpanStore::wait_for_added(std::uint64_t sequence, std::chrono::nanoseconds timeout) const {
+  std::unique_lock<detail::ForkSafeMutex> lock(mutex_);
+  const std::uint64_t wakes = wakes_;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (added_ < sequence && wakes_ == wakes) {
+    if (sequence < wake_at_) wake_at_ = sequence;  // after a signal for another waiter, ask again
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::nanoseconds::zero()) break;
+    added_cv_.wait_for(lock, left, [&] { return added_ >= sequence || wakes_ != wakes || wake_at_ > sequence; });
+  }
+  return added_ >= sequence;
+}
+
+void SpanStore::wake() const noexcept {
+  {
+    std::lock_guard<detail::ForkSafeMutex> lock(mutex_);
+    ++wakes_;
+  }
+  added_cv_.notify_all();
 }
 
 std::vector<std::shared_ptr<const SpanData>> SpanStore::records() const {

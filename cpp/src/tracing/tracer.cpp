@@ -76,6 +76,9 @@ Span Tracer::start_span(std::string name, SpanStartOptions options, const SpanAn
   const bool sampled = sampler_.should_sample(trace_id, p);
   Span span = Span::start(std::move(name), options.kind, p, start, store_, limits_, sampled, &trace_id);
   if (sampled && !options.attributes.empty()) span.set_attributes(std::move(options.attributes));
+  if (sampled) {
+    for (SpanLink& link : options.links) span.add_link(std::move(link));
+  }
   return span;
 }
 

@@ -100,13 +100,17 @@ def _jaeger_span(d: Any) -> Dict[str, Any]:
         fields.extend(_jaeger_tag(k, v) for k, v in attrs.items())
         logs.append({"timestamp": t // 1000, "fields": fields})
     parent = d.parent_span_id
+    references = [{"refType": "CHILD_OF", "traceID": d.trace_id, "spanID": parent}] if parent else []
+    # Links are Jaeger's FOLLOWS_FROM references (as OpenTelemetry's Jaeger translation maps them).
+    references.extend({"refType": "FOLLOWS_FROM", "traceID": trace_id, "spanID": span_id}
+                      for trace_id, span_id, *_ in d.links)
     start_us = d.start_time_unix_nano // 1000
     return {
         "traceID": d.trace_id,
         "spanID": d.span_id,
         "flags": d.flags & 0xFF,
         "operationName": d.name,
-        "references": [{"refType": "CHILD_OF", "traceID": d.trace_id, "spanID": parent}] if parent else [],
+        "references": references,
         "startTime": start_us,
         "duration": max(0, d.end_time_unix_nano // 1000 - start_us),
         "tags": tags,

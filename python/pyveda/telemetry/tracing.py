@@ -43,6 +43,7 @@ __all__ = [
     "SpanContext",
     "SpanEvent",
     "SpanKind",
+    "SpanLink",
     "StatusCode",
     "TracingSystem",
     "get_current_span",
@@ -89,6 +90,21 @@ class SpanEvent(NamedTuple):
     dropped_attributes_count: int = 0  # past the tracing system's max_event_attributes
 
 
+class SpanLink(NamedTuple):
+    """A link from a span to another span (``context``: the linked span's :class:`SpanContext`)."""
+
+    context: SpanContext
+    attributes: Dict[str, Any]
+    dropped_attributes_count: int = 0  # past the tracing system's max_link_attributes
+
+
+def _links(raw: Any) -> List[SpanLink]:
+    return [
+        SpanLink(SpanContext(trace_id, span_id, flags & 0xFF, state, bool(flags & 0x200)), attrs, dropped)
+        for trace_id, span_id, state, flags, attrs, dropped in raw
+    ]
+
+
 # The current span: a ContextVar made by the core, which sets and resets it in Span.__enter__/__exit__.
 _current_span: "contextvars.ContextVar[Optional[Span]]" = _core.current_span
 
@@ -116,10 +132,11 @@ class Span(_core.Span):
     (finished). Fields: ``name``, ``trace_id`` (32 hex), ``span_id`` (16 hex),
     ``parent_span_id`` (16 hex or None), ``kind``, ``start_time`` /
     ``end_time`` (ns since the epoch; ``end_time`` None while live),
-    ``duration_ms``, ``attributes``, ``events``, ``status``,
+    ``duration_ms``, ``attributes``, ``events``, ``links``, ``status``,
     ``status_description``.
 
-    ``set_attribute``, ``set_attributes``, ``add_event``, ``end`` and the
+    ``set_attribute``, ``set_attributes``, ``add_event``, ``add_link``,
+    ``update_name``, ``end`` and the
     context-manager methods are native (see ``pyveda._core.Span``). A span is
     used by one thread at a time (as in OpenTelemetry); changes after it ended
     are ignored.
@@ -138,6 +155,10 @@ class Span(_core.Span):
     @property
     def events(self) -> List[SpanEvent]:
         return [SpanEvent(name, t, attrs, dropped) for t, name, attrs, dropped in self._events]
+
+    @property
+    def links(self) -> List[SpanLink]:
+        return _links(self._links)
 
     @property
     def context(self) -> SpanContext:
@@ -231,7 +252,7 @@ class TracingSystem(_core.Tracer):
     ``OTEL_RESOURCE_ATTRIBUTES``.
 
     ``span(name, attributes=None, parent_span_id=None, trace_id=None,
-    kind=SpanKind.INTERNAL, context=None, start_time=None)`` (native, from
+    kind=SpanKind.INTERNAL, context=None, start_time=None, links=None)`` (native, from
     ``pyveda._core.Tracer``) returns a started :class:`Span`; use it as a
     context manager to make it current and end it. The parent is, first match
     wins: ``context`` (a :class:`SpanContext` from :meth:`extract`),
@@ -240,18 +261,22 @@ class TracingSystem(_core.Tracer):
     ``trace_id`` for a parent from elsewhere), the current span. The rule is
     the core's (``veda::choose_parent``). With none, the span starts
     a new trace (in ``trace_id`` if given). ``start_time`` is in ns since the
-    epoch (default now). Bad names, ids, kinds and attributes raise TypeError
-    or ValueError saying what is allowed.
+    epoch (default now). ``links`` lists the spans this one is linked to:
+    each a Span, a SpanContext, or a ``(Span or SpanContext, attributes)``
+    pair (``span.add_link(...)`` adds one later). Bad names, ids, kinds,
+    links and attributes raise TypeError or ValueError saying what is allowed.
 
     Span limits, as the OpenTelemetry SDK's: a span keeps at most
-    ``max_attributes`` attributes and ``max_events`` events, an event at most
-    ``max_event_attributes`` attributes (128 each by default), and string
-    values at most ``max_attribute_length`` characters (default: whole).
-    What goes past them is dropped and counted in the span's
-    ``dropped_attributes_count`` / ``dropped_events_count`` (and the event's),
-    which the exports carry. Unset arguments come from
+    ``max_attributes`` attributes, ``max_events`` events and ``max_links``
+    links, an event at most ``max_event_attributes`` attributes and a link
+    ``max_link_attributes`` (128 each by default), and string values at most
+    ``max_attribute_length`` characters (default: whole). What goes past them
+    is dropped and counted in the span's ``dropped_attributes_count`` /
+    ``dropped_events_count`` / ``dropped_links_count`` (and the event's or
+    link's), which the exports carry. Unset arguments come from
     ``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`` (else ``OTEL_ATTRIBUTE_COUNT_LIMIT``),
-    ``OTEL_SPAN_EVENT_COUNT_LIMIT``, ``OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT`` and
+    ``OTEL_SPAN_EVENT_COUNT_LIMIT``, ``OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT``,
+    ``OTEL_SPAN_LINK_COUNT_LIMIT``, ``OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`` and
     ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`` (else
     ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT``); a variable that is not a
     non-negative integer is ignored with a warning.
@@ -281,6 +306,8 @@ class TracingSystem(_core.Tracer):
         max_events: Optional[int] = None,
         max_event_attributes: Optional[int] = None,
         max_attribute_length: Optional[int] = None,
+        max_links: Optional[int] = None,
+        max_link_attributes: Optional[int] = None,
         sampler: Optional[str] = None,
         sampler_arg: Optional[Union[float, str]] = None,
     ) -> None:
@@ -300,6 +327,10 @@ class TracingSystem(_core.Tracer):
                 None,
             ),
             span_class=Span,
+            max_links=_span_limit("max_links", max_links, ("OTEL_SPAN_LINK_COUNT_LIMIT",), 128),
+            max_link_attributes=_span_limit(
+                "max_link_attributes", max_link_attributes, ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",), 128
+            ),
             **_sampler_settings(sampler, sampler_arg),
         )
         self.service_name = service_name

@@ -46,6 +46,32 @@ TEST(OtlpEncode, SpanFieldsInFieldOrderDefaultsLeftOut) {
   EXPECT_EQ(out, bytes({0x0A, static_cast<int>(resource_spans.size())}) + resource_spans);
 }
 
+TEST(OtlpEncode, LinksAreField13WithTheirOwnFieldsInOrder) {
+  SpanData span;
+  SpanLink link;
+  for (std::size_t i = 0; i < link.trace_id.size(); ++i) link.trace_id[i] = static_cast<std::uint8_t>(0x10 + i);
+  for (std::size_t i = 0; i < link.span_id.size(); ++i) link.span_id[i] = static_cast<std::uint8_t>(0x20 + i);
+  link.trace_state = "a=b";
+  link.attributes.push_back({"t", AttributeValue{true}});
+  link.dropped_attributes_count = 3;
+  link.flags = 0x301;
+  span.links.push_back(link);
+  span.flags = 0;
+  const std::string out = encode_otlp_traces({}, "", "", {span});
+
+  std::string body;
+  body += bytes({0x0A, 16});
+  body.append(reinterpret_cast<const char*>(link.trace_id.data()), 16);
+  body += bytes({0x12, 8});
+  body.append(reinterpret_cast<const char*>(link.span_id.data()), 8);
+  body += bytes({0x1A, 3, 'a', '=', 'b'});
+  body += bytes({0x22, 7, 0x0A, 1, 't', 0x12, 2, 0x10, 0x01});  // attributes{1: "t", 2: {2: true}}
+  body += bytes({0x28, 3});                                   // dropped_attributes_count
+  body += bytes({0x35, 0x01, 0x03, 0x00, 0x00});              // flags: field 6, fixed32
+  const std::string link_field = bytes({0x6A, static_cast<int>(body.size())}) + body;
+  EXPECT_NE(out.find(link_field), std::string::npos);
+}
+
 TEST(OtlpEncode, EmptyListIsAnEmptyArrayValue) {
   const std::string out =
       encode_otlp_traces({{"e", AttributeValue{std::vector<bool>{}}}}, "", "", {});

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -175,6 +177,50 @@ TEST(SpanStore, ConcurrentProducersLoseNothingUncounted) {
       EXPECT_EQ(names.size(), spans.size());
     }
   }
+}
+
+TEST(SpanStore, WaitForAddedWakesWhenTheSequenceIsReached) {
+  SpanStore store(8);
+  EXPECT_FALSE(store.wait_for_added(1, std::chrono::milliseconds(1)));  // nothing added: times out
+  std::thread writer([&store] {
+    for (int i = 0; i < 3; ++i) store.add(make_span("s" + std::to_string(i)));
+  });
+  EXPECT_TRUE(store.wait_for_added(3, std::chrono::minutes(5)));  // returns once the third is in
+  writer.join();
+  EXPECT_EQ(store.added(), 3u);
+  EXPECT_TRUE(store.wait_for_added(2, std::chrono::nanoseconds(0)));  // already reached
+}
+
+TEST(SpanStore, WakeEndsEveryWaitEarly) {
+  SpanStore store(8);
+  std::vector<std::thread> waiters;
+  std::atomic<int> woken{0};
+  for (int i = 0; i < 2; ++i) {
+    waiters.emplace_back([&] {
+      if (!store.wait_for_added(100, std::chrono::minutes(5))) ++woken;
+    });
+  }
+  // wake() until both have returned (a wake() before a thread waits does not count for it).
+  while (woken.load() < 2) {
+    store.wake();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  for (auto& w : waiters) w.join();
+  EXPECT_EQ(woken.load(), 2);
+}
+
+TEST(SpanStore, WaitersForDifferentSequencesEachWakeAtTheirOwn) {
+  SpanStore store(4);
+  std::atomic<int> done{0};
+  std::thread low([&] { EXPECT_TRUE(store.wait_for_added(1, std::chrono::minutes(5))); ++done; });
+  std::thread high([&] { EXPECT_TRUE(store.wait_for_added(6, std::chrono::minutes(5))); ++done; });
+  for (int i = 0; i < 6; ++i) {
+    store.add(make_span("s"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  low.join();
+  high.join();
+  EXPECT_EQ(done.load(), 2);
 }
 
 }  // namespace

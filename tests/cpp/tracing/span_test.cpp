@@ -166,6 +166,51 @@ TEST(Span, LimitsDropAndCountAsOpenTelemetryDoes) {
   EXPECT_EQ(d.events[0].dropped_attributes_count, 2u);
 }
 
+TEST(Span, LinksFollowTheLinkLimitsAndStopAtTheEnd) {
+  SpanLimits limits;
+  limits.max_links = 2;
+  limits.max_link_attributes = 1;
+  limits.max_attribute_length = 2;
+  Span span = Span::start("op", SpanKind::kInternal, nullptr, 1, nullptr, limits);
+  SpanLink first;
+  first.trace_id = generate_trace_id();
+  first.span_id = generate_span_id();
+  first.trace_state = "k=v";
+  first.attributes = {{"why", std::string("retry")}, {"n", std::int64_t{2}}};
+  EXPECT_TRUE(span.add_link(first));
+  EXPECT_TRUE(span.add_link(SpanLink{}));
+  EXPECT_TRUE(span.add_link(SpanLink{}));  // past max_links: counted
+  const SpanData& d = span.data();
+  ASSERT_EQ(d.links.size(), 2u);
+  EXPECT_EQ(d.dropped_links_count, 1u);
+  EXPECT_EQ(d.links[0].trace_id, first.trace_id);
+  EXPECT_EQ(d.links[0].span_id, first.span_id);
+  EXPECT_EQ(d.links[0].trace_state, "k=v");
+  ASSERT_EQ(d.links[0].attributes.size(), 1u);
+  EXPECT_EQ(std::get<std::string>(d.links[0].attributes[0].value), "re");
+  EXPECT_EQ(d.links[0].dropped_attributes_count, 1u);
+  EXPECT_TRUE(span.end(2));
+  EXPECT_FALSE(span.add_link(first));
+  EXPECT_EQ(span.data().links.size(), 2u);
+}
+
+TEST(Span, UpdateNameRenamesUntilTheEnd) {
+  Span span = Span::start("first", SpanKind::kInternal, nullptr, 1, nullptr);
+  EXPECT_TRUE(span.update_name("second"));
+  EXPECT_EQ(span.data().name, "second");
+  span.end(2);
+  EXPECT_FALSE(span.update_name("third"));
+  EXPECT_EQ(span.data().name, "second");
+}
+
+TEST(Span, AnUnsampledSpanTakesNoLinksAndKeepsItsName) {
+  Span span = Span::start("op", SpanKind::kInternal, nullptr, 1, nullptr, {}, /*sampled=*/false);
+  EXPECT_FALSE(span.add_link(SpanLink{}));
+  EXPECT_FALSE(span.update_name("other"));
+  EXPECT_TRUE(span.data().links.empty());
+  EXPECT_EQ(span.data().name, "op");
+}
+
 TEST(Span, LengthLimitCountsCodePointsNotBytes) {
   AttributeValue value = std::string("h\xc3\xa9llo \xe2\x82\xac!");  // "héllo €!"
   truncate_strings(value, 2);

@@ -10,9 +10,11 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <mutex>
 #include <new>
+#include <utility>
 
 namespace veda::detail {
 
@@ -105,5 +107,29 @@ class ForkSafe final : public ForkSafeLockBase {
 };
 
 using ForkSafeMutex = ForkSafe<std::mutex>;
+
+// A condition variable to wait on with a ForkSafe lock. fork() may copy it
+// with waiters that are threads of the parent (gone in the child) and a
+// notifier's state half-written; the child starts a new one in its place,
+// as it does the mutexes. It holds no lock of its own across a fork, so it
+// takes none in the prepare handler.
+class ForkSafeCondition final : public ForkSafeLockBase {
+ public:
+  ForkSafeCondition() : ForkSafeLockBase(kForkLevelLeaf) { join_fork_list(); }
+  ~ForkSafeCondition() override { leave_fork_list(); }
+
+  template <class Lock, class Duration, class Predicate>
+  bool wait_for(Lock& lock, const Duration& timeout, Predicate ready) {
+    return cv_.wait_for(lock, timeout, std::move(ready));
+  }
+  void notify_all() noexcept { cv_.notify_all(); }
+
+ private:
+  void lock_for_fork() noexcept override {}
+  void unlock_after_fork() noexcept override {}
+  // The old one is left as it is (destroying it could wait for the parent's waiters).
+  void renew_in_child() noexcept override { new (&cv_) std::condition_variable_any(); }
+  std::condition_variable_any cv_;
+};
 
 }  // namespace veda::detail

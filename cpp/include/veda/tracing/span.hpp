@@ -52,6 +52,19 @@ struct SpanEvent {
   std::uint32_t dropped_attributes_count = 0;
 };
 
+// A link from a span to another span (of this trace or another), as OTLP's
+// Span.Link: the linked span's identity, then attributes of the link itself.
+struct SpanLink {
+  TraceId trace_id{};
+  SpanId span_id{};
+  std::string trace_state;
+  // The linked span's W3C trace flags in the low byte, plus the
+  // "is-remote known" and "is remote" bits (kSpanFlagsHasIsRemote, kSpanFlagsIsRemote).
+  std::uint32_t flags = kSpanFlagsSampled | kSpanFlagsHasIsRemote;
+  Attributes attributes;
+  std::uint32_t dropped_attributes_count = 0;
+};
+
 // A finished span. Plain data: no invariants beyond those of its members.
 struct SpanData {
   TraceId trace_id{};
@@ -65,6 +78,7 @@ struct SpanData {
   std::int64_t end_time_unix_nano = 0;
   Attributes attributes;
   std::vector<SpanEvent> events;
+  std::vector<SpanLink> links;
   StatusCode status_code = StatusCode::kUnset;
   std::string status_message;
   std::uint32_t dropped_attributes_count = 0;
@@ -86,14 +100,17 @@ struct SpanParent {
 };
 
 // Per-span bounds, as OpenTelemetry's span limits (same defaults): past them,
-// new attributes and events are dropped and counted in the record's
-// dropped_attributes_count / dropped_events_count (an event's own in its
-// dropped_attributes_count), and longer string values are cut.
+// new attributes, events and links are dropped and counted in the record's
+// dropped_attributes_count / dropped_events_count / dropped_links_count (an
+// event's or a link's own attributes in its dropped_attributes_count), and
+// longer string values are cut.
 struct SpanLimits {
   static constexpr std::size_t kUnlimited = std::numeric_limits<std::size_t>::max();
   std::size_t max_attributes = 128;
   std::size_t max_events = 128;
   std::size_t max_event_attributes = 128;
+  std::size_t max_links = 128;
+  std::size_t max_link_attributes = 128;
   // Characters (UTF-8 code points) kept of a string value, in lists too.
   std::size_t max_attribute_length = kUnlimited;
 };
@@ -138,6 +155,9 @@ class Span {
   // Sets each attribute in order, as set_attribute does.
   bool set_attributes(Attributes attributes);
   bool add_event(SpanEvent event);
+  bool add_link(SpanLink link);
+  // Renames the span (samplers have already decided on the first name).
+  bool update_name(std::string name);
   // As in OpenTelemetry: OK is final, and the description is kept only with ERROR.
   bool set_status(StatusCode code, std::string description);
 

@@ -1,13 +1,15 @@
 // veda::SpanStore: a bounded buffer of finished spans.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "veda/detail/fork.hpp"
-#include <vector>
 
 #include "veda/tracing/span.hpp"
 
@@ -50,6 +52,13 @@ class SpanStore {
   // dropped() if it was evicted. An `after` beyond added() gives nothing.
   std::vector<std::shared_ptr<const SpanData>> records_since(std::uint64_t after,
                                                              std::uint64_t* newest = nullptr) const;
+  // Waits until added() >= `sequence`, wake() is called, or `timeout`
+  // passes; true if added() >= `sequence` then. For a thread that exports
+  // in batches: wait_for_added(cursor + batch, delay) wakes it as soon as
+  // a batch is ready. add() only signals once a waiter's sequence is reached.
+  bool wait_for_added(std::uint64_t sequence, std::chrono::nanoseconds timeout) const;
+  // Wakes every thread in wait_for_added() now (e.g. to flush or stop).
+  void wake() const noexcept;
   // Copies of the buffered spans, oldest first.
   std::vector<SpanData> snapshot() const;
   // Removes the buffered spans and returns them, oldest first.
@@ -69,6 +78,10 @@ class SpanStore {
   std::size_t head_ = 0;        // index of the oldest span once full
   std::uint64_t dropped_ = 0;
   std::uint64_t added_ = 0;     // sequence number of the newest record
+  mutable detail::ForkSafeCondition added_cv_;
+  // The lowest sequence a waiter waits for (max: none); add() signals when it reaches it.
+  mutable std::uint64_t wake_at_ = std::numeric_limits<std::uint64_t>::max();
+  mutable std::uint64_t wakes_ = 0;  // wake() calls, so a waiter sees one that came while it waited
 };
 
 }  // namespace veda

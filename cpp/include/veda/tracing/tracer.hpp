@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "veda/tracing/ids.hpp"
 #include "veda/tracing/sampler.hpp"
@@ -28,6 +29,7 @@ struct SpanStartOptions {
   SpanKind kind = SpanKind::kInternal;
   std::optional<std::int64_t> start_time_unix_nano;  // empty: now
   Attributes attributes;                             // set in order, under the tracer's limits
+  std::vector<SpanLink> links;                       // added in order, under the tracer's limits
   std::optional<SpanParent> context;                 // a parent from another process (propagation)
   std::optional<SpanId> parent_span_id;              // an explicit parent
   std::optional<TraceId> trace_id;                   // the trace of that parent, or of a new root
