@@ -840,17 +840,24 @@ def test_per_signal_protocol_beats_the_generic_one(server, snapshot, monkeypatch
     assert (exporter.metrics.protocol, exporter.traces.protocol) == ("http/protobuf", "http/protobuf")  # default
 
 
-ALLOWED = r"supported values: 'http/protobuf' \(the default\), 'http/json'"
+ALLOWED = r"supported values: 'http/protobuf' \(the default\), 'http/json', 'grpc'"
 
 
 def test_grpc_and_unknown_protocols_are_a_value_error(monkeypatch):
-    with pytest.raises(ValueError, match=r"^protocol: 'grpc': gRPC is not supported \(PyVeda has no gRPC transport\); "
-                       + ALLOWED + "$"):
-        create_exporter("otlp", protocol="grpc")
+    # 'grpc' is a protocol now (tests/python/test_otlp_grpc.py); without grpcio it is an ImportError.
+    import importlib.util
+
+    if importlib.util.find_spec("grpc") is None:
+        with pytest.raises(ImportError, match=r"pip install pyveda\[grpc\]$"):
+            create_exporter("otlp", protocol="grpc")
+    else:
+        grpc_exporter = create_exporter("otlp", protocol="grpc")
+        assert (grpc_exporter.traces.protocol, grpc_exporter.traces.url) == ("grpc", "http://localhost:4317")
     with pytest.raises(ValueError, match=r"^protocol: 'json' is not a supported OTLP protocol; " + ALLOWED + "$"):
         OTLPExporter(protocol="json")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-    with pytest.raises(ValueError, match=r"^OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc': gRPC is not supported"):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc/json")
+    with pytest.raises(ValueError, match=r"^OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc/json' is not a supported OTLP "
+                       r"protocol; " + ALLOWED + "$"):
         create_exporter("otlp")
     assert create_exporter("otlp", protocol="http/json").metrics.protocol == "http/json"  # the argument wins
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")

@@ -16,6 +16,8 @@ the encoder. The pieces it is made of each live in one module:
 - :mod:`pyveda.telemetry.otlp` and :mod:`pyveda.telemetry.tracing`: encoding
   (the OTLP/JSON of natively encoded requests comes from :mod:`pyveda.telemetry.otlp_json`);
 - :mod:`pyveda.telemetry.transport`: POST with retries inside one deadline;
+- :mod:`pyveda.telemetry.grpc_transport`: the same over OTLP/gRPC
+  (``protocol='grpc'``, the ``grpc`` extra);
 - :mod:`pyveda.telemetry.pusher`: the background thread behind ``start()``,
   with a bounded queue, a bounded ``shutdown`` and a flush at exit.
 """
@@ -43,16 +45,19 @@ __all__ = [
 
 
 class OTLPExporter:
-    """OTLP metrics (and traces) as OTLP/JSON dicts, protobuf bytes, or pushed over OTLP/HTTP.
+    """OTLP metrics (and traces) as OTLP/JSON dicts, protobuf bytes, or pushed over OTLP/HTTP or OTLP/gRPC.
 
     ``export(item)`` encodes; ``send(item)`` posts to ``<endpoint>/v1/metrics``
     (a snapshot) or ``/v1/traces`` (a tracing system, or a list or tuple of
-    finished spans) with retries and returns an :class:`ExportResult` (never
+    finished spans), or calls the MetricsService or TraceService ``Export``
+    method over gRPC, with retries and returns an :class:`ExportResult` (never
     raises for network or server trouble, never blocks beyond ``timeout``, the
     deadline for the whole send). ``protocol`` (default:
     ``OTEL_EXPORTER_OTLP_{TRACES,METRICS}_PROTOCOL``, then
-    ``OTEL_EXPORTER_OTLP_PROTOCOL``, then ``'http/protobuf'``) picks the body
-    ``send`` posts: protobuf, or OTLP/JSON for ``'http/json'``; ``'grpc'`` or
+    ``OTEL_EXPORTER_OTLP_PROTOCOL``, then ``'http/protobuf'``) picks how
+    ``send`` sends: protobuf or OTLP/JSON (``'http/json'``) over HTTP, or
+    protobuf over gRPC (``'grpc'``, default endpoint ``http://localhost:4317``;
+    ImportError here when grpcio is missing: ``pip install pyveda[grpc]``);
     any other value raises ValueError here. ``encoding`` is only what ``export``
     returns by default. The resolved options are ``metrics`` and ``traces``
     (:class:`~pyveda.telemetry.otlp_options.OTLPOptions`). ``resource_attributes``
@@ -86,6 +91,10 @@ class OTLPExporter:
         self.encoding = encoding
         self.metrics = OTLPOptions.from_env("metrics", **options)
         self.traces = OTLPOptions.from_env("traces", **options)
+        if "grpc" in (self.metrics.protocol, self.traces.protocol):
+            from pyveda.telemetry.grpc_transport import require_grpc
+
+            require_grpc()  # now, not at the first send
         self.resource = otlp.resource_attributes(_core.check_attributes(resource_attributes))
         self._pusher = PeriodicPusher(
             self.send,
@@ -135,12 +144,16 @@ class OTLPExporter:
     # -- transport --
 
     def send(self, item: Any) -> ExportResult:
-        """POSTs ``item``; retries 429/502/503/504 and connection errors within the timeout.
+        """Sends ``item`` (POST, or a gRPC call for ``'grpc'``); retries within the timeout.
+
+        OTLP/HTTP retries 429/502/503/504 and connection errors; OTLP/gRPC the
+        codes the OTLP specification calls retryable (see
+        :mod:`pyveda.telemetry.grpc_transport`).
 
         ``item``: a MetricsSnapshot or a CollectorRegistry (to ``/v1/metrics``), a TracingSystem or a
         list or tuple of finished Spans (to ``/v1/traces``). The body is
         protobuf, or OTLP/JSON (``Content-Type: application/json``) when the
-        signal's protocol is ``'http/json'``. A tracing system without spans or
+        signal's protocol is ``'http/json'``; over gRPC it is protobuf. A tracing system without spans or
         an empty list sends nothing and returns ``ExportResult(True)``.
 
         Network and server trouble is returned, never raised. Bad input is a
@@ -191,6 +204,10 @@ class OTLPExporter:
             return ExportResult(False, error=f"could not encode {kind}: {e}")
         if not body:
             return ExportResult(True)  # nothing to send: no empty envelopes
+        if options.protocol == "grpc":
+            from pyveda.telemetry.grpc_transport import send_grpc
+
+            return send_grpc(options, body, self._pusher.cancelled)
         return post(options, body, self._pusher.cancelled)
 
     # -- background pushing (pyveda.telemetry.pusher) --
@@ -381,7 +398,7 @@ def create_exporter(name: str, **options: Any) -> Any:
     ``'otlp'`` accepts ``endpoint``, ``encoding`` (``'json'`` dict or
     ``'protobuf'`` bytes from ``export``), ``headers``, ``timeout`` (seconds),
     ``compression``, ``resource_attributes``, ``max_queue_size`` and
-    ``protocol`` (``'http/protobuf'`` or ``'http/json'``: what ``send`` posts); see
+    ``protocol`` (``'http/protobuf'``, ``'http/json'`` or ``'grpc'``: how ``send`` sends); see
     :class:`OTLPExporter`. Raises ValueError for an unknown name or a bad option.
     """
     key = name.lower() if isinstance(name, str) else name

@@ -6,14 +6,20 @@ setting the signal-specific variable (``OTEL_EXPORTER_OTLP_TRACES_TIMEOUT``)
 beats the generic one (``OTEL_EXPORTER_OTLP_TIMEOUT``), and an explicit
 argument beats both:
 
-- ``ENDPOINT``: the generic one gets ``/v1/<signal>`` appended; the
-  signal-specific one is used as-is.
+- ``ENDPOINT``: for OTLP/HTTP the generic one gets ``/v1/<signal>`` appended;
+  the signal-specific one is used as-is. For ``grpc`` either is the server's
+  ``host:port`` (a path is ignored): ``http://`` means a plaintext channel,
+  ``https://`` TLS, and without a scheme ``INSECURE`` decides.
+- ``INSECURE`` (``grpc`` only, consulted only for an endpoint without a
+  scheme): ``true`` for a plaintext channel, ``false`` (the default) for TLS.
 - ``HEADERS``: ``k=v,k2=v2``, percent-decoded; generic and specific merge.
 - ``TIMEOUT``: integer milliseconds, as the OTel spec says (opentelemetry-python
   reads seconds); 0 means no limit. The argument is in seconds.
 - ``COMPRESSION``: ``gzip`` or ``none``.
-- ``PROTOCOL``: ``http/protobuf`` (the default) or ``http/json``; ``grpc`` and
-  anything else raise ValueError, as there is no gRPC transport.
+- ``PROTOCOL``: ``http/protobuf`` (the default), ``http/json`` or ``grpc``
+  (OTLP/gRPC, default endpoint ``http://localhost:4317``; needs the ``grpc``
+  extra, ``pip install pyveda[grpc]``, checked when the exporter is made);
+  anything else raises ValueError.
 
 A bad argument raises ValueError; a bad environment value warns and falls back
 to the default (a bad ``PROTOCOL`` raises, since sending the wrong body is worse).
@@ -29,25 +35,38 @@ from urllib.parse import urlsplit
 from pyveda._checks import seconds
 from pyveda.telemetry.otlp import parse_key_values
 
-__all__ = ["CONTENT_TYPES", "DEFAULT_ENDPOINT", "DEFAULT_TIMEOUT_S", "PROTOCOLS", "SIGNALS", "OTLPOptions"]
+__all__ = [
+    "CONTENT_TYPES",
+    "DEFAULT_ENDPOINT",
+    "DEFAULT_GRPC_ENDPOINT",
+    "DEFAULT_TIMEOUT_S",
+    "PROTOCOLS",
+    "SIGNALS",
+    "OTLPOptions",
+]
 
 DEFAULT_ENDPOINT = "http://localhost:4318"
+DEFAULT_GRPC_ENDPOINT = "http://localhost:4317"
 DEFAULT_TIMEOUT_S = 10.0
 SIGNALS = ("metrics", "traces")
-PROTOCOLS = ("http/protobuf", "http/json")
+PROTOCOLS = ("http/protobuf", "http/json", "grpc")
 #: The request body's Content-Type for each protocol.
-CONTENT_TYPES = {"http/protobuf": "application/x-protobuf", "http/json": "application/json"}
+CONTENT_TYPES = {
+    "http/protobuf": "application/x-protobuf",
+    "http/json": "application/json",
+    "grpc": "application/grpc",
+}
 
 
 class OTLPOptions(NamedTuple):
     """Where and how one signal is sent. Build with :meth:`from_env`."""
 
     signal: str
-    url: str
+    url: str  # OTLP/HTTP: the URL posted to; grpc: 'http://host:port' (plaintext) or 'https://host:port' (TLS)
     timeout: Optional[float]  # seconds for the whole send, retries included; None: no limit
     compression: Optional[str]  # 'gzip' or None
     headers: Dict[str, str]
-    protocol: str  # 'http/protobuf' or 'http/json'
+    protocol: str  # 'http/protobuf', 'http/json' or 'grpc'
 
     @property
     def content_type(self) -> str:
@@ -72,13 +91,14 @@ class OTLPOptions(NamedTuple):
         """The options for ``signal`` (``'metrics'`` or ``'traces'``): arguments, else the environment."""
         if signal not in SIGNALS:
             raise ValueError(f"signal must be one of {SIGNALS}, got {signal!r}")
+        chosen = _protocol(signal, protocol)
         return cls(
             signal,
-            _signal_url(signal, endpoint),
+            _grpc_url(signal, endpoint) if chosen == "grpc" else _signal_url(signal, endpoint),
             _timeout(signal, timeout),
             _compression(signal, compression),
             _headers(signal, headers),
-            _protocol(signal, protocol),
+            chosen,
         )
 
 
@@ -127,6 +147,54 @@ def _signal_url(signal: str, endpoint: Optional[str]) -> str:
     return _join(DEFAULT_ENDPOINT, path)
 
 
+def _grpc_url(signal: str, endpoint: Optional[str]) -> str:
+    """``'http://host:port'`` (plaintext) or ``'https://host:port'`` (TLS) for an OTLP/gRPC endpoint.
+
+    The generic and the signal-specific variable mean the same here (gRPC has
+    no per-signal path). Without a scheme, ``INSECURE`` picks the channel.
+    """
+    if endpoint is not None:
+        what, value = "endpoint", endpoint
+    else:
+        env, name = _env(signal, "ENDPOINT")
+        if env is None:
+            return DEFAULT_GRPC_ENDPOINT
+        what, value = name, env
+    if not isinstance(value, str):
+        raise ValueError(f"{what}: {value!r} is not a string (expected e.g. 'http://localhost:4317')")
+    if "://" in value:
+        parts = urlsplit(_check_url(value, what))
+        scheme = parts.scheme
+    else:
+        parts = urlsplit("//" + value)
+        if not parts.hostname:
+            raise ValueError(f"{what}: {value!r} has no host (expected e.g. 'localhost:4317')")
+        scheme = "http" if _insecure(signal) else "https"
+    try:
+        port = parts.port
+    except ValueError as e:
+        raise ValueError(f"{what}: bad port in {value!r}") from e
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    return f"{scheme}://{host}:{port if port is not None else (443 if scheme == 'https' else 80)}"
+
+
+def _insecure(signal: str) -> bool:
+    """``OTEL_EXPORTER_OTLP_{SIGNAL_,}INSECURE``: True for a plaintext channel; a bad value warns, False."""
+    value, name = _env(signal, "INSECURE")
+    if value is None:
+        return False
+    if value.lower() not in ("true", "false"):
+        warnings.warn(
+            f"pyveda: {name}={value!r} is not 'true' or 'false'; using false (a TLS channel)",
+            RuntimeWarning,
+            stacklevel=5,
+        )
+        return False
+    return value.lower() == "true"
+
+
 def _timeout(signal: str, timeout: Optional[float]) -> Optional[float]:
     """Seconds (None = no limit) from the argument or the env (ms)."""
     if timeout is not None:
@@ -167,8 +235,8 @@ def _compression(signal: str, compression: Optional[str]) -> Optional[str]:
 
 
 def _protocol(signal: str, protocol: Optional[str]) -> str:
-    """``'http/protobuf'`` or ``'http/json'`` from the argument or the env; ValueError otherwise."""
-    allowed = "supported values: 'http/protobuf' (the default), 'http/json'"
+    """``'http/protobuf'``, ``'http/json'`` or ``'grpc'`` from the argument or the env; ValueError otherwise."""
+    allowed = "supported values: 'http/protobuf' (the default), 'http/json', 'grpc'"
     if protocol is not None:
         what, value = "protocol", protocol
     else:
@@ -180,8 +248,6 @@ def _protocol(signal: str, protocol: Optional[str]) -> str:
             return env.lower()
     if value in PROTOCOLS:
         return str(value)
-    if isinstance(value, str) and value.lower() == "grpc":
-        raise ValueError(f"{what}: {value!r}: gRPC is not supported (PyVeda has no gRPC transport); {allowed}")
     raise ValueError(f"{what}: {value!r} is not a supported OTLP protocol; {allowed}")
 
 

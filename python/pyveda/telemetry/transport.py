@@ -37,10 +37,12 @@ USER_AGENT = f"PyVeda/{__version__}"
 class ExportResult(NamedTuple):
     """What one send did. ``send`` never raises for network or server trouble; read this instead.
 
-    ``success`` is True for a 2xx answer (even with a partial success, whose
-    ``rejected`` count and ``error_message`` are set then). ``status_code`` is
-    the last HTTP status (None if no answer came), ``attempts`` the requests
-    made, ``error`` a description of the failure (None on success).
+    ``success`` is True for a 2xx answer, or an OK status over gRPC (even
+    with a partial success, whose ``rejected`` count and ``error_message``
+    are set then). ``status_code`` is the last HTTP status, or over gRPC the
+    last gRPC status code as an int (0 OK, 14 UNAVAILABLE, ...; None if no
+    answer came), ``attempts`` the requests made, ``error`` a description of
+    the failure (None on success).
     Truthiness is ``success``.
     """
 
