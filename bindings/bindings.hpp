@@ -15,6 +15,7 @@ void init_tracing(nanobind::module_& m);
 void init_instruments(nanobind::module_& m);  // after init_metrics
 void init_states(nanobind::module_& m);
 void init_multiprocess(nanobind::module_& m);
+void init_attribute_recorder(nanobind::module_& m);  // after init_metrics
 
 // Turns what the multi-process aggregate queued (veda::multiprocess::take_warnings())
 // into Python RuntimeWarnings; call with the GIL held after collecting.

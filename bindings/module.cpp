@@ -13,4 +13,5 @@ NB_MODULE(_core, m) {
   veda::bindings::init_runtime(m);
   veda::bindings::init_tracing(m);
   veda::bindings::init_multiprocess(m);
+  veda::bindings::init_attribute_recorder(m);
 }

@@ -24,6 +24,9 @@ Links (at the start or with ``add_link``) and ``update_name`` are recorded
 as the SDK records them; a link to an invalid span context is left out, as
 the SDK leaves one out that has no attributes and no trace state.
 
+:class:`MeterProvider` (from :mod:`pyveda.otel_metrics`) is the metrics
+API's provider on a PyVeda registry.
+
 Needs ``opentelemetry-api`` (the ``otel`` extra).
 """
 
@@ -40,9 +43,10 @@ from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags, Tra
 from opentelemetry.trace.propagation import _SPAN_KEY
 
 from pyveda import _core
+from pyveda.otel_metrics import Meter, MeterProvider  # the metrics API: see pyveda.otel_metrics
 from pyveda.telemetry.tracing import TracingSystem
 
-__all__ = ["RuntimeContext", "Span", "Tracer", "TracerProvider"]
+__all__ = ["Meter", "MeterProvider", "RuntimeContext", "Span", "Tracer", "TracerProvider"]
 
 _current_core_span = _core.current_span  # PyVeda's current span (a ContextVar)
 _core_span_type = _core.Span

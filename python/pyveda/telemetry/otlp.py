@@ -194,6 +194,9 @@ def registry_request_bytes(registry: Any, resource: Optional[Mapping[str, Any]] 
     """
     import time
 
+    from pyveda.telemetry.registry import _metrics_hooks
+
+    _metrics_hooks.before_collect(registry)  # set_function gauges and observable instruments read now
     attrs = resource_attributes() if resource is None else dict(resource)
     return registry._core.encode_otlp(attrs, SCOPE_NAME, SCOPE_VERSION, time.time_ns())
 
