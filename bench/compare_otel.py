@@ -5,7 +5,10 @@ Usage: python bench/compare_otel.py [--quick] [--markdown]
 The same statements run against a tracer from ``pyveda.otel.TracerProvider``
 and one from the SDK's ``TracerProvider`` with a ``SimpleSpanProcessor`` and
 an ``InMemorySpanExporter`` (each finished span kept, as PyVeda's store
-keeps it); the SDK without any processor is shown too. Each library runs in
+keeps it); the SDK without any processor is shown too. The metrics rows
+time instruments of ``pyveda.otel.MeterProvider`` (a registry) beside the
+SDK's ``MeterProvider`` with an ``InMemoryMetricReader`` (and with no
+reader, in the last column). Each library runs in
 a process of its own (installing pyveda.otel changes the API's runtime
 context). ns per operation, best of several timeit repeats; ratio = SDK
 time / PyVeda time. Needs the `bench` extra: pip install ".[bench]".
@@ -39,7 +42,21 @@ WORKER = textwrap.dedent(r'''
             exporter = InMemorySpanExporter()
             provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("bench")
-    env = {"tracer": tracer, "trace": trace}
+    if which.startswith("pyveda"):
+        from pyveda.telemetry import CollectorRegistry
+        meters = pyveda.otel.MeterProvider(registry=CollectorRegistry())
+    else:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        meters = MeterProvider(metric_readers=[] if which == "sdk-no-processor" else [InMemoryMetricReader()])
+    meter = meters.get_meter("bench")
+    attrs = {"k": "v"}
+    counter, histogram = meter.create_counter("c"), meter.create_histogram("h")
+    up_down, gauge = meter.create_up_down_counter("u"), meter.create_gauge("g")
+    for prime in (counter.add, histogram.record, up_down.add, gauge.set):
+        prime(1, attrs)  # the first measurement makes the series
+    env = {"tracer": tracer, "trace": trace, "counter": counter, "histogram": histogram, "up_down": up_down,
+           "gauge": gauge, "attrs": attrs}
     cases = {
         "start_as_current_span('s', attributes={'k': 1})":
             "with tracer.start_as_current_span('s', attributes={'k': 1}):\n    pass",
@@ -47,6 +64,10 @@ WORKER = textwrap.dedent(r'''
         "two nested current spans": (
             "with tracer.start_as_current_span('a'):\n    with tracer.start_as_current_span('b'):\n        pass"),
         "get_current_span() in a span": None,
+        "counter.add(1, {'k': 'v'})": "counter.add(1, attrs)",
+        "histogram.record(0.5, {'k': 'v'})": "histogram.record(0.5, attrs)",
+        "up_down_counter.add(1, {'k': 'v'})": "up_down.add(1, attrs)",
+        "gauge.set(1.0, {'k': 'v'})": "gauge.set(1.0, attrs)",
     }
     number, repeat = (2_000, 3) if quick else (20_000, 7)
     out = {}
@@ -57,7 +78,7 @@ WORKER = textwrap.dedent(r'''
                                               repeat=repeat)) / (number * 10) * 1e9
             continue
         out[name] = min(timeit.repeat(stmt, globals=env, number=number, repeat=repeat)) / number * 1e9
-        if which in ("sdk", "sdk-off"):
+        if which in ("sdk", "sdk-off") and "span" in name:
             exporter.clear()
     print(json.dumps(out))
 ''')
