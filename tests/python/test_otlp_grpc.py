@@ -29,6 +29,7 @@ from pyveda.telemetry.otlp_options import OTLPOptions  # noqa: E402
 
 tracing = pytest.importorskip("pyveda.telemetry.tracing")
 from pyveda.telemetry import grpc_transport  # noqa: E402
+from pyveda.telemetry import transport  # noqa: E402
 
 OTEL_VARS = [
     f"OTEL_EXPORTER_OTLP_{sig}{name}"
@@ -152,7 +153,7 @@ def fast_backoff(monkeypatch):
         calls.append((low, high))
         return 0.02
 
-    monkeypatch.setattr(grpc_transport.random, "uniform", uniform)
+    monkeypatch.setattr(transport.random, "uniform", uniform)  # the back-off both transports share
     return calls
 
 

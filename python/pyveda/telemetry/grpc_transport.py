@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import atexit
 import os
-import random
 import threading
 import time
-import warnings
 from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
@@ -45,6 +43,8 @@ from pyveda.telemetry.transport import (
     MAX_RESPONSE_BYTES,
     ExportResult,
     _partial_success,
+    wait_before_retry,
+    warn_partial_success,
 )
 
 __all__ = ["METHODS", "RETRYABLE_CODES", "close_channels", "require_grpc", "send_grpc"]
@@ -170,12 +170,7 @@ def send_grpc(options: OTLPOptions, body: bytes, cancel: Optional[threading.Even
         status = code.value[0]
         if code == grpc.StatusCode.OK:
             rejected, message = _partial_success(options.signal, reply or b"")
-            if message or rejected:
-                warnings.warn(
-                    f"pyveda: OTLP {options.signal} partial success: {rejected} rejected: {message}",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
+            warn_partial_success(options.signal, rejected, message, stacklevel=3)
             return ExportResult(True, status, attempt, rejected, message)
         error = f"gRPC {code.name}: {details or '(no details)'}"
         retry_delay = _retry_delay(trailers)
@@ -192,16 +187,10 @@ def send_grpc(options: OTLPOptions, body: bytes, cancel: Optional[threading.Even
             break
         if attempt >= MAX_ATTEMPTS:
             break
-        delay = retry_delay if retry_delay is not None else (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
-        if deadline is not None and time.monotonic() + delay >= deadline:
-            error += " (gave up: the next retry would pass the timeout)"
+        stopped = wait_before_retry(attempt, retry_delay, deadline, cancel, error)
+        if stopped is not None:
+            error = stopped
             break
-        if cancel is not None:
-            if cancel.wait(delay):
-                error = f"cancelled ({error})"
-                break
-        else:
-            time.sleep(delay)
     return ExportResult(False, status, attempt, error=error)
 
 

@@ -103,12 +103,7 @@ def post(options: OTLPOptions, body: bytes, cancel: Optional[threading.Event] = 
             as_json = _is_json_reply(reply_headers.get("content-type"), options.protocol)
             if 200 <= status < 300:
                 rejected, message = _partial_success(options.signal, reply, as_json)
-                if message or rejected:
-                    warnings.warn(
-                        f"pyveda: OTLP {options.signal} partial success: {rejected} rejected: {message}",
-                        RuntimeWarning,
-                        stacklevel=4,
-                    )
+                warn_partial_success(options.signal, rejected, message, stacklevel=4)
                 return ExportResult(True, status, attempt, rejected, message)
             error = f"HTTP {status}: {_status_message(reply, as_json)}"
             if status not in RETRYABLE_STATUS:
@@ -116,17 +111,38 @@ def post(options: OTLPOptions, body: bytes, cancel: Optional[threading.Event] = 
             retry_after = _retry_after(reply_headers.get("retry-after"))
         if attempt >= MAX_ATTEMPTS:
             break
-        delay = retry_after if retry_after is not None else (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
-        if deadline is not None and time.monotonic() + delay >= deadline:
-            error += " (gave up: the next retry would pass the timeout)"
+        stopped = wait_before_retry(attempt, retry_after, deadline, cancel, error)
+        if stopped is not None:
+            error = stopped
             break
-        if cancel is not None:
-            if cancel.wait(delay):
-                error = f"cancelled ({error})"
-                break
-        else:
-            time.sleep(delay)
     return ExportResult(False, status, attempt, error=error)
+
+
+def warn_partial_success(signal: str, rejected: int, message: str, stacklevel: int) -> None:
+    """Warns of an accepted export the receiver rejected part of (OTLP partial success)."""
+    if message or rejected:
+        warnings.warn(f"pyveda: OTLP {signal} partial success: {rejected} rejected: {message}", RuntimeWarning,
+                      stacklevel=stacklevel + 1)
+
+
+def wait_before_retry(attempt: int, server_delay: Optional[float], deadline: Optional[float],
+                      cancel: Optional[threading.Event], error: str) -> Optional[str]:
+    """Waits out the back-off after failed attempt number ``attempt``: the server's
+    delay when it named one, else 1, 2, 4, ... s with +-20% jitter.
+
+    None when the next attempt may go; otherwise the send's final error (``error``
+    extended) because the wait would pass ``deadline`` or ``cancel`` was set.
+    Shared by the HTTP and gRPC transports.
+    """
+    delay = server_delay if server_delay is not None else (2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+    if deadline is not None and time.monotonic() + delay >= deadline:
+        return error + " (gave up: the next retry would pass the timeout)"
+    if cancel is not None:
+        if cancel.wait(delay):
+            return f"cancelled ({error})"
+    else:
+        time.sleep(delay)
+    return None
 
 
 def _request(
