@@ -103,7 +103,17 @@ def _label_text(value: Any) -> str:
 
 
 class _Instrument:
-    """What every instrument has: its name, unit, description and family."""
+    """What every instrument has: its name, unit, description and family.
+
+    Subclasses say what records them: ``_family_type`` ("counter", "gauge" or
+    "histogram"), a gauge's multi-process mode, whether a gauge is moved by
+    an amount (``_adds``) or set, and whether a counter takes totals.
+    """
+
+    _family_type = "counter"
+    _gauge_mode = "mostrecent"
+    _adds = False
+    _totals = False
 
     def __init__(self, meter: "Meter", name: str, unit: str, description: str) -> None:
         self.name = name
@@ -155,10 +165,17 @@ class _Instrument:
         return self._record
 
     def _new_metric(self, labels: List[str]) -> Any:
-        raise NotImplementedError
+        if self._family_type == "gauge":
+            return _Gauge(self.name, self.description, labels, registry=self._registry,
+                          multiprocess_mode=self._gauge_mode)
+        return _Counter(self.name, self.description, labels, registry=self._registry)
 
     def _recorder(self, family: Any) -> Any:
-        """A ``pyveda._core.AttributeRecorder`` for the family (the default: a counter's add)."""
+        """The ``pyveda._core.AttributeRecorder`` that records into the family."""
+        if self._family_type == "gauge":
+            return _core.AttributeRecorder(family, self._adds, self._problem)
+        if self._totals:
+            return _core.AttributeRecorder(family, self._problem, total=True)
         return _core.AttributeRecorder(family, self._problem)
 
 
@@ -182,9 +199,6 @@ class Counter(_Synchronous, api.Counter):
     _method = "add"
     _amount_rule = "a counter takes finite amounts >= 0"
 
-    def _new_metric(self, labels: List[str]) -> Any:
-        return _Counter(self.name, self.description, labels, registry=self._registry)
-
     def add(self, amount: Any, attributes: Any = None, context: Any = None) -> None:
         self._measure(amount, attributes, context)
 
@@ -194,12 +208,7 @@ class UpDownCounter(_Synchronous, api.UpDownCounter):
 
     _method = "add"
     _amount_rule = "an up-down counter takes finite amounts"
-
-    def _new_metric(self, labels: List[str]) -> Any:
-        return _Gauge(self.name, self.description, labels, registry=self._registry, multiprocess_mode="sum")
-
-    def _recorder(self, family: Any) -> Any:
-        return _core.AttributeRecorder(family, True, self._problem)
+    _family_type, _gauge_mode, _adds = "gauge", "sum", True
 
     def add(self, amount: Any, attributes: Any = None, context: Any = None) -> None:
         self._measure(amount, attributes, context)
@@ -210,12 +219,7 @@ class Gauge(_Synchronous, api._Gauge):
 
     _method = "set"
     _amount_rule = "a gauge takes finite values"
-
-    def _new_metric(self, labels: List[str]) -> Any:
-        return _Gauge(self.name, self.description, labels, registry=self._registry, multiprocess_mode="mostrecent")
-
-    def _recorder(self, family: Any) -> Any:
-        return _core.AttributeRecorder(family, False, self._problem)
+    _family_type = "gauge"
 
     def set(self, amount: Any, attributes: Any = None, context: Any = None) -> None:
         self._measure(amount, attributes, context)
@@ -226,6 +230,7 @@ class Histogram(_Synchronous, api.Histogram):
 
     _method = "record"
     _amount_rule = "a histogram takes finite values >= 0"
+    _family_type = "histogram"
 
     def __init__(self, meter: "Meter", name: str, unit: str, description: str,
                  boundaries: Optional[Sequence[float]] = None) -> None:
@@ -287,36 +292,21 @@ class ObservableCounter(_Observable, api.ObservableCounter):
     """``opentelemetry.metrics.ObservableCounter`` on a PyVeda Counter: each observation is the total."""
 
     _amount_rule = "an observable counter takes finite totals >= 0"
-
-    def _new_metric(self, labels: List[str]) -> Any:
-        return _Counter(self.name, self.description, labels, registry=self._registry)
-
-    def _recorder(self, family: Any) -> Any:
-        return _core.AttributeRecorder(family, self._problem, total=True)
+    _totals = True
 
 
 class ObservableUpDownCounter(_Observable, api.ObservableUpDownCounter):
     """``opentelemetry.metrics.ObservableUpDownCounter`` on a PyVeda Gauge."""
 
     _amount_rule = "an observable up-down counter takes finite values"
-
-    def _new_metric(self, labels: List[str]) -> Any:
-        return _Gauge(self.name, self.description, labels, registry=self._registry, multiprocess_mode="sum")
-
-    def _recorder(self, family: Any) -> Any:
-        return _core.AttributeRecorder(family, False, self._problem)
+    _family_type, _gauge_mode = "gauge", "sum"
 
 
 class ObservableGauge(_Observable, api.ObservableGauge):
     """``opentelemetry.metrics.ObservableGauge`` on a PyVeda Gauge."""
 
     _amount_rule = "an observable gauge takes finite values"
-
-    def _new_metric(self, labels: List[str]) -> Any:
-        return _Gauge(self.name, self.description, labels, registry=self._registry, multiprocess_mode="mostrecent")
-
-    def _recorder(self, family: Any) -> Any:
-        return _core.AttributeRecorder(family, False, self._problem)
+    _family_type = "gauge"
 
 
 def _from_generator(generator: Any) -> Callable[[api.CallbackOptions], Iterable[api.Observation]]:
