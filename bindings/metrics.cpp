@@ -726,13 +726,15 @@ void init_metrics(nb::module_& m) {
       .def(
           "gauge",
           [](Registry& r, std::string name, std::string help, Labels label_names, std::string unit,
-             std::string_view multiprocess_mode) {
+             std::string_view multiprocess_mode, bool up_down) {
             return r.gauge(std::move(name), std::move(help), std::move(label_names), std::move(unit),
-                           gauge_mode_from(multiprocess_mode));
+                           gauge_mode_from(multiprocess_mode), up_down);
           },
           "name"_a, "help"_a, "label_names"_a = Labels{}, "unit"_a = "", "multiprocess_mode"_a = "all",
+          "up_down"_a = false,
           "A gauge family; multiprocess_mode: how the multi-process aggregate combines processes (all, liveall, "
-          "min, livemin, max, livemax, sum, livesum, mostrecent, livemostrecent).")
+          "min, livemin, max, livemax, sum, livesum, mostrecent, livemostrecent); up_down: an up-down sum "
+          "(an OpenTelemetry UpDownCounter), which OTLP carries as a non-monotonic Sum.")
       .def("set_multiprocess_directory", &Registry::set_multiprocess_directory, "directory"_a,
            "Makes every rendering report the aggregate of the processes recording in `directory` ('' : this "
            "process only).")

@@ -32,14 +32,18 @@ multi-process aggregate. Attributes are its labels:
 
 Instruments and what records them:
 
-- ``Counter.add`` into a Counter (amounts >= 0), ``UpDownCounter.add`` and
-  ``Gauge.set`` into a Gauge, ``Histogram.record`` into a Histogram: native
-  exponential buckets by default (an OTLP ExponentialHistogram, a native
-  histogram in the protobuf exposition), classic buckets when
-  ``explicit_bucket_boundaries_advisory`` asks;
+- ``Counter.add`` into a Counter (amounts >= 0); ``UpDownCounter.add`` into
+  a Gauge that OTLP carries as a non-monotonic Sum (a gauge in the
+  Prometheus formats); ``Gauge.set`` into a Gauge; ``Histogram.record`` into
+  a Histogram: native exponential buckets by default (an OTLP
+  ExponentialHistogram, a native histogram in the protobuf exposition),
+  classic buckets when ``explicit_bucket_boundaries_advisory`` asks (an OTLP
+  explicit-bucket Histogram);
 - the observable instruments read their callbacks before each collection
   (each Observation sets its series): ObservableCounter into a Counter,
-  ObservableUpDownCounter and ObservableGauge into a Gauge.
+  ObservableUpDownCounter as UpDownCounter, ObservableGauge into a Gauge.
+
+Label values are text, so attribute values arrive in OTLP as strings.
 
 As in the SDK, a measurement the API cannot take (a negative amount for a
 counter or histogram, a value that is not a finite number) is dropped and
@@ -105,13 +109,13 @@ def _label_text(value: Any) -> str:
 class _Instrument:
     """What every instrument has: its name, unit, description and family.
 
-    Subclasses say what records them: ``_family_type`` ("counter", "gauge" or
-    "histogram"), a gauge's multi-process mode, whether a gauge is moved by
-    an amount (``_adds``) or set, and whether a counter takes totals.
+    Subclasses say what records them: ``_family_type`` ("counter", "gauge",
+    "up_down": a gauge that OTLP carries as a non-monotonic Sum, or
+    "histogram"), whether a gauge is moved by an amount (``_adds``) or set,
+    and whether a counter takes totals.
     """
 
     _family_type = "counter"
-    _gauge_mode = "mostrecent"
     _adds = False
     _totals = False
 
@@ -166,17 +170,29 @@ class _Instrument:
 
     def _new_metric(self, labels: List[str]) -> Any:
         if self._family_type == "gauge":
-            return _Gauge(self.name, self.description, labels, registry=self._registry,
-                          multiprocess_mode=self._gauge_mode)
+            return _Gauge(self.name, self.description, labels, registry=self._registry, multiprocess_mode="mostrecent")
+        if self._family_type == "up_down":
+            return _UpDownSum(self.name, self.description, labels, self._registry)
         return _Counter(self.name, self.description, labels, registry=self._registry)
 
     def _recorder(self, family: Any) -> Any:
         """The ``pyveda._core.AttributeRecorder`` that records into the family."""
-        if self._family_type == "gauge":
+        if self._family_type in ("gauge", "up_down"):
             return _core.AttributeRecorder(family, self._adds, self._problem)
         if self._totals:
             return _core.AttributeRecorder(family, self._problem, total=True)
         return _core.AttributeRecorder(family, self._problem)
+
+
+class _UpDownSum(_Gauge):
+    """The family of an up-down counter: a PyVeda Gauge (summed across processes)
+    that OTLP carries as a cumulative, non-monotonic Sum."""
+
+    __slots__ = ()
+
+    def __init__(self, name: str, documentation: str, labelnames: List[str], registry: CollectorRegistry) -> None:
+        self._setup(name, documentation, labelnames, "", "", "", registry, None,
+                    {"multiprocess_mode": "sum", "up_down": True})
 
 
 class _Synchronous(_Instrument):
@@ -208,7 +224,7 @@ class UpDownCounter(_Synchronous, api.UpDownCounter):
 
     _method = "add"
     _amount_rule = "an up-down counter takes finite amounts"
-    _family_type, _gauge_mode, _adds = "gauge", "sum", True
+    _family_type, _adds = "up_down", True
 
     def add(self, amount: Any, attributes: Any = None, context: Any = None) -> None:
         self._measure(amount, attributes, context)
@@ -299,7 +315,7 @@ class ObservableUpDownCounter(_Observable, api.ObservableUpDownCounter):
     """``opentelemetry.metrics.ObservableUpDownCounter`` on a PyVeda Gauge."""
 
     _amount_rule = "an observable up-down counter takes finite values"
-    _family_type, _gauge_mode = "gauge", "sum"
+    _family_type = "up_down"
 
 
 class ObservableGauge(_Observable, api.ObservableGauge):

@@ -72,7 +72,8 @@ def test_forked_children_sum_exactly_in_every_format(tmp_path):
         request = ExportMetricsServiceRequest.FromString(REGISTRY._core.encode_otlp({}, "s", "1", 1))
         points = {m.name: m for m in request.resource_metrics[0].scope_metrics[0].metrics}
         assert sum(p.as_double for p in points["jobs"].sum.data_points) == 29, points["jobs"]
-        assert points["job_seconds"].exponential_histogram.data_points[0].count == 5
+        [point] = points["job_seconds"].histogram.data_points  # classic buckets: an explicit-bucket Histogram
+        assert point.count == 5 and sum(point.bucket_counts) == 5 and list(point.explicit_bounds) == [0.1, 1.0]
         # Sample values as prometheus_client's API reads them.
         assert REGISTRY.get_sample_value("jobs_total", {"kind": "b"}) == 20
         names = os.listdir(multiprocess.directory())

@@ -84,6 +84,9 @@ def test_each_synchronous_instrument_records_and_exports(provider, meter):
     assert sorted(p.as_double for p in exported["shop.requests"].sum.data_points) == [1, 6]
     assert exported["shop.latency"].exponential_histogram.data_points[0].count == 3
     assert exported["shop.temperature"].gauge.data_points[0].as_double == 21.5
+    assert exported["shop.active"].sum.data_points[0].as_double == 3 and not exported["shop.active"].sum.is_monotonic
+    [sized_point] = exported["shop.size"].histogram.data_points  # the advisory's bounds: explicit buckets
+    assert list(sized_point.explicit_bounds) == [10, 100] and list(sized_point.bucket_counts) == [0, 1, 0]
 
 
 def test_the_global_api_reaches_the_provider():
@@ -207,7 +210,8 @@ def test_observable_instruments_read_their_callbacks_at_each_collection(provider
     assert second[("queue.depth", (("queue", "jobs"),))] == 2  # the generator was sent the options
     assert len(reads) == 2 and isinstance(reads[0], api.CallbackOptions)
     exported = otlp_metrics(provider)  # the OTLP export reads them too
-    assert exported["queue.depth"].gauge.data_points[0].as_double == 1
+    assert exported["queue.depth"].sum.data_points[0].as_double == 1  # an up-down counter: a Sum
+    assert not exported["queue.depth"].sum.is_monotonic
     assert exported["cpu.time"].sum.is_monotonic
     assert sorted(p.as_double for p in exported["cpu.time"].sum.data_points) == [5, 30]
 

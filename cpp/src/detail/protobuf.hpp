@@ -85,13 +85,18 @@ inline void put_message(std::string& out, std::uint32_t field, const std::string
   put_bytes(out, field, body.data(), body.size());
 }
 
+// A double's 8 bytes as protobuf writes them (one element of a packed repeated double).
+inline void put_double_bits(std::string& out, double v) {
+  std::uint64_t bits = 0;
+  std::memcpy(&bits, &v, sizeof bits);
+  put_fixed(out, bits, 8);
+}
+
 // A double field (wire type fixed64), written even when 0 (for fields that
 // are `optional` or in a oneof, whose presence matters).
 inline void put_double(std::string& out, std::uint32_t field, double v) {
-  std::uint64_t bits = 0;
-  std::memcpy(&bits, &v, sizeof bits);
   put_tag(out, field, kFixed64);
-  put_fixed(out, bits, 8);
+  put_double_bits(out, v);
 }
 
 // A sint32 field (zigzag varint); left out when 0.

@@ -78,7 +78,7 @@ bool same_definition(const FamilyInfo& a, const FamilyInfo& b) noexcept {
          a.quantiles == b.quantiles && a.unit == b.unit &&
          (a.type != MetricType::histogram ||
           (a.scale == b.scale && a.buckets == b.buckets && a.max_age_s == b.max_age_s)) &&
-         (a.type != MetricType::gauge || a.multiprocess_mode == b.multiprocess_mode);
+         (a.type != MetricType::gauge || (a.multiprocess_mode == b.multiprocess_mode && a.up_down == b.up_down));
 }
 
 std::string describe(const FamilyInfo& info) {

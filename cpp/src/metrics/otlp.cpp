@@ -17,9 +17,10 @@ using namespace detail::otlp;
 
 constexpr std::uint64_t kCumulative = 2;  // AggregationTemporality
 
-// Metric fields 5/7/10/11: gauge, sum, exponential_histogram, summary.
+// Metric fields 5/7/9/10/11: gauge, sum, histogram, exponential_histogram, summary.
 constexpr std::uint32_t kGaugeField = 5;
 constexpr std::uint32_t kSumField = 7;
+constexpr std::uint32_t kHistogramField = 9;
 constexpr std::uint32_t kExponentialHistogramField = 10;
 constexpr std::uint32_t kSummaryField = 11;
 
@@ -116,6 +117,30 @@ std::string exponential_point(const FamilyInfo& info, const SeriesSnapshot& s, s
   return p;
 }
 
+// HistogramDataPoint of a histogram with classic buckets: attributes 9,
+// start 2, time 3, count 4, sum 5, bucket_counts 6 (one per bound, then
+// the +Inf bucket), explicit_bounds 7, exemplars 8, min 11, max 12.
+std::string explicit_point(const FamilyInfo& info, const SeriesSnapshot& s, std::int64_t now,
+                           const RuntimeMetric* known) {
+  const HistogramSnapshot& h = s.histogram;
+  std::string p;
+  put_fixed64(p, 2, start_of(h.start_unix_nano != 0 ? h.start_unix_nano : s.start_unix_nano, now));
+  put_fixed64(p, 3, now);
+  if (h.count != 0) put_fixed64_always(p, 4, h.count);
+  put_double(p, 5, h.sum);  // optional: present
+  std::string packed;
+  for (const std::uint64_t c : h.bound_counts) put_fixed(packed, c, 8);
+  put_bytes(p, 6, packed.data(), packed.size());
+  packed.clear();
+  for (const double bound : h.bounds) put_double_bits(packed, bound);
+  put_bytes(p, 7, packed.data(), packed.size());
+  put_exemplars(p, 8, s);
+  put_labels(p, 9, info, s, known);
+  if (h.count > 0 && !std::isnan(h.min)) put_double(p, 11, h.min);
+  if (h.count > 0 && !std::isnan(h.max)) put_double(p, 12, h.max);
+  return p;
+}
+
 // SummaryDataPoint: attributes 7, start 2, time 3, count 4, sum 5, quantile_values 6.
 // The series' own quantiles, else kSummaryQuantiles computed from its buckets.
 std::string summary_point(const FamilyInfo& info, const SeriesSnapshot& s, std::int64_t now,
@@ -159,18 +184,27 @@ void put_metric(std::string& scope_metrics, const FamilySnapshot& f, std::int64_
       put_message(metric, kSumField, data);
       break;
     case MetricType::gauge:
-      for (const SeriesSnapshot& s : f.series) put_message(data, 1, number_point(info, s, false, now, known));
-      put_message(metric, kGaugeField, data);
+      for (const SeriesSnapshot& s : f.series) put_message(data, 1, number_point(info, s, info.up_down, now, known));
+      if (info.up_down) {  // an up-down counter: a cumulative Sum that is not monotonic
+        put_uint(data, 2, kCumulative);
+        put_message(metric, kSumField, data);
+      } else {
+        put_message(metric, kGaugeField, data);
+      }
       break;
     case MetricType::histogram: {
-      // Series with buckets go out as one ExponentialHistogram. The
+      // Series with buckets go out as one ExponentialHistogram (as one
+      // explicit-bucket Histogram when the family has classic buckets). The
       // runtime's histograms also go out as a Summary "<name>.summary" with
       // the quantile set of the text formats; a quantile-only series (a
       // snapshot from the collector's history, no buckets) has only that.
       // Other families' quantile-only series become a Summary of their name.
       std::string summary;
       for (const SeriesSnapshot& s : f.series) {
-        if (!quantiles_only(s)) put_message(data, 1, exponential_point(info, s, now, known));
+        if (!quantiles_only(s)) {
+          put_message(data, 1, info.buckets.empty() ? exponential_point(info, s, now, known)
+                                                    : explicit_point(info, s, now, known));
+        }
         if (!s.quantiles.empty() || known != nullptr) put_message(summary, 1, summary_point(info, s, now, known));
       }
       if (!summary.empty()) {
@@ -183,7 +217,7 @@ void put_metric(std::string& scope_metrics, const FamilySnapshot& f, std::int64_
       }
       if (!data.empty()) {
         put_uint(data, 2, kCumulative);
-        put_message(metric, kExponentialHistogramField, data);
+        put_message(metric, info.buckets.empty() ? kExponentialHistogramField : kHistogramField, data);
         put_message(scope_metrics, 2, metric);
       }
       return;

@@ -209,10 +209,11 @@ std::shared_ptr<CounterFamily> Registry::counter(std::string name, std::string h
 
 std::shared_ptr<GaugeFamily> Registry::gauge(std::string name, std::string help,
                                              std::vector<std::string> label_names, std::string unit,
-                                             GaugeMode multiprocess_mode) {
+                                             GaugeMode multiprocess_mode, bool up_down) {
   FamilyInfo info = make_info(std::move(name), std::move(help), std::move(label_names), MetricType::gauge, 0);
   set_unit(info, std::move(unit));
   info.multiprocess_mode = multiprocess_mode;
+  info.up_down = up_down;
   return register_family<Gauge>(std::move(info));
 }
 

@@ -187,8 +187,10 @@ def registry_request_bytes(registry: Any, resource: Optional[Mapping[str, Any]] 
     """Every family of a :class:`~pyveda.telemetry.CollectorRegistry` as a binary OTLP request.
 
     Encoded natively (``veda::encode_otlp_metrics``) with the GIL released:
-    counters as cumulative monotonic Sums, gauges as Gauges, histograms as
-    ExponentialHistograms copied bucket for bucket, labels as attributes.
+    counters as cumulative monotonic Sums, gauges as Gauges (up-down sums, the
+    families of ``pyveda.otel`` UpDownCounters, as non-monotonic Sums),
+    histograms as ExponentialHistograms copied bucket for bucket (those with
+    classic buckets as explicit-bucket Histograms), labels as attributes.
     The runtime's ``pyveda_*`` families carry their catalogue OTLP names and
     units, as in :func:`metrics_request_bytes`.
     """

@@ -120,5 +120,51 @@ TEST(OtlpMetrics, RuntimeHistogramsAlsoGoOutAsASummaryWithTheTextQuantiles) {
   EXPECT_EQ(quantiles, 4u);
 }
 
+TEST(OtlpMetrics, AHistogramWithClassicBucketsIsAnExplicitBucketHistogram) {
+  FamilySnapshot f;
+  f.info.name = "h";
+  f.info.type = MetricType::histogram;
+  f.info.buckets = {1.0, 10.0};
+  SeriesSnapshot s;
+  s.no_buckets = false;
+  s.histogram.count = 3;
+  s.histogram.sum = 25.5;
+  s.histogram.min = 0.5;
+  s.histogram.max = 20.0;
+  s.histogram.bounds = {1.0, 10.0};
+  s.histogram.bound_counts = {1, 1, 1};
+  f.series.push_back(s);
+  const std::string out = encode_otlp_metrics({f}, {}, "", "", 7);
+  // point{2: start 7, 3: time 7, 4: count 3, 5: sum, 6: packed counts, 7: packed bounds, 11: min, 12: max}
+  std::string point = bytes({0x11, 7, 0, 0, 0, 0, 0, 0, 0, 0x19, 7, 0, 0, 0, 0, 0, 0, 0, 0x21, 3, 0, 0, 0, 0, 0, 0, 0});
+  detail::pb::put_double(point, 5, 25.5);
+  point += bytes({0x32, 24, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0});
+  point += bytes({0x3A, 16});
+  detail::pb::put_double_bits(point, 1.0);
+  detail::pb::put_double_bits(point, 10.0);
+  detail::pb::put_double(point, 11, 0.5);
+  detail::pb::put_double(point, 12, 20.0);
+  std::string histogram = bytes({0x0A, static_cast<int>(point.size())}) + point + bytes({0x10, 2});  // cumulative
+  const std::string metric = bytes({0x0A, 1, 'h', 0x4A, static_cast<int>(histogram.size())}) + histogram;
+  EXPECT_TRUE(contains(out, metric));
+  EXPECT_FALSE(contains(out, bytes({0x52})));  // no exponential_histogram (field 10)
+}
+
+TEST(OtlpMetrics, AnUpDownGaugeIsACumulativeSumThatIsNotMonotonic) {
+  FamilySnapshot g;
+  g.info.name = "u";
+  g.info.type = MetricType::gauge;
+  g.info.up_down = true;
+  SeriesSnapshot s;
+  s.value = -2.0;
+  s.start_unix_nano = 5;
+  g.series.push_back(s);
+  const std::string out = encode_otlp_metrics({g}, {}, "", "", 7);
+  std::string point = bytes({0x11, 5, 0, 0, 0, 0, 0, 0, 0, 0x19, 7, 0, 0, 0, 0, 0, 0, 0});
+  detail::pb::put_double(point, 4, -2.0);
+  const std::string sum = bytes({0x0A, static_cast<int>(point.size())}) + point + bytes({0x10, 2});  // no is_monotonic
+  EXPECT_TRUE(contains(out, bytes({0x0A, 1, 'u', 0x3A, static_cast<int>(sum.size())}) + sum));
+}
+
 }  // namespace
 }  // namespace veda

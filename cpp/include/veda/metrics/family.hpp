@@ -69,6 +69,9 @@ struct FamilyInfo {
   std::string unit;
   // Gauges only: how the multi-process aggregate combines processes.
   GaugeMode multiprocess_mode = GaugeMode::all;
+  // Gauges only: the value is a sum moved up and down (an OpenTelemetry
+  // UpDownCounter), which OTLP carries as a non-monotonic Sum, not a Gauge.
+  bool up_down = false;
 };
 
 class FamilyBase {

@@ -68,10 +68,11 @@ class Registry {
   // must end in "_<unit>" (std::invalid_argument otherwise).
   std::shared_ptr<CounterFamily> counter(std::string name, std::string help,
                                          std::vector<std::string> label_names = {}, std::string unit = {});
-  // `multiprocess_mode`: how the multi-process aggregate combines processes.
+  // `multiprocess_mode`: how the multi-process aggregate combines processes;
+  // `up_down`: an up-down sum (FamilyInfo::up_down).
   std::shared_ptr<GaugeFamily> gauge(std::string name, std::string help,
                                      std::vector<std::string> label_names = {}, std::string unit = {},
-                                     GaugeMode multiprocess_mode = GaugeMode::all);
+                                     GaugeMode multiprocess_mode = GaugeMode::all, bool up_down = false);
   // `buckets`: classic bucket bounds (see Histogram::check_bounds); empty for
   // none. `max_age_s` > 0: the summary quantiles describe about that many
   // recent seconds (Histogram::recent()). Re-registering must give the same

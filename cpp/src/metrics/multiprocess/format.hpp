@@ -29,7 +29,7 @@ namespace veda::multiprocess::detail {
 
 inline constexpr char kFileMagic[8] = {'P', 'Y', 'V', 'E', 'D', 'A', 'M', 'P'};
 inline constexpr char kArchiveMagic[8] = {'P', 'Y', 'V', 'E', 'D', 'A', 'A', 'R'};
-inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::uint32_t kVersion = 2;  // 2: FamilyInfo::up_down
 inline constexpr std::size_t kHeaderBytes = 4096;
 inline constexpr std::size_t kRecordAlign = 64;
 
@@ -160,6 +160,7 @@ inline void encode_info(Writer& w, const FamilyInfo& info) {
   w.put(static_cast<std::uint8_t>(info.summary));
   w.put_doubles(info.quantiles);
   w.put(static_cast<std::uint32_t>(info.multiprocess_mode));
+  w.put(static_cast<std::uint8_t>(info.up_down));
 }
 
 // Throws FormatError for a type, scale or mode no writer gives.
@@ -183,6 +184,7 @@ inline FamilyInfo decode_info(Reader& r) {
   const auto mode = r.get<std::uint32_t>();
   if (mode > static_cast<std::uint32_t>(GaugeMode::livemostrecent)) throw FormatError("a family record has an unknown gauge mode");
   info.multiprocess_mode = static_cast<GaugeMode>(mode);
+  info.up_down = r.get<std::uint8_t>() != 0;
   return info;
 }
 
