@@ -102,20 +102,26 @@ def _install_runtime_context() -> None:
 
 # OpenTelemetry's SpanKind (INTERNAL=0 ... CONSUMER=4) is OTLP's minus one.
 _KINDS = {kind: kind.value + 1 for kind in trace.SpanKind}
+_INTERNAL = trace.SpanKind.INTERNAL  # the usual kind, told by identity (an Enum hashes in Python)
 
 
 class Span(trace.Span):
     """An OpenTelemetry API span over a PyVeda span (``pyveda_span``)."""
 
-    __slots__ = ("_span", "_context", "_provider", "_record_exception", "_set_status_on_exception")
+    __slots__ = ("_span", "_provider")
+    # Defaults as class attributes: a span sets only what differs (the API's Span has a __dict__).
+    _context: Optional[SpanContext] = None
+    _record_exception = True
+    _set_status_on_exception = True
 
     def __init__(self, core_span: Any, provider: Optional["TracerProvider"], record_exception: bool = True,
                  set_status_on_exception: bool = True) -> None:
         self._span = core_span
-        self._context: Optional[SpanContext] = None
         self._provider = provider
-        self._record_exception = record_exception
-        self._set_status_on_exception = set_status_on_exception
+        if not record_exception:
+            self._record_exception = False
+        if not set_status_on_exception:
+            self._set_status_on_exception = False
 
     @property
     def pyveda_span(self) -> Any:
@@ -238,7 +244,8 @@ class _CurrentSpan:
         span = self._span = self._tracer.start_span(*self._args)
         if otel_context._RUNTIME_CONTEXT is _RUNTIME:
             # What attach(set_span_in_context(span)) does, without going through the API twice.
-            context = Context({**_otel_current.get(), _SPAN_KEY: span})
+            context = Context(_otel_current.get())
+            dict.__setitem__(context, _SPAN_KEY, span)  # a Context refuses item assignment; this one is new
             self._token = (_otel_current.set(context), _current_core_span.set(span._span))
         else:
             self._token = otel_context.attach(trace.set_span_in_context(span))
@@ -287,7 +294,7 @@ class Tracer(trace.Tracer):
                    start_time: Optional[int] = None, record_exception: bool = True,
                    set_status_on_exception: bool = True) -> Span:
         core_links = _core_links(links) if links else None
-        otel_kind = _KINDS.get(kind)
+        otel_kind = 1 if kind is _INTERNAL else _KINDS.get(kind)
         if otel_kind is None:
             raise ValueError(f"kind must be an opentelemetry.trace.SpanKind, got {kind!r}")
         if context is None and otel_context._RUNTIME_CONTEXT is _RUNTIME:
