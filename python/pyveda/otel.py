@@ -342,8 +342,13 @@ class TracerProvider(trace.TracerProvider):
     ``sampler``/``sampler_arg``, whose defaults come from ``OTEL_SERVICE_NAME``,
     ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_TRACES_SAMPLER``/``_ARG``).
     Making one installs :class:`RuntimeContext` as OpenTelemetry's runtime
-    context. ``force_flush()`` and ``shutdown()`` are the SDK's calls; spans
-    are in the store as soon as they end, so both return at once.
+    context.
+
+    Spans are in the store as soon as they end (``tracing.get_spans()``). To
+    send them on, ``add_span_processor(BatchSpanProcessor(OTLPExporter(...)))``
+    (:class:`pyveda.telemetry.BatchSpanProcessor`, with the SDK's
+    ``OTEL_BSP_*`` settings); ``force_flush()`` and ``shutdown()`` flush and
+    stop the processors added, as the SDK's calls do.
     """
 
     def __init__(self, tracing: Optional[TracingSystem] = None, *, service_name: Optional[str] = None,
@@ -359,14 +364,56 @@ class TracerProvider(trace.TracerProvider):
                              "not beside it")
         self.tracing = tracing
         self._tracer = Tracer(self)
+        self._lock = threading.Lock()
+        self._processors: list = []
         _install_runtime_context()
 
     def get_tracer(self, instrumenting_module_name: str, instrumenting_library_version: Optional[str] = None,
                    schema_url: Optional[str] = None, attributes: Optional[Mapping[str, Any]] = None) -> Tracer:
         return self._tracer
 
+    def add_span_processor(self, span_processor: Any) -> None:
+        """Adds a :class:`pyveda.telemetry.BatchSpanProcessor`; it sends the spans that end from now on.
+
+        The OpenTelemetry SDK's own processors take SDK spans, which this
+        provider does not make: passing one is a TypeError that says what to
+        use instead.
+        """
+        from pyveda.telemetry.batch import BatchSpanProcessor
+
+        if not isinstance(span_processor, BatchSpanProcessor):
+            raise TypeError(
+                "span_processor must be a pyveda.telemetry.BatchSpanProcessor (the OpenTelemetry SDK's processors "
+                "and exporters take SDK spans; send PyVeda's with BatchSpanProcessor(pyveda.telemetry.OTLPExporter"
+                f"(...))), got {type(span_processor).__module__}.{type(span_processor).__qualname__}"
+            )
+        span_processor.attach(self.tracing)
+        with self._lock:
+            if span_processor not in self._processors:
+                self._processors.append(span_processor)
+
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
+        """Flushes each processor in turn within ``timeout_millis`` in all; True if every one finished."""
+        return self._each("force_flush", timeout_millis)
 
     def shutdown(self) -> None:
-        return None
+        """Shuts each processor down (each flushes what has ended first, within its own 30 s)."""
+        self._each("shutdown", None)
+
+    def _each(self, method: str, timeout_millis: Optional[float]) -> bool:
+        import time
+
+        if timeout_millis is not None and (isinstance(timeout_millis, bool)
+                                           or not isinstance(timeout_millis, (int, float)) or timeout_millis < 0):
+            raise ValueError(f"timeout_millis must be a number of milliseconds >= 0, got {timeout_millis!r}")
+        with self._lock:
+            processors = list(self._processors)
+        deadline = None if timeout_millis is None else time.monotonic() + timeout_millis / 1000.0
+        done = True
+        for processor in processors:
+            if deadline is None:
+                done = getattr(processor, method)() and done
+            else:
+                left = max(0.0, deadline - time.monotonic()) * 1000.0
+                done = getattr(processor, method)(timeout_millis=left) and done
+        return done

@@ -75,6 +75,8 @@ _EXPORTS: Dict[str, str] = {
     "SpanKind": "tracing",
     "StatusCode": "tracing",
     "TracingSystem": "tracing",
+    "BatchSettings": "batch",
+    "BatchSpanProcessor": "batch",
     # serving: scrape endpoint, prometheus_client bridge, Pushgateway, alerts
     "Alert": "alerts",
     "AlertRule": "alerts",
@@ -96,6 +98,9 @@ _EXPORTS: Dict[str, str] = {
     "make_asgi_app": "asgi",
     "push_to_gateway": "push",
     "pushadd_to_gateway": "push",
+    # operators' plumbing: a Prometheus file_sd target file
+    "FileSDTarget": "file_sd",
+    "read_targets": "file_sd",
 }
 
 __all__ = sorted([*_EXPORTS, "alerts"])
@@ -119,7 +124,9 @@ def __dir__() -> list:
 if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
     from pyveda.telemetry import alerts
     from pyveda.telemetry.alerts import Alert, AlertRule
+    from pyveda.telemetry.batch import BatchSettings, BatchSpanProcessor
     from pyveda.telemetry.exporters import ExportResult, OTLPExporter, create_exporter
+    from pyveda.telemetry.file_sd import FileSDTarget, read_targets
     from pyveda.telemetry.gpu import GpuDevice, GpuMonitor, GpuSample
     from pyveda.telemetry.http import MetricsServer, choose_encoder, start_http_server
     from pyveda.telemetry.metrics import Counter, Gauge, Histogram, Summary

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any, Callable, Dict, Mapping, Optional, Union
 
 from pyveda import _core
+from pyveda._checks import seconds
 from pyveda.telemetry import otlp
 from pyveda.telemetry.otlp_options import OTLPOptions
 from pyveda.telemetry.pusher import DEFAULT_EXIT_TIMEOUT_S, PeriodicPusher
@@ -143,8 +144,13 @@ class OTLPExporter:
 
     # -- transport --
 
-    def send(self, item: Any) -> ExportResult:
+    def send(self, item: Any, *, timeout: Optional[float] = None) -> ExportResult:
         """Sends ``item`` (POST, or a gRPC call for ``'grpc'``); retries within the timeout.
+
+        ``timeout``: seconds for this send, retries included, when it is shorter
+        than the signal's own timeout (``OTEL_EXPORTER_OTLP_*TIMEOUT``); None
+        keeps that one. A :class:`~pyveda.telemetry.BatchSpanProcessor` passes
+        what is left of its export timeout here.
 
         OTLP/HTTP retries 429/502/503/504 and connection errors; OTLP/gRPC the
         codes the OTLP specification calls retryable (see
@@ -182,6 +188,10 @@ class OTLPExporter:
                 "send() takes a MetricsSnapshot, a CollectorRegistry, a TracingSystem or a list of Spans, "
                 f"got {type(item).__name__}"
             )
+        if timeout is not None:
+            timeout = seconds(timeout, "timeout")
+            if options.timeout is None or timeout < options.timeout:
+                options = options._replace(timeout=timeout)
         kind = options.signal
         try:
             data = self.export(spans if spans is not None else item, encoding=options.encoding)
