@@ -376,6 +376,18 @@ void init_runtime(nb::module_& m) {
       .def_prop_rw("max_snapshots", &TelemetrySystem::max_snapshots, &TelemetrySystem::set_max_snapshots)
       .def_prop_ro("collect_interval", &TelemetrySystem::collect_interval)
       .def("throughput", &TelemetrySystem::throughput)
+      .def("_remote_submit", &TelemetrySystem::on_remote_submit,
+           "Counts a task handed to another executor as pending (see _remote_end).")
+      .def(
+          "_remote_end",
+          [](TelemetrySystem& t, std::int64_t latency_ns, bool ok) {
+            if (latency_ns < 0) throw nb::value_error("latency_ns must be >= 0");
+            t.on_remote_end(latency_ns, ok);
+          },
+          "latency_ns"_a, "ok"_a,
+          "Ends a task _remote_submit counted: executed (failed unless ok), with its submit-to-result latency.")
+      .def("_remote_cancelled", &TelemetrySystem::on_remote_cancelled,
+           "Ends a task _remote_submit counted that was cancelled before it ran (not executed).")
       .def(
           "add_callback",
           [](TelemetrySystem& t, nb::callable callback) {

@@ -12,7 +12,7 @@ A built ``Config`` has plain attributes that may still be changed
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from pyveda import _core
 from pyveda._checks import shown
@@ -43,6 +43,28 @@ def _check_bool(field: str, value: Any) -> bool:
     return value
 
 
+_EXECUTOR_OPTIONS = {"local": (), "dask": ("address", "client")}
+
+
+def _check_executor(executor: Any, options: Any) -> None:
+    if executor not in _EXECUTOR_OPTIONS:
+        raise ValueError(f"Config.executor must be 'local' or 'dask', got {executor!r}")
+    if not isinstance(options, dict):
+        raise TypeError(f"Config.executor_options must be a dict, got {type(options).__name__}")
+    allowed = _EXECUTOR_OPTIONS[executor]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        what = f"allowed: {', '.join(allowed)}" if allowed else "it takes none"
+        raise ValueError(f"Config.executor_options: {unknown} are not options of the {executor!r} executor ({what})")
+    if executor == "dask":
+        address, client = options.get("address"), options.get("client")
+        if address is not None and client is not None:
+            raise ValueError("Config.executor_options: give the Dask executor an address or a client, not both")
+        if address is not None and not isinstance(address, str):
+            raise TypeError(f"Config.executor_options['address'] must be a str such as 'tcp://127.0.0.1:8786', "
+                            f"got {type(address).__name__}")
+
+
 def _check_seconds(field: str, value: Any) -> None:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         raise TypeError(f"Config.{field} must be a number of seconds, got {type(value).__name__} ({value!r})")
@@ -71,6 +93,10 @@ class Config:
             quantiles) describe (default 60.0); task counts, latency sums and
             histogram buckets stay cumulative over the runtime's life.
         max_snapshots: collected snapshots kept in history (default 3600).
+        executor: where ``spawn`` runs tasks: ``"local"`` (the default: this
+            runtime's worker threads) or ``"dask"`` (a Dask cluster, see
+            :mod:`pyveda.dask`); ``executor_options`` holds the executor's
+            settings (for Dask: ``address`` or ``client``).
     """
 
     __slots__ = (
@@ -82,6 +108,8 @@ class Config:
         "collect_interval",
         "latency_window",
         "max_snapshots",
+        "executor",
+        "executor_options",
     )
 
     def __init__(
@@ -94,6 +122,8 @@ class Config:
         collect_interval: float = 1.0,
         max_snapshots: int = 3600,
         latency_window: float = 60.0,
+        executor: str = "local",
+        executor_options: Optional[Dict[str, Any]] = None,
     ) -> None:
         self.num_threads = (os.cpu_count() or 1) if num_threads is None else num_threads
         self.queue_size = queue_size
@@ -103,6 +133,8 @@ class Config:
         self.collect_interval = collect_interval
         self.latency_window = latency_window
         self.max_snapshots = max_snapshots
+        self.executor = executor
+        self.executor_options = {} if executor_options is None else executor_options
 
     @staticmethod
     def builder() -> "ConfigBuilder":
@@ -119,6 +151,7 @@ class Config:
         _check_seconds("collect_interval", self.collect_interval)
         _check_seconds("latency_window", self.latency_window)
         _check_int("max_snapshots", self.max_snapshots, 1, _LIMITS.max_snapshots_limit)
+        _check_executor(self.executor, self.executor_options)
         return self
 
     def _to_options(self) -> _core.RuntimeOptions:
@@ -191,6 +224,16 @@ class ConfigBuilder:
     def max_snapshots(self, n: int) -> "ConfigBuilder":
         """Collected snapshots kept in history (>= 1)."""
         self._config.max_snapshots = n
+        return self
+
+    def executor(self, kind: Any, **options: Any) -> "ConfigBuilder":
+        """Where ``spawn`` runs tasks: ``"local"`` (the default), ``"dask"``
+        (``address="tcp://host:8786"`` for a running scheduler, else a local
+        cluster Dask starts) or a ``distributed.Client`` (the executor uses it)."""
+        if type(kind).__name__ == "Client" and type(kind).__module__.startswith("distributed"):
+            kind, options = "dask", {**options, "client": kind}
+        self._config.executor = kind
+        self._config.executor_options = dict(options)
         return self
 
     def build(self) -> Config:

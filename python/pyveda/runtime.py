@@ -209,9 +209,20 @@ class Runtime:
             self._gpu = GpuMonitor._for_runtime(core_gpu)
         #: The TracingSystem giving every task a span, or None when tracing is disabled.
         self.tracing: Optional[TracingSystem] = TracingSystem() if config.enable_tracing else None
+        #: Where spawned tasks run when not on this runtime's threads (Config.executor "dask").
+        self.executor: Any = None
+        if config.executor == "dask":
+            from pyveda.dask import DaskExecutor  # imports distributed only now
+
+            try:
+                self.executor = DaskExecutor(self.telemetry, **config.executor_options)
+            except BaseException:
+                self._core.shutdown(False)
+                raise
 
     def spawn(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future:
-        """Runs ``fn(*args, **kwargs)`` on a worker; returns its :class:`Future`.
+        """Runs ``fn(*args, **kwargs)`` on a worker; returns its :class:`Future`
+        (with the Dask executor: a :class:`pyveda.dask.DaskFuture`, run on the cluster).
 
         With a bounded queue (``Config.queue_size``) this blocks while the
         queue is full. Raises TypeError if ``fn`` is not callable and
@@ -219,6 +230,8 @@ class Runtime:
         """
         if not callable(fn):
             raise TypeError(f"spawn() needs a callable, got {type(fn).__name__} ({fn!r})")
+        if self.executor is not None:
+            return self.executor.submit(fn, args, kwargs)  # a DaskFuture; the spawner's span goes along
         if self.tracing is not None or _current_span.get() is not None:
             fn, args, kwargs = self._traced(fn, args, kwargs)
         future = Future(self._core)
@@ -233,6 +246,8 @@ class Runtime:
             raise TypeError(f"try_spawn() needs a callable, got {type(fn).__name__} ({fn!r})")
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout != timeout:
             raise TypeError(f"try_spawn() timeout must be a number of seconds, got {timeout!r}")
+        if self.executor is not None:
+            return self.executor.submit(fn, args, kwargs)  # no local queue to be full
         if self._core.is_shutdown or self._core.is_inherited:
             raise RuntimeError(self._refusal())
         if self.tracing is not None or _current_span.get() is not None:
@@ -276,8 +291,13 @@ class Runtime:
         Called from inside one of its own tasks it only starts the shutdown
         (a worker cannot join itself); the threads are joined by a later
         ``shutdown()`` from another thread, at the latest at interpreter exit.
+        With the Dask executor, ``wait=True`` also waits for the tasks in
+        flight on the cluster, and a client the executor made is closed.
         """
-        self._core.shutdown(_check_wait(wait))
+        wait = _check_wait(wait)
+        if self.executor is not None:
+            self.executor.shutdown(wait)
+        self._core.shutdown(wait)
 
     @property
     def is_shutdown(self) -> bool:

@@ -109,7 +109,7 @@ def values(prom_url, expr):
 def start_prometheus(tmp, jobs, flags=()):
     """Debian's Prometheus on a free 127.0.0.1 port, scraping every second.
 
-    ``jobs``: ``{job_name: (target_port, extra_yaml_lines)}``; ``flags``: more
+    ``jobs``: ``{job_name: (target_port or None, extra_yaml_lines)}``; ``flags``: more
     command-line flags (``--enable-feature=...``). Returns (process, log, URL)
     for :func:`stop_server`; skips the test when Prometheus is not installed.
     """
@@ -118,7 +118,8 @@ def start_prometheus(tmp, jobs, flags=()):
     for job, (port, extra) in jobs.items():
         config += f"  - job_name: {job}\n"
         config += "".join(f"    {line}\n" for line in extra)
-        config += f"    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+        if port is not None:  # None: the extra lines say where the targets are (file_sd_configs, ...)
+            config += f"    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
     (tmp / "prometheus.yml").write_text(config)
     return start_server(
         lambda port: [prometheus, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",

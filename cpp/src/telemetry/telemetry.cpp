@@ -67,6 +67,10 @@ struct TelemetrySystem::Impl {
   Impl& operator=(const Impl&) = delete;
 
   std::shared_ptr<const Scheduler> scheduler() const;
+  std::uint64_t remote_pending() const noexcept {
+    const std::int64_t n = remote_pending_.load(std::memory_order_relaxed);
+    return n > 0 ? static_cast<std::uint64_t>(n) : 0;
+  }
   Point window_start(std::int64_t now_ns) const;  // caller holds points_mutex_
   void record_point(const Point& p);              // caller holds points_mutex_
   double throughput() const;
@@ -89,6 +93,8 @@ struct TelemetrySystem::Impl {
   std::shared_ptr<Gauge> cpu_;
   std::shared_ptr<Gauge> memory_;
   std::shared_ptr<Gauge> rss_;
+
+  std::atomic<std::int64_t> remote_pending_{0};  // on_remote_submit() minus on_remote_end()
 
   mutable detail::ForkSafeMutex scheduler_mutex_;  // leaf level: never left locked by fork()
   std::weak_ptr<const Scheduler> scheduler_;
@@ -145,7 +151,7 @@ TelemetrySystem::Impl::Impl(TelemetryOptions options, Registry& registry)
   if (!pending_->shared()) {
     pending_->set_function([this] {
       const auto s = scheduler();
-      return s ? static_cast<double>(s->pending()) : 0.0;
+      return (s ? static_cast<double>(s->pending()) : 0.0) + static_cast<double>(remote_pending());
     });
     running_->set_function([this] {
       const auto s = scheduler();
@@ -220,6 +226,7 @@ MetricsSnapshot TelemetrySystem::Impl::snapshot() {
     s.tasks_pending = sched->pending();
     s.tasks_running = sched->running();
   }
+  s.tasks_pending += remote_pending();
 
   HistogramSnapshot latency = latency_->snapshot();
   s.latency_count = latency.count;
@@ -378,6 +385,20 @@ void TelemetrySystem::on_task_end(std::int64_t queue_wait_ns, std::int64_t run_n
   // a reader never sees more failed than executed tasks.
   d.executed_->inc();
   if (!ok) d.failed_->inc();
+}
+
+void TelemetrySystem::on_remote_submit() noexcept { impl_->remote_pending_.fetch_add(1, std::memory_order_relaxed); }
+
+void TelemetrySystem::on_remote_end(std::int64_t latency_ns, bool ok) noexcept {
+  Impl& d = *impl_;
+  d.latency_->observe(static_cast<double>(latency_ns) / 1e6);
+  d.executed_->inc();  // before failed, as in on_task_end
+  if (!ok) d.failed_->inc();
+  d.remote_pending_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void TelemetrySystem::on_remote_cancelled() noexcept {
+  impl_->remote_pending_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 MetricsSnapshot TelemetrySystem::snapshot() { return impl_->snapshot(); }

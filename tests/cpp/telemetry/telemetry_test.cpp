@@ -152,6 +152,33 @@ TEST(TelemetrySystemTest, OnTaskEndRecordsOutcomeAndTimings) {
   EXPECT_EQ(s.tasks_running, 0u);
 }
 
+TEST(TelemetrySystemTest, RemoteTasksArePendingUntilTheyEndThenCountedWithTheirLatency) {
+  Registry registry;
+  TelemetrySystem t(TelemetryOptions{}, registry);
+  t.on_remote_submit();
+  t.on_remote_submit();
+  t.on_remote_submit();
+  EXPECT_EQ(t.snapshot().tasks_pending, 3u);
+  double pending_gauge = -1.0;
+  for (const FamilySnapshot& f : registry.collect()) {
+    if (f.info.name == "pyveda_tasks_pending") pending_gauge = f.series.at(0).value;
+  }
+  EXPECT_EQ(pending_gauge, 3.0);
+  t.on_remote_end(4'000'000, true);   // 4 ms from submit to result
+  t.on_remote_end(2'000'000, false);  // failed after 2 ms
+  const MetricsSnapshot s = t.snapshot();
+  EXPECT_EQ(s.tasks_pending, 1u);
+  EXPECT_EQ(s.tasks_executed, 2u);
+  EXPECT_EQ(s.tasks_failed, 1u);
+  EXPECT_EQ(s.latency_count, 2u);
+  EXPECT_DOUBLE_EQ(s.latency_sum_ms, 6.0);
+  EXPECT_EQ(t.queue_wait_ms().count(), 0u) << "where a remote task queued is not known here";
+  EXPECT_EQ(t.run_time_ms().count(), 0u);
+  t.on_remote_cancelled();  // the last one never ran
+  EXPECT_EQ(t.snapshot().tasks_pending, 0u);
+  EXPECT_EQ(t.snapshot().tasks_executed, 2u);
+}
+
 TEST(TelemetrySystemTest, SnapshotBeforeAnyTaskReadsZero) {
   Registry registry;
   TelemetrySystem t(TelemetryOptions{}, registry);

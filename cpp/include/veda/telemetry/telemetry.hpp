@@ -143,6 +143,17 @@ class TelemetrySystem final : public SchedulerObserver {
 
   void on_task_end(std::int64_t queue_wait_ns, std::int64_t run_ns, bool ok) noexcept override;
 
+  // Tasks this runtime handed to another executor (pyveda's Dask executor):
+  // on_remote_submit() counts one in pending until on_remote_end() finishes
+  // it, counting it in executed (and failed unless ok) and its end-to-end
+  // latency (submit to result) in the latency histogram. Where it queued
+  // and ran is not known here, so the queue-wait and run-time histograms
+  // leave it out. Lock-free, as the observer hooks.
+  void on_remote_submit() noexcept;
+  void on_remote_end(std::int64_t latency_ns, bool ok) noexcept;
+  // Ends a task on_remote_submit() counted that was cancelled before it ran: no longer pending, not executed.
+  void on_remote_cancelled() noexcept;
+
   MetricsSnapshot snapshot();
 
   // Background collection every collect_interval: each snapshot is kept in the
