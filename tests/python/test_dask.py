@@ -168,6 +168,20 @@ def test_a_thousand_tasks_count_exactly_everywhere_and_trace_across_processes(cl
     assert sum(1 for s in remote if s.status.code == 2) == 100  # the failed ones are errors
     assert [s.name for s in trace if s.span_id.hex() == batch.span_id] == ["batch"]
 
+    # A collector tells the sources apart: each worker's resource names its host, process and instance.
+    def worker_resource():
+        from pyveda.dask import _WORKER  # the worker's own, not a copy of the client's
+
+        return dict(_WORKER["state"].exporter.resource)
+
+    resources = client.run(worker_resource)
+    client_resource = runtime.tracing.resource_attributes()
+    ids = {r["service.instance.id"] for r in resources.values()} | {client_resource["service.instance.id"]}
+    pids = {r["process.pid"] for r in resources.values()} | {client_resource["process.pid"]}
+    assert len(ids) == len(pids) == 3
+    assert {r["dask.worker"] for r in resources.values()} == set(names.values())
+    assert all(r["host.name"] == client_resource["host.name"] for r in resources.values())
+
 
 def test_the_futures_are_concurrent_futures(cluster, runtime):
     _, client = cluster
