@@ -8,7 +8,9 @@ an ``InMemorySpanExporter`` (each finished span kept, as PyVeda's store
 keeps it); the SDK without any processor is shown too. The metrics rows
 time instruments of ``pyveda.otel.MeterProvider`` (a registry) beside the
 SDK's ``MeterProvider`` with an ``InMemoryMetricReader`` (and with no
-reader, in the last column). Each library runs in
+reader, in the last column). A last line times the floor of a current
+span behind the Python API (a ``with`` that copies the Context and sets two
+ContextVars), beside the SDK's unsampled span divided by 20. Each library runs in
 a process of its own (installing pyveda.otel changes the API's runtime
 context). ns per operation, best of several timeit repeats; ratio = SDK
 time / PyVeda time. Needs the `bench` extra: pip install ".[bench]".
@@ -69,6 +71,29 @@ WORKER = textwrap.dedent(r'''
         "up_down_counter.add(1, {'k': 'v'})": "up_down.add(1, attrs)",
         "gauge.set(1.0, {'k': 'v'})": "gauge.set(1.0, attrs)",
     }
+    if which == "pyveda":
+        # The least any implementation behind the Python API does for a current span: a `with` on a
+        # Python object that makes a new Context from the current one and sets, then resets, two
+        # ContextVars (the API's current Context and the tracer's own current span).
+        import contextvars
+        from opentelemetry.context.context import Context
+        current, own = contextvars.ContextVar("current", default=Context()), contextvars.ContextVar("own")
+
+        class Floor:
+            __slots__ = ("token",)
+
+            def __enter__(self):
+                context = Context(current.get())
+                dict.__setitem__(context, "span", self)
+                self.token = (current.set(context), own.set(self))
+                return self
+
+            def __exit__(self, *exc):
+                own.reset(self.token[1])
+                current.reset(self.token[0])
+
+        env["Floor"] = Floor
+        cases["floor: with + Context copy + two ContextVars set and reset"] = "with Floor():\n    pass"
     number, repeat = (2_000, 3) if quick else (20_000, 7)
     out = {}
     for name, stmt in cases.items():
@@ -105,6 +130,8 @@ def main() -> None:
     ours["unsampled: " + key] = ours_off[key]
     sdk["unsampled: " + key] = sdk_off[key]
     bare["unsampled: " + key] = float("nan")
+    floor_key = "floor: with + Context copy + two ContextVars set and reset"
+    floor = ours.pop(floor_key)
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     print(f"# compare_otel: the OpenTelemetry API, ns per operation ({machine})")
     if args.markdown:
@@ -116,6 +143,10 @@ def main() -> None:
         else:
             print(f"{op:50s} pyveda.otel {t:8,.0f}  sdk {sdk[op]:8,.0f} ({sdk[op] / t:5.1f}x)"
                   f"  sdk without a processor {bare[op]:8,.0f}")
+    unsampled = sdk["unsampled: " + key]
+    print(f"\n{floor_key}: {floor:,.0f} ns, the SDK's unsampled span / 20: {unsampled / 20:,.0f} ns; "
+          f"a current span through the Python API cannot be cheaper than the floor "
+          f"({unsampled / floor:.1f}x the SDK's unsampled at best)")
 
 
 if __name__ == "__main__":

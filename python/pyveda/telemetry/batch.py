@@ -48,20 +48,18 @@ reads only the spans the child ends.
 
 from __future__ import annotations
 
-import atexit
 import inspect
 import os
 import re
 import threading
 import time
 import warnings
-import weakref
 from collections import deque
 from typing import Any, Deque, List, Mapping, NamedTuple, Optional, Tuple
 
 from pyveda import _core
 from pyveda._checks import MAX_SECONDS, seconds, shown
-from pyveda.telemetry.pusher import DEFAULT_EXIT_TIMEOUT_S
+from pyveda.telemetry.pusher import DEFAULT_EXIT_TIMEOUT_S, LiveThreads
 from pyveda.telemetry.transport import ExportResult
 
 __all__ = ["BatchSettings", "BatchSpanProcessor"]
@@ -463,21 +461,5 @@ class BatchSpanProcessor:
                 f"{self._dropped} dropped>")
 
 
-# Every attached processor not yet shut down, for the fork and exit hooks below.
-_LIVE: "weakref.WeakSet[BatchSpanProcessor]" = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for processor in list(_LIVE):
-        processor._reinit_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-@atexit.register
-def _flush_at_exit() -> None:
-    for processor in list(_LIVE):
-        if processor.running:
-            processor.shutdown(timeout_millis=processor.exit_timeout * 1000.0)
+# Every attached processor not yet shut down: re-made in a forked child, shut down at exit.
+_LIVE = LiveThreads(lambda processor: processor.shutdown(timeout_millis=processor.exit_timeout * 1000.0))

@@ -117,9 +117,9 @@ def close_channels() -> None:
 def _close_at_exit() -> None:
     # Registered after the pushers' exit flush, so it runs first (atexit is last in, first out): the
     # started exporters are flushed here, while the channels are open, then the channels are closed.
-    from pyveda.telemetry.pusher import _flush_at_exit
+    from pyveda.telemetry.pusher import _LIVE
 
-    _flush_at_exit()
+    _LIVE._flush_at_exit()
     close_channels()
 
 

@@ -213,20 +213,37 @@ class PeriodicPusher:
             self._start_thread()
 
 
-_LIVE: "weakref.WeakSet[PeriodicPusher]" = weakref.WeakSet()
+class LiveThreads:
+    """The live background senders of one kind, for the fork and exit hooks they all need.
+
+    Each member has ``_reinit_after_fork()`` (called in a forked child, where
+    its thread does not exist) and ``running``; at interpreter exit each
+    running member is passed to ``at_exit`` (which shuts it down within its
+    exit timeout). Members are held weakly; ``add`` and ``discard`` are
+    thread-safe (a WeakSet's are).
+    """
+
+    def __init__(self, at_exit: Callable[[Any], Any]) -> None:
+        self._members: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self._at_exit = at_exit
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+        atexit.register(self._flush_at_exit)
+
+    def add(self, member: Any) -> None:
+        self._members.add(member)
+
+    def discard(self, member: Any) -> None:
+        self._members.discard(member)
+
+    def _after_fork_in_child(self) -> None:
+        for member in list(self._members):
+            member._reinit_after_fork()
+
+    def _flush_at_exit(self) -> None:
+        for member in list(self._members):
+            if member.running:
+                self._at_exit(member)
 
 
-def _after_fork_in_child() -> None:
-    for pusher in list(_LIVE):
-        pusher._reinit_after_fork()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-@atexit.register
-def _flush_at_exit() -> None:
-    for pusher in list(_LIVE):
-        if pusher.running:
-            pusher.shutdown(timeout=pusher.exit_timeout)
+_LIVE = LiveThreads(lambda pusher: pusher.shutdown(timeout=pusher.exit_timeout))
