@@ -45,7 +45,9 @@ import os
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Set, Tuple
+
+from pyveda._checks import seconds
 
 __all__ = ["DaskExecutor", "DaskFuture", "PyVedaPlugin", "worker_endpoints"]
 
@@ -83,11 +85,10 @@ class DaskFuture(concurrent.futures.Future):
 def _traceparent() -> Optional[str]:
     """The current PyVeda span (the OpenTelemetry API's too, with pyveda.otel) as a traceparent."""
     from pyveda import _core
+    from pyveda.telemetry.propagation import format_traceparent
 
     span = _core.current_span.get()
-    if span is None:
-        return None
-    return f"00-{span.trace_id}-{span.span_id}-{span.flags & 0xFF:02x}"
+    return None if span is None else format_traceparent(span.trace_id, span.span_id, span.flags)
 
 
 def _task_name(fn: Any) -> str:
@@ -111,7 +112,7 @@ class DaskExecutor:
         self.client = client if client is not None else distributed.Client(address)
         self._telemetry = telemetry._core if telemetry is not None else None
         self._lock = threading.Lock()
-        self._in_flight: Dict[int, DaskFuture] = {}
+        self._in_flight: Set[DaskFuture] = set()
         self._closed = False
 
     def submit(self, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> DaskFuture:
@@ -126,11 +127,11 @@ class DaskExecutor:
         future = DaskFuture(dask_future)
         started = time.monotonic_ns()
         with self._lock:
-            self._in_flight[id(future)] = future
+            self._in_flight.add(future)
 
         def finished(done: Any) -> None:
             with self._lock:
-                self._in_flight.pop(id(future), None)
+                self._in_flight.discard(future)
             status = done.status
             if status == "cancelled" or future.cancelled():
                 if telemetry is not None:
@@ -157,7 +158,7 @@ class DaskExecutor:
         """Stops taking tasks; ``wait``: until the tasks in flight are done. Closes a client it made."""
         self._closed = True
         with self._lock:
-            pending = list(self._in_flight.values())
+            pending = list(self._in_flight)
         if wait and pending:
             concurrent.futures.wait(pending)
         if self._owns_client:
@@ -259,13 +260,11 @@ class PyVedaPlugin(_plugin_base()):  # type: ignore[misc]
             raise ValueError(f"PyVedaPlugin: metrics_port must be an int in [0, 65535] or None, got {metrics_port!r}")
         if file_sd is not None and metrics_port is None:
             raise ValueError("PyVedaPlugin: file_sd lists the workers' /metrics endpoints, so it needs metrics_port")
-        if not isinstance(export_interval, (int, float)) or isinstance(export_interval, bool) or not export_interval > 0:
-            raise ValueError(f"PyVedaPlugin: export_interval must be a number of seconds > 0, got {export_interval!r}")
         self.metrics_port = metrics_port
         self.metrics_addr = metrics_addr
         self.file_sd = None if file_sd is None else os.fspath(file_sd)
         self.otlp_endpoint = otlp_endpoint
-        self.export_interval = float(export_interval)
+        self.export_interval = seconds(export_interval, "PyVedaPlugin: export_interval", positive=True)
         self.service_name = service_name
 
     def setup(self, worker: Any) -> None:

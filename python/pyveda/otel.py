@@ -33,6 +33,7 @@ Needs ``opentelemetry-api`` (the ``otel`` extra).
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Mapping, Optional, Sequence
 
 from opentelemetry import context as otel_context
@@ -401,14 +402,12 @@ class TracerProvider(trace.TracerProvider):
         self._each("shutdown", None)
 
     def _each(self, method: str, timeout_millis: Optional[float]) -> bool:
-        import time
+        from pyveda.telemetry.batch import _millis
 
-        if timeout_millis is not None and (isinstance(timeout_millis, bool)
-                                           or not isinstance(timeout_millis, (int, float)) or timeout_millis < 0):
-            raise ValueError(f"timeout_millis must be a number of milliseconds >= 0, got {timeout_millis!r}")
+        timeout = _millis(timeout_millis, "timeout_millis")
         with self._lock:
             processors = list(self._processors)
-        deadline = None if timeout_millis is None else time.monotonic() + timeout_millis / 1000.0
+        deadline = None if timeout is None else time.monotonic() + timeout
         done = True
         for processor in processors:
             if deadline is None:

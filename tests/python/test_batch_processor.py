@@ -352,7 +352,7 @@ def test_the_tracer_provider_takes_the_processor_and_flushes_and_shuts_it_down()
         pass
     tp.shutdown()
     assert len(recorder.ids) == 3 and not processor.running
-    with pytest.raises(ValueError, match="timeout_millis must be a number of milliseconds >= 0, got -3"):
+    with pytest.raises(ValueError, match="timeout_millis must be a number of milliseconds >= 0 or None, got -3"):
         tp.force_flush(-3)
 
 
