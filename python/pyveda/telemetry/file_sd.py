@@ -381,16 +381,9 @@ class FileSDTarget:
         return f"FileSDTarget({self.path!r}, {self.target!r}, {self.labels!r}) [{state}]"
 
 
-# Open targets, held until closed so the at-exit hook can close them.
+# Open targets, held until closed so the at-exit hook can close them (in a forked child
+# they are all ``closed``, so its exit leaves the parent's groups alone).
 _OPEN: "set[FileSDTarget]" = set()
-
-
-def _after_fork_in_child() -> None:
-    _OPEN.clear()  # the parent's groups are the parent's
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @atexit.register
